@@ -1,0 +1,407 @@
+//! Domain types shared by the traits, the orchestrator and the report.
+
+use crate::ids::{AppName, CheckpointId, ConfigVersionId, RevisionId, SnapshotId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// The state of the world before a deploy: what a rollback goes back to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Unique id, chosen by the orchestrator.
+    pub id: CheckpointId,
+    /// Free text from the deploy tool, e.g. `"before v2.4.0"`.
+    pub label: String,
+    /// When it was taken.
+    pub created_at: DateTime<Utc>,
+    /// The database snapshot, when the orchestrator has a database.
+    pub snapshot: Option<SnapshotId>,
+    /// The code revision that was live.
+    pub revision: Option<RevisionId>,
+    /// The config version that was live.
+    pub config: Option<ConfigVersionId>,
+    /// True once the release passed its health gate. Rollback goes to the newest good one,
+    /// never blindly to "the previous".
+    pub good: bool,
+}
+
+/// Which parts of the world a rollback touches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    /// Restore the database snapshot.
+    pub database: bool,
+    /// Switch the code back.
+    pub code: bool,
+    /// Restore the config version.
+    pub config: bool,
+}
+
+impl Scope {
+    /// Database, code and config.
+    pub const ALL: Scope = Scope {
+        database: true,
+        code: true,
+        config: true,
+    };
+    /// Code only (e.g. after an irreversible migration, or for a critical bug).
+    pub const CODE: Scope = Scope {
+        database: false,
+        code: true,
+        config: false,
+    };
+    /// Config only.
+    pub const CONFIG: Scope = Scope {
+        database: false,
+        code: false,
+        config: true,
+    };
+    /// Database and code (a failed migration).
+    pub const DATABASE_AND_CODE: Scope = Scope {
+        database: true,
+        code: true,
+        config: false,
+    };
+
+    /// True when nothing is selected.
+    pub fn is_empty(&self) -> bool {
+        !(self.database || self.code || self.config)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<&str> = [
+            (self.database, "database"),
+            (self.code, "code"),
+            (self.config, "config"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| *name)
+        .collect();
+        if parts.is_empty() {
+            f.write_str("nothing")
+        } else {
+            f.write_str(&parts.join(" + "))
+        }
+    }
+}
+
+/// The runbook's four scenarios.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    /// A migration broke the schema or data: database and code go back together.
+    DatabaseMigrationFailure,
+    /// A bug in the code: code only (check out the previous release, or revert commits).
+    CriticalBug,
+    /// A bad config value: config only.
+    ConfigurationError,
+    /// Slow, not broken: investigate first, diagnose and report, no automatic rollback.
+    PerformanceDegradation,
+}
+
+impl Scenario {
+    /// The scope the runbook rolls back in this scenario; `None` means investigate first.
+    pub fn scope(self) -> Option<Scope> {
+        match self {
+            Scenario::DatabaseMigrationFailure => Some(Scope::DATABASE_AND_CODE),
+            Scenario::CriticalBug => Some(Scope::CODE),
+            Scenario::ConfigurationError => Some(Scope::CONFIG),
+            Scenario::PerformanceDegradation => None,
+        }
+    }
+
+    /// All four, in the runbook's order.
+    pub const ALL: [Scenario; 4] = [
+        Scenario::DatabaseMigrationFailure,
+        Scenario::CriticalBug,
+        Scenario::ConfigurationError,
+        Scenario::PerformanceDegradation,
+    ];
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Scenario::DatabaseMigrationFailure => "database migration failure",
+            Scenario::CriticalBug => "critical bug",
+            Scenario::ConfigurationError => "configuration error",
+            Scenario::PerformanceDegradation => "performance degradation",
+        })
+    }
+}
+
+/// How code goes back.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeStrategy {
+    /// Prepare the checkpoint's revision and activate it (the default).
+    #[default]
+    Checkout,
+    /// Make revert commits for these revisions (newest first) on the current branch,
+    /// prepare the resulting revision and activate it. History is never rewritten.
+    Revert(Vec<RevisionId>),
+}
+
+/// A snapshot as listed by its adapter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    /// Its id.
+    pub id: SnapshotId,
+    /// The label it was taken with.
+    pub label: String,
+    /// When it was taken.
+    pub created_at: DateTime<Utc>,
+    /// Size on disk in bytes, when known.
+    pub size_bytes: Option<u64>,
+    /// Where it lives (a directory, a bucket key), for humans.
+    pub location: String,
+}
+
+/// A snapshot made ready to be switched in (e.g. restored into a staging database).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreparedRestore {
+    /// The snapshot it holds.
+    pub snapshot: SnapshotId,
+    /// Where it was staged, or `None` when the adapter could not stage and will restore in
+    /// place during the switch (slower; the report says so).
+    pub staged_at: Option<String>,
+    /// Adapter notes for the report (e.g. "no CREATEDB privilege: restoring in place").
+    pub notes: Vec<String>,
+}
+
+/// The emergency backup of the live database, taken before anything is replaced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreservedDatabase {
+    /// The label it was taken with.
+    pub label: String,
+    /// Where it lives (a renamed database, a dump directory), for humans and for `reinstate`.
+    pub location: String,
+    /// How it was kept, e.g. `"renamed database"` or `"pg_dump archive"`.
+    pub method: String,
+    /// Adapter notes for the report (e.g. which sessions were disconnected).
+    pub notes: Vec<String>,
+}
+
+/// What a database integrity check should look at.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntegrityChecks {
+    /// SQL assertions: each query must return one row whose first column is true or a
+    /// number greater than zero (the runbook's `SELECT COUNT(*) FROM users`).
+    pub assertions: Vec<SqlAssertion>,
+    /// Compare row counts with the snapshot's manifest (after a restore).
+    pub expect_snapshot: Option<SnapshotId>,
+}
+
+/// A named SQL assertion.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SqlAssertion {
+    /// A short name shown in the report.
+    pub name: String,
+    /// The query.
+    pub sql: String,
+}
+
+/// The outcome of one integrity check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// What was checked, e.g. `"foreign keys"`.
+    pub name: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// What was seen (no secrets, no row data).
+    pub detail: String,
+}
+
+/// The outcome of [`DatabaseSnapshot::check_integrity`](crate::DatabaseSnapshot::check_integrity).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntegrityReport {
+    /// Every check run, passed or not.
+    pub checks: Vec<CheckResult>,
+}
+
+impl IntegrityReport {
+    /// True when every check passed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+
+    /// The names of the checks that failed.
+    pub fn failures(&self) -> Vec<&str> {
+        self.checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+}
+
+/// A code revision with what `git log --oneline` would show.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revision {
+    /// Full id.
+    pub id: RevisionId,
+    /// Short form for humans.
+    pub short: String,
+    /// First line of the message.
+    pub subject: String,
+    /// Author name.
+    pub author: String,
+    /// Commit time.
+    pub time: DateTime<Utc>,
+}
+
+/// A revision checked out and built where it will run, ready to be activated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreparedRevision {
+    /// The revision.
+    pub revision: RevisionId,
+    /// Where it was prepared (a release directory, a worktree).
+    pub location: String,
+    /// The last lines of the install/build output, for the report.
+    pub build_log_tail: Vec<String>,
+}
+
+/// A stored configuration version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigVersion {
+    /// Its id.
+    pub id: ConfigVersionId,
+    /// The label it was stored with (empty for the live file).
+    pub label: String,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+    /// Where it lives, for humans.
+    pub location: String,
+}
+
+/// What [`ConfigStore::verify`](crate::ConfigStore::verify) found. Never holds values.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigCheck {
+    /// The keys defined.
+    pub keys: Vec<String>,
+    /// Warnings (duplicate keys, ...), never containing values.
+    pub warnings: Vec<String>,
+}
+
+/// Differences between two config versions: key names only, values are never shown.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigDiff {
+    /// Keys only in the second version.
+    pub added: Vec<String>,
+    /// Keys only in the first version.
+    pub removed: Vec<String>,
+    /// Keys in both whose values differ.
+    pub changed: Vec<String>,
+}
+
+impl ConfigDiff {
+    /// True when the two versions hold the same keys and values.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
+
+/// The state a process manager reports for an app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessState {
+    /// Running and (as far as the manager knows) serving.
+    Online,
+    /// Stopped on request.
+    Stopped,
+    /// Starting up.
+    Launching,
+    /// Stopping.
+    Stopping,
+    /// Crashed or crash-looping.
+    Errored,
+    /// The manager does not know the app.
+    Unknown,
+}
+
+impl fmt::Display for ProcessState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProcessState::Online => "online",
+            ProcessState::Stopped => "stopped",
+            ProcessState::Launching => "launching",
+            ProcessState::Stopping => "stopping",
+            ProcessState::Errored => "errored",
+            ProcessState::Unknown => "unknown",
+        })
+    }
+}
+
+/// An app's status as its process manager sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessStatus {
+    /// The app.
+    pub app: AppName,
+    /// Its state.
+    pub state: ProcessState,
+    /// OS process id, when running.
+    pub pid: Option<u32>,
+    /// Restarts counted by the manager.
+    pub restarts: u32,
+    /// Time since the last start, when running.
+    pub uptime: Option<Duration>,
+}
+
+/// One health probe's result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeResult {
+    /// Which probe.
+    pub probe: String,
+    /// Healthy or not.
+    pub healthy: bool,
+    /// How long it took.
+    pub latency: Duration,
+    /// Status code or error (no secrets).
+    pub detail: String,
+}
+
+/// A metrics sample for one app; absent values were not measured.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricsSample {
+    /// Fraction of requests that failed, 0.0..=1.0.
+    pub error_rate: Option<f64>,
+    /// Memory used as a percentage of the limit or of the machine.
+    pub memory_percent: Option<f64>,
+    /// Resident memory in bytes.
+    pub memory_bytes: Option<u64>,
+    /// CPU use in percent of one core.
+    pub cpu_percent: Option<f64>,
+}
+
+/// How serious an incident is; drives who is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Minor.
+    Low,
+    /// Degraded.
+    Medium,
+    /// Users are hurt.
+    High,
+    /// Outage or data at risk.
+    Critical,
+}
+
+/// A message for a [`Notifier`](crate::Notifier).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// Who it is for, e.g. `"devops"`, `"stakeholders"`, `"status-page"`.
+    pub audience: String,
+    /// Severity of the incident.
+    pub severity: Severity,
+    /// One line.
+    pub subject: String,
+    /// Body text (no secrets).
+    pub body: String,
+    /// Extra fields for machine consumers.
+    pub fields: BTreeMap<String, String>,
+}

@@ -1,0 +1,196 @@
+//! Errors: [`AdapterError`], what every trait method returns on failure, and
+//! [`RollbackError`], what the orchestrator returns.
+
+use crate::ids::{CheckpointId, RollbackId};
+use crate::plan::Step;
+use crate::report::RollbackReport;
+use crate::state::LockHolder;
+use std::fmt;
+
+/// What kind of failure an adapter met; the orchestrator decides on it, humans read the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The thing asked for does not exist (unknown snapshot, revision, version, app).
+    NotFound,
+    /// The input is malformed or unsafe (a config file that does not parse, a dirty tree).
+    InvalidInput,
+    /// A dependency cannot be reached (database down, daemon not running, binary missing).
+    Unavailable,
+    /// Credentials were refused.
+    PermissionDenied,
+    /// An operation did not finish in time.
+    Timeout,
+    /// The stored data is damaged (checksum mismatch, truncated archive).
+    Corrupt,
+    /// The operation conflicts with the current state (a revert conflict, a busy database).
+    Conflict,
+    /// Anything else: the message says what.
+    Failed,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::NotFound => "not found",
+            ErrorKind::InvalidInput => "invalid input",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::PermissionDenied => "permission denied",
+            ErrorKind::Timeout => "timed out",
+            ErrorKind::Corrupt => "corrupt",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Failed => "failed",
+        })
+    }
+}
+
+/// The error every trait method returns. Adapters keep their own error enum and convert
+/// into this one, keeping it as the [`source`](std::error::Error::source).
+///
+/// The message must name the thing and say what to do, and must never contain a secret.
+///
+/// ```
+/// use rollback_core::{AdapterError, ErrorKind};
+/// let e = AdapterError::new(ErrorKind::NotFound, "snapshot `s1` does not exist: run `list()` to see snapshots");
+/// assert_eq!(e.kind(), ErrorKind::NotFound);
+/// assert!(e.to_string().contains("s1"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct AdapterError {
+    kind: ErrorKind,
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl AdapterError {
+    /// An error of this kind with this message.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same error, keeping `source` as its cause.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// What kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message, without the kind.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Shorthand for `new(ErrorKind::NotFound, ..)`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+
+    /// Shorthand for `new(ErrorKind::Timeout, ..)`.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Timeout, message)
+    }
+}
+
+/// One pre-flight check that failed; nothing was stopped or changed.
+#[derive(Debug, thiserror::Error)]
+#[error("{check}: {error}")]
+pub struct PreflightFailure {
+    /// What was checked, e.g. `"snapshot s1 readable"`.
+    pub check: String,
+    /// Why it failed.
+    #[source]
+    pub error: AdapterError,
+}
+
+/// What the orchestrator returns on failure.
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    /// Another rollback holds the lock. Wait for it, or if its holder is gone, clear the
+    /// lock with `Orchestrator::clear_stale_lock`.
+    #[error("another rollback is running: lock held by {holder}; wait for it to finish, or clear a stale lock with clear_stale_lock()")]
+    Locked {
+        /// Who holds it.
+        holder: LockHolder,
+    },
+    /// A rollback was interrupted and must be resumed (or abandoned) before a new one starts.
+    #[error(
+        "rollback {id} did not finish (its process stopped at step `{step}`): call resume() to finish it"
+    )]
+    Unfinished {
+        /// The unfinished rollback.
+        id: RollbackId,
+        /// The last step it journaled.
+        step: Step,
+    },
+    /// `resume()` was called but no rollback is unfinished.
+    #[error("nothing to resume: every journaled rollback has finished")]
+    NothingToResume,
+    /// No checkpoint matches the target.
+    #[error("no checkpoint to roll back to: {0}")]
+    NoCheckpoint(String),
+    /// The target already is what is live: rolling back would change nothing.
+    #[error("nothing to roll back: checkpoint {checkpoint} matches what is live ({what}); pick an older checkpoint")]
+    TargetIsLive {
+        /// The checkpoint.
+        checkpoint: CheckpointId,
+        /// What matched, e.g. `"revision abc123"`.
+        what: String,
+    },
+    /// The requested scope needs a component the orchestrator was not given.
+    #[error("scope `{scope}` needs a {component} adapter, and none was configured: add one with Orchestrator::builder().{setter}(..)")]
+    MissingComponent {
+        /// The scope asked for.
+        scope: String,
+        /// Which component, e.g. `"DatabaseSnapshot"`.
+        component: &'static str,
+        /// The builder method that adds it.
+        setter: &'static str,
+    },
+    /// Pre-flight found problems; nothing was stopped or changed.
+    #[error("pre-flight failed, nothing was stopped or changed: {}", .failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Preflight {
+        /// Every failed check.
+        failures: Vec<PreflightFailure>,
+    },
+    /// A step failed after pre-flight; the report says what was done about it.
+    #[error("step `{step}` failed: {cause}; {}", .report.outcome)]
+    StepFailed {
+        /// The failed step.
+        step: Step,
+        /// Why.
+        cause: String,
+        /// The report, with the recovery taken and the state left.
+        report: Box<RollbackReport>,
+    },
+    /// Taking a checkpoint failed; nothing was changed.
+    #[error("checkpoint failed at {what}: {error}")]
+    Checkpoint {
+        /// Which part.
+        what: &'static str,
+        /// Why.
+        #[source]
+        error: AdapterError,
+    },
+    /// The state store (checkpoints, journal, lock) failed.
+    #[error("state store: {0}")]
+    State(#[source] AdapterError),
+}
+
+impl RollbackError {
+    /// The report of a rollback that started changing things, when there is one.
+    pub fn report(&self) -> Option<&RollbackReport> {
+        match self {
+            RollbackError::StepFailed { report, .. } => Some(report),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The durable journal of one rollback: written before and after every step, so that a
+//! rollback whose process died is resumed from where it was, never re-run blindly.
+
+use crate::domain::{
+    CheckResult, Checkpoint, CodeStrategy, ConfigVersion, PreparedRestore, PreparedRevision,
+    PreservedDatabase, ProbeResult, Scenario, Scope,
+};
+use crate::ids::RollbackId;
+use crate::plan::Step;
+use crate::report::{ChecklistItem, Outcome, StepRecord};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Where a rollback stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalStatus {
+    /// Running, or interrupted: `resume()` picks it up.
+    Running,
+    /// A step failed after the emergency backup and the failure policy is putting the
+    /// pre-rollback state back; `resume()` finishes that.
+    Recovering {
+        /// The failed step.
+        step: Step,
+        /// Why it failed.
+        cause: String,
+    },
+    /// Ended; the outcome says how.
+    Finished(Outcome),
+}
+
+/// What the request asked for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournaledRequest {
+    /// Why.
+    pub reason: String,
+    /// What goes back.
+    pub scope: Scope,
+    /// The scenario, if any.
+    pub scenario: Option<Scenario>,
+    /// How code goes back.
+    pub code_strategy: CodeStrategy,
+    /// What triggered it (a watchdog rule, an operator).
+    pub trigger: Option<String>,
+}
+
+/// Everything made along the way that a later step, the failure policy or `resume()` needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifacts {
+    /// The staged snapshot.
+    pub prepared_restore: Option<PreparedRestore>,
+    /// The built target revision.
+    pub prepared_revision: Option<PreparedRevision>,
+    /// The emergency backup of the database.
+    pub preserved_database: Option<PreservedDatabase>,
+    /// The emergency backup of the code (the release live before).
+    pub preserved_code: Option<PreparedRevision>,
+    /// The emergency backup of the config.
+    pub preserved_config: Option<ConfigVersion>,
+}
+
+/// The journal of one rollback.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journal {
+    /// The rollback.
+    pub id: RollbackId,
+    /// The checkpoint it goes back to.
+    pub checkpoint: Checkpoint,
+    /// The request.
+    pub request: JournaledRequest,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// Where it stands.
+    pub status: JournalStatus,
+    /// Step records, in the order they ran (a resumed step appears again).
+    pub steps: Vec<StepRecord>,
+    /// What was made along the way.
+    pub artifacts: Artifacts,
+    /// When the app was stopped (start of the downtime window).
+    pub stopped_at: Option<DateTime<Utc>>,
+    /// When the app was healthy again (end of the downtime window).
+    pub healthy_at: Option<DateTime<Utc>>,
+    /// Health probe results of post-verify (or of the recovery).
+    pub health: Vec<ProbeResult>,
+    /// Integrity check results after the restore and in post-verify.
+    pub integrity: Vec<CheckResult>,
+    /// What the failure policy did, when it ran.
+    pub recovery: Vec<ChecklistItem>,
+    /// Notes for the report, in order.
+    pub notes: Vec<String>,
+}
+
+impl Journal {
+    /// True when `step` finished successfully (in this run or before a resume).
+    pub fn is_done(&self, step: Step) -> bool {
+        self.steps.iter().any(|r| r.step == step && r.outcome.is_ok())
+    }
+
+    /// The last step journaled.
+    pub fn last_step(&self) -> Step {
+        self.steps.last().map_or(Step::Journal, |r| r.step)
+    }
+
+    /// True while `resume()` has something to do.
+    pub fn is_unfinished(&self) -> bool {
+        !matches!(self.status, JournalStatus::Finished(_))
+    }
+}

@@ -1,0 +1,44 @@
+//! # rollback-core
+//!
+//! A production rollback runbook as code: the traits adapters implement
+//! ([`DatabaseSnapshot`], [`CodeVersion`], [`ConfigStore`], [`ProcessManager`],
+//! [`HealthProbe`], [`MetricsSource`], [`Notifier`], [`StateStore`]), the domain types,
+//! and the [`Orchestrator`] that takes checkpoints before a deploy and rolls back in twelve
+//! journaled steps: lock, journal, pre-flight, prepare (app still up), stop, emergency
+//! backup, restore + integrity, activate code, restore config, start, post-verify, report.
+//!
+//! What it is not: an adapter. It does no I/O beyond its state directory and tokio timers;
+//! PostgreSQL, git, pm2 and env files live in their own crates, and `rollback-testkit` has
+//! in-memory fakes and the conformance suites every adapter must pass.
+//!
+//! Under the `mock` feature every trait has a `mockall` mock (`MockDatabaseSnapshot`, ...).
+
+#![warn(missing_docs)]
+
+pub mod domain;
+pub mod error;
+pub mod ids;
+pub mod journal;
+mod orchestrator;
+pub mod plan;
+pub mod progress;
+pub mod report;
+pub mod secret;
+pub mod state;
+mod traits;
+
+pub use domain::*;
+pub use error::{AdapterError, ErrorKind, PreflightFailure, RollbackError};
+pub use ids::{AppName, CheckpointId, ConfigVersionId, RevisionId, RollbackId, SnapshotId};
+pub use journal::{Journal, JournalStatus};
+pub use orchestrator::{
+    FailurePolicy, Orchestrator, OrchestratorBuilder, RollbackRequest, RollbackTarget, Settings, StepTimeouts,
+};
+pub use plan::{Decision, PlannedStep, RollbackPlan, Step};
+pub use progress::{ProgressEvent, ProgressKind};
+pub use report::{ChecklistItem, DowntimeWindow, Outcome, RollbackReport, StepOutcome, StepRecord};
+pub use secret::Secret;
+#[cfg(feature = "mock")]
+pub use state::MockStateStore;
+pub use state::{DirStateStore, LockHolder, StateStore};
+pub use traits::*;

@@ -1,0 +1,140 @@
+//! Performance degradation: investigate first. Diagnose and report, change nothing.
+
+use super::{run, Orchestrator, RollbackRequest};
+use crate::error::RollbackError;
+use crate::ids::RollbackId;
+use crate::journal::{Artifacts, Journal, JournalStatus, JournaledRequest};
+use crate::plan::Step;
+use crate::report::{ChecklistItem, Outcome, RollbackReport, StepOutcome, StepRecord};
+use chrono::Utc;
+use futures::future::join_all;
+
+impl Orchestrator {
+    /// Diagnoses without changing anything: process status, metrics, health probes,
+    /// database integrity, config keys changed and commits made since the checkpoint.
+    /// Returns a report whose outcome is [`Outcome::Investigated`]. Takes no lock.
+    pub async fn investigate(&self, request: RollbackRequest) -> Result<RollbackReport, RollbackError> {
+        let checkpoint = self.resolve_target(&request.target).await?;
+        let started_at = Utc::now();
+        let step = Step::Preflight;
+        let mut items = Vec::new();
+        let mut notes = Vec::new();
+        let line = |r: Result<String, String>, what: &str| match r {
+            Ok(found) => ChecklistItem::done(format!("{what}: {found}")),
+            Err(e) => ChecklistItem::not_done(format!("{what}: {e}")),
+        };
+        let status = self
+            .timed(step, "reading the app's status", self.process.status(&self.app))
+            .await
+            .map(|s| format!("{}, {} restarts, pid {:?}", s.state, s.restarts, s.pid))
+            .map_err(|e| e.to_string());
+        items.push(line(status, "process status"));
+        if let Some(metrics) = &self.metrics {
+            let sample = self
+                .timed(step, "sampling metrics", metrics.sample(&self.app))
+                .await
+                .map(|m| {
+                    let pct = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.1}%"));
+                    format!(
+                        "error rate {}, memory {}, CPU {}",
+                        m.error_rate
+                            .map_or("n/a".to_owned(), |v| format!("{:.1}%", v * 100.0)),
+                        pct(m.memory_percent),
+                        pct(m.cpu_percent)
+                    )
+                })
+                .map_err(|e| e.to_string());
+            items.push(line(sample, "metrics"));
+        }
+        let health = join_all(self.probes.iter().map(|p| p.probe())).await;
+        for r in &health {
+            items.push(ChecklistItem {
+                text: format!("health: {} ({}, {}ms)", r.probe, r.detail, r.latency.as_millis()),
+                checked: r.healthy,
+            });
+        }
+        let mut integrity = Vec::new();
+        if let Some(db) = &self.database {
+            match self
+                .timed(
+                    step,
+                    "checking integrity",
+                    db.check_integrity(&self.settings.integrity),
+                )
+                .await
+            {
+                Ok(report) => integrity = report.checks,
+                Err(e) => items.push(ChecklistItem::not_done(format!("database integrity: {e}"))),
+            }
+        }
+        if let (Some(config), Some(version)) = (&self.config, &checkpoint.config) {
+            let diff = async {
+                let live = config.current().await?;
+                config.diff(version, &live.id).await
+            };
+            let found = self
+                .timed(step, "comparing configs", diff)
+                .await
+                .map(|d| {
+                    format!(
+                        "added {:?}, removed {:?}, changed {:?}",
+                        d.added, d.removed, d.changed
+                    )
+                })
+                .map_err(|e| e.to_string());
+            items.push(line(found, "config keys changed since the checkpoint"));
+        }
+        if let (Some(code), Some(rev)) = (&self.code, &checkpoint.revision) {
+            let found = self
+                .timed(step, "reading history", code.history(50))
+                .await
+                .map(|history| {
+                    let since: Vec<String> = history
+                        .iter()
+                        .take_while(|r| &r.id != rev)
+                        .map(|r| format!("{} {}", r.short, r.subject))
+                        .collect();
+                    if since.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        since.join("; ")
+                    }
+                })
+                .map_err(|e| e.to_string());
+            items.push(line(found, "commits since the checkpoint"));
+        }
+        notes.push("performance degradation: investigate first; nothing was stopped or changed".to_owned());
+        let journal = Journal {
+            id: RollbackId::new(super::unique_id("inv")),
+            checkpoint,
+            request: JournaledRequest {
+                reason: request.reason,
+                scope: request.scope,
+                scenario: request.scenario,
+                code_strategy: request.code_strategy,
+                trigger: request.trigger,
+            },
+            started_at,
+            status: JournalStatus::Finished(Outcome::Investigated),
+            steps: vec![StepRecord {
+                step,
+                started_at,
+                duration: (Utc::now() - started_at).to_std().unwrap_or_default(),
+                outcome: StepOutcome::Ok,
+                checklist: items,
+            }],
+            artifacts: Artifacts::default(),
+            stopped_at: None,
+            healthy_at: None,
+            health,
+            integrity,
+            recovery: Vec::new(),
+            notes,
+        };
+        let report = run::build_report(self, &journal);
+        if let Err(e) = self.state.save_report(&report).await {
+            tracing::error!(error = %e, "could not store the investigation report");
+        }
+        Ok(report)
+    }
+}

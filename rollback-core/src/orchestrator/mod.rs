@@ -1,0 +1,650 @@
+//! The orchestrator: checkpoints before a deploy, and the twelve-step rollback.
+
+mod investigate;
+mod lock;
+mod run;
+
+use crate::domain::{Checkpoint, CodeStrategy, IntegrityChecks, Scenario, Scope};
+use crate::error::{AdapterError, RollbackError};
+use crate::ids::{AppName, CheckpointId, RollbackId};
+use crate::journal::Journal;
+use crate::plan::{PlannedStep, RollbackPlan, Step};
+use crate::progress::ProgressSink;
+use crate::report::RollbackReport;
+use crate::state::{LockHolder, StateStore};
+use crate::traits::{CodeVersion, ConfigStore, DatabaseSnapshot, HealthProbe, MetricsSource, ProcessManager};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which checkpoint to go back to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RollbackTarget {
+    /// The newest checkpoint marked good (never blindly "the previous one").
+    LastGood,
+    /// This checkpoint, good or not.
+    Checkpoint(CheckpointId),
+}
+
+/// What to do when a step after the emergency backup fails.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailurePolicy {
+    /// Put the emergency backup back and start the app again (the default): the app is
+    /// never left stopped without a decision.
+    #[default]
+    RestorePreRollbackState,
+    /// Leave everything as it is for a human; the report states exactly what state it is in.
+    Halt,
+}
+
+/// A rollback request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RollbackRequest {
+    /// Where to go back to.
+    pub target: RollbackTarget,
+    /// Why (goes into the journal and the report).
+    pub reason: String,
+    /// What goes back.
+    pub scope: Scope,
+    /// The runbook scenario, if one applies.
+    pub scenario: Option<Scenario>,
+    /// How code goes back.
+    pub code_strategy: CodeStrategy,
+    /// What triggered it (an operator's name, a watchdog rule).
+    pub trigger: Option<String>,
+}
+
+impl RollbackRequest {
+    /// A request with the default code strategy and no scenario.
+    pub fn new(target: RollbackTarget, reason: impl Into<String>, scope: Scope) -> Self {
+        Self {
+            target,
+            reason: reason.into(),
+            scope,
+            scenario: None,
+            code_strategy: CodeStrategy::Checkout,
+            trigger: None,
+        }
+    }
+
+    /// A request for a runbook scenario, with the scenario's scope.
+    /// [`Scenario::PerformanceDegradation`] has no scope: it is investigated, not rolled back.
+    pub fn for_scenario(scenario: Scenario, target: RollbackTarget, reason: impl Into<String>) -> Self {
+        let scope = scenario.scope().unwrap_or(Scope {
+            database: false,
+            code: false,
+            config: false,
+        });
+        Self {
+            scenario: Some(scenario),
+            ..Self::new(target, reason, scope)
+        }
+    }
+
+    /// Sets what triggered it.
+    pub fn with_trigger(mut self, trigger: impl Into<String>) -> Self {
+        self.trigger = Some(trigger.into());
+        self
+    }
+
+    /// Sets the code strategy.
+    pub fn with_code_strategy(mut self, strategy: CodeStrategy) -> Self {
+        self.code_strategy = strategy;
+        self
+    }
+}
+
+/// Per-step time limits. A step that runs past its limit fails with a timeout error and
+/// the failure policy applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepTimeouts(BTreeMap<Step, Duration>);
+
+impl Default for StepTimeouts {
+    fn default() -> Self {
+        let secs = Duration::from_secs;
+        Self(BTreeMap::from([
+            (Step::Lock, secs(30)),
+            (Step::Journal, secs(30)),
+            (Step::Preflight, secs(120)),
+            (Step::Prepare, secs(60 * 60)),
+            (Step::Stop, secs(120)),
+            (Step::EmergencyBackup, secs(30 * 60)),
+            (Step::RestoreDatabase, secs(60 * 60)),
+            (Step::ActivateCode, secs(120)),
+            (Step::RestoreConfig, secs(60)),
+            (Step::Start, secs(180)),
+            (Step::PostVerify, secs(10 * 60)),
+            (Step::Report, secs(60)),
+        ]))
+    }
+}
+
+impl StepTimeouts {
+    /// The limit of a step.
+    pub fn get(&self, step: Step) -> Duration {
+        self.0.get(&step).copied().unwrap_or(Duration::from_secs(600))
+    }
+
+    /// Sets the limit of a step.
+    pub fn set(&mut self, step: Step, limit: Duration) -> &mut Self {
+        self.0.insert(step, limit);
+        self
+    }
+}
+
+/// How the orchestrator runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Per-step time limits.
+    pub timeouts: StepTimeouts,
+    /// What to do when a step after the emergency backup fails.
+    pub failure_policy: FailurePolicy,
+    /// How long post-verify waits for the health probes to pass.
+    pub health_timeout: Duration,
+    /// How often post-verify probes.
+    pub health_interval: Duration,
+    /// Integrity checks run after the restore and in post-verify.
+    pub integrity: IntegrityChecks,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            timeouts: StepTimeouts::default(),
+            failure_policy: FailurePolicy::default(),
+            health_timeout: Duration::from_secs(120),
+            health_interval: Duration::from_millis(500),
+            integrity: IntegrityChecks::default(),
+        }
+    }
+}
+
+/// Builds an [`Orchestrator`]. A process manager and a state store are required; the
+/// database, code and config adapters are needed only by rollbacks whose scope uses them.
+pub struct OrchestratorBuilder {
+    app: AppName,
+    database: Option<Arc<dyn DatabaseSnapshot>>,
+    code: Option<Arc<dyn CodeVersion>>,
+    config: Option<Arc<dyn ConfigStore>>,
+    process: Option<Arc<dyn ProcessManager>>,
+    probes: Vec<Arc<dyn HealthProbe>>,
+    metrics: Option<Arc<dyn MetricsSource>>,
+    state: Option<Arc<dyn StateStore>>,
+    settings: Settings,
+    progress: Option<ProgressSink>,
+}
+
+impl OrchestratorBuilder {
+    /// The database adapter.
+    pub fn database(mut self, db: Arc<dyn DatabaseSnapshot>) -> Self {
+        self.database = Some(db);
+        self
+    }
+
+    /// The code adapter.
+    pub fn code(mut self, code: Arc<dyn CodeVersion>) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// The config adapter.
+    pub fn config(mut self, config: Arc<dyn ConfigStore>) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// The process manager (required).
+    pub fn process(mut self, process: Arc<dyn ProcessManager>) -> Self {
+        self.process = Some(process);
+        self
+    }
+
+    /// Adds a health probe; post-verify waits until every probe passes.
+    pub fn health_probe(mut self, probe: Arc<dyn HealthProbe>) -> Self {
+        self.probes.push(probe);
+        self
+    }
+
+    /// A metrics source, read when investigating.
+    pub fn metrics(mut self, metrics: Arc<dyn MetricsSource>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The state store (required), e.g. a [`DirStateStore`](crate::DirStateStore).
+    pub fn state(mut self, state: Arc<dyn StateStore>) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// Settings (timeouts, failure policy, health gate, integrity checks).
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Sends progress events to this channel.
+    pub fn progress(mut self, sink: ProgressSink) -> Self {
+        self.progress = Some(sink);
+        self
+    }
+
+    /// Builds the orchestrator.
+    pub fn build(self) -> Result<Orchestrator, RollbackError> {
+        let missing = |component, setter| RollbackError::MissingComponent {
+            scope: "any rollback".into(),
+            component,
+            setter,
+        };
+        Ok(Orchestrator {
+            process: self.process.ok_or_else(|| missing("ProcessManager", "process"))?,
+            state: self.state.ok_or_else(|| missing("StateStore", "state"))?,
+            app: self.app,
+            database: self.database,
+            code: self.code,
+            config: self.config,
+            probes: self.probes,
+            metrics: self.metrics,
+            settings: self.settings,
+            progress: self.progress,
+        })
+    }
+}
+
+/// Runs checkpoints and rollbacks for one app.
+///
+/// ```no_run
+/// # async fn demo(db: std::sync::Arc<dyn rollback_core::DatabaseSnapshot>,
+/// #   code: std::sync::Arc<dyn rollback_core::CodeVersion>,
+/// #   pm: std::sync::Arc<dyn rollback_core::ProcessManager>) -> Result<(), Box<dyn std::error::Error>> {
+/// use rollback_core::{DirStateStore, Orchestrator, RollbackTarget, Scope};
+/// use std::sync::Arc;
+/// let rollback = Orchestrator::builder("web")
+///     .database(db)
+///     .code(code)
+///     .process(pm)
+///     .state(Arc::new(DirStateStore::open("/var/lib/web/rollback").await?))
+///     .build()?;
+/// let checkpoint = rollback.checkpoint("before v2").await?;   // before the deploy
+/// // ... the deploy goes bad ...
+/// let report = rollback
+///     .rollback(RollbackTarget::Checkpoint(checkpoint.id), "health failing", Scope::DATABASE_AND_CODE)
+///     .await?;
+/// println!("{}", report.to_markdown());
+/// # Ok(()) }
+/// ```
+pub struct Orchestrator {
+    app: AppName,
+    database: Option<Arc<dyn DatabaseSnapshot>>,
+    code: Option<Arc<dyn CodeVersion>>,
+    config: Option<Arc<dyn ConfigStore>>,
+    process: Arc<dyn ProcessManager>,
+    probes: Vec<Arc<dyn HealthProbe>>,
+    metrics: Option<Arc<dyn MetricsSource>>,
+    state: Arc<dyn StateStore>,
+    settings: Settings,
+    progress: Option<ProgressSink>,
+}
+
+fn unique_id(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Orchestrator {
+    /// Starts building an orchestrator for `app`.
+    pub fn builder(app: impl Into<AppName>) -> OrchestratorBuilder {
+        OrchestratorBuilder {
+            app: app.into(),
+            database: None,
+            code: None,
+            config: None,
+            process: None,
+            probes: Vec::new(),
+            metrics: None,
+            state: None,
+            settings: Settings::default(),
+            progress: None,
+        }
+    }
+
+    /// The app this orchestrator rolls back.
+    pub fn app(&self) -> &AppName {
+        &self.app
+    }
+
+    /// Takes a checkpoint of what is live now, before a deploy: a database snapshot, the
+    /// live revision and a backup of the live config. It is marked good when every health
+    /// probe passes now (and there is at least one probe); otherwise call
+    /// [`mark_good`](Self::mark_good) once the release has passed its health gate.
+    ///
+    /// Finish it before the deploy migrates: a dump holds locks a migration waits for.
+    pub async fn checkpoint(&self, label: &str) -> Result<Checkpoint, RollbackError> {
+        let id = CheckpointId::new(unique_id("cp"));
+        let span = tracing::info_span!("checkpoint", checkpoint = %id, label);
+        let _entered = span.enter();
+        let snapshot = match &self.database {
+            Some(db) => Some(
+                db.snapshot(label)
+                    .await
+                    .map_err(|error| RollbackError::Checkpoint {
+                        what: "database snapshot",
+                        error,
+                    })?
+                    .id,
+            ),
+            None => None,
+        };
+        let revision = match &self.code {
+            Some(code) => Some(
+                code.current()
+                    .await
+                    .map_err(|error| RollbackError::Checkpoint {
+                        what: "code revision",
+                        error,
+                    })?
+                    .id,
+            ),
+            None => None,
+        };
+        let config = match &self.config {
+            Some(config) => Some(
+                config
+                    .backup(label)
+                    .await
+                    .map_err(|error| RollbackError::Checkpoint {
+                        what: "config backup",
+                        error,
+                    })?
+                    .id,
+            ),
+            None => None,
+        };
+        let mut good = !self.probes.is_empty();
+        for probe in &self.probes {
+            let result = probe.probe().await;
+            if !result.healthy {
+                tracing::warn!(probe = %result.probe, detail = %result.detail, "checkpoint taken while unhealthy: not marked good");
+                good = false;
+            }
+        }
+        let checkpoint = Checkpoint {
+            id,
+            label: label.to_owned(),
+            created_at: Utc::now(),
+            snapshot,
+            revision,
+            config,
+            good,
+        };
+        self.state
+            .save_checkpoint(&checkpoint)
+            .await
+            .map_err(RollbackError::State)?;
+        tracing::info!(good, "checkpoint taken");
+        Ok(checkpoint)
+    }
+
+    /// Marks a checkpoint good (its release passed the health gate).
+    pub async fn mark_good(&self, id: &CheckpointId) -> Result<Checkpoint, RollbackError> {
+        let mut checkpoint = self
+            .checkpoints()
+            .await?
+            .into_iter()
+            .find(|c| &c.id == id)
+            .ok_or_else(|| {
+                RollbackError::NoCheckpoint(format!("no checkpoint `{id}`; list them with checkpoints()"))
+            })?;
+        checkpoint.good = true;
+        self.state
+            .save_checkpoint(&checkpoint)
+            .await
+            .map_err(RollbackError::State)?;
+        Ok(checkpoint)
+    }
+
+    /// All checkpoints, newest first.
+    pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, RollbackError> {
+        self.state.checkpoints().await.map_err(RollbackError::State)
+    }
+
+    /// Rolls `scope` back to `target`. See [`rollback_with`](Self::rollback_with).
+    pub async fn rollback(
+        &self,
+        target: RollbackTarget,
+        reason: &str,
+        scope: Scope,
+    ) -> Result<RollbackReport, RollbackError> {
+        self.rollback_with(RollbackRequest::new(target, reason, scope))
+            .await
+    }
+
+    /// Handles a runbook scenario: rolls back with the scenario's scope, or, for
+    /// performance degradation, investigates and reports without changing anything.
+    pub async fn handle_scenario(
+        &self,
+        scenario: Scenario,
+        target: RollbackTarget,
+        reason: &str,
+    ) -> Result<RollbackReport, RollbackError> {
+        let request = RollbackRequest::for_scenario(scenario, target, reason);
+        if scenario.scope().is_none() {
+            return self.investigate(request).await;
+        }
+        self.rollback_with(request).await
+    }
+
+    /// Runs the twelve steps. Pre-flight problems are returned as
+    /// [`RollbackError::Preflight`] before anything is stopped or changed; a step failing
+    /// after that returns [`RollbackError::StepFailed`] with the report of what was done
+    /// about it.
+    pub async fn rollback_with(&self, request: RollbackRequest) -> Result<RollbackReport, RollbackError> {
+        if request.scenario.is_some_and(|s| s.scope().is_none()) {
+            return self.investigate(request).await;
+        }
+        self.check_components(request.scope)?;
+        let checkpoint = self.resolve_target(&request.target).await?;
+        let id = RollbackId::new(unique_id("rb"));
+        run::Run::start(self, id, checkpoint, request).await
+    }
+
+    /// Continues a rollback whose process died, from its journal: finished steps are not
+    /// run again, the interrupted step is run again (every adapter step is idempotent).
+    pub async fn resume(&self) -> Result<RollbackReport, RollbackError> {
+        let journal = self.unfinished().await?.ok_or(RollbackError::NothingToResume)?;
+        run::Run::resume(self, journal).await
+    }
+
+    /// The journal of an unfinished rollback, if there is one.
+    pub async fn unfinished(&self) -> Result<Option<Journal>, RollbackError> {
+        Ok(self
+            .state
+            .journals()
+            .await
+            .map_err(RollbackError::State)?
+            .into_iter()
+            .find(Journal::is_unfinished))
+    }
+
+    /// Runs pre-flight and returns the plan, changing nothing (no lock, no journal).
+    pub async fn dry_run(&self, request: &RollbackRequest) -> Result<RollbackPlan, RollbackError> {
+        let investigate = request.scenario.is_some_and(|s| s.scope().is_none());
+        if !investigate {
+            self.check_components(request.scope)?;
+        }
+        let checkpoint = self.resolve_target(&request.target).await?;
+        if !investigate {
+            let failures = run::preflight_checks(self, &checkpoint, request, true).await?.1;
+            if !failures.is_empty() {
+                return Err(RollbackError::Preflight { failures });
+            }
+        }
+        Ok(self.plan(request, &checkpoint))
+    }
+
+    /// Who holds the rollback lock, if anyone.
+    pub async fn lock_holder(&self) -> Result<Option<LockHolder>, RollbackError> {
+        self.state.lock_holder().await.map_err(RollbackError::State)
+    }
+
+    /// Clears the rollback lock when its holder provably is gone (same host, process
+    /// dead), or always when `force` is set (for a holder on another host that you have
+    /// checked yourself). Returns the holder that was cleared.
+    pub async fn clear_stale_lock(&self, force: bool) -> Result<Option<LockHolder>, RollbackError> {
+        match self.lock_holder().await? {
+            Some(holder) if force || lock::is_stale(&holder) => {
+                self.state
+                    .unlock(&holder.token)
+                    .await
+                    .map_err(RollbackError::State)?;
+                tracing::warn!(%holder, force, "rollback lock cleared");
+                Ok(Some(holder))
+            }
+            Some(holder) => Err(RollbackError::Locked { holder }),
+            None => Ok(None),
+        }
+    }
+
+    fn check_components(&self, scope: Scope) -> Result<(), RollbackError> {
+        let missing = |component, setter| RollbackError::MissingComponent {
+            scope: scope.to_string(),
+            component,
+            setter,
+        };
+        if scope.is_empty() {
+            return Err(RollbackError::NoCheckpoint(
+                "the scope is empty: name at least one of database, code, config".into(),
+            ));
+        }
+        if scope.database && self.database.is_none() {
+            return Err(missing("DatabaseSnapshot", "database"));
+        }
+        if scope.code && self.code.is_none() {
+            return Err(missing("CodeVersion", "code"));
+        }
+        if scope.config && self.config.is_none() {
+            return Err(missing("ConfigStore", "config"));
+        }
+        Ok(())
+    }
+
+    async fn resolve_target(&self, target: &RollbackTarget) -> Result<Checkpoint, RollbackError> {
+        let checkpoints = self.checkpoints().await?;
+        match target {
+            RollbackTarget::LastGood => checkpoints.into_iter().find(|c| c.good).ok_or_else(|| {
+                RollbackError::NoCheckpoint(
+                    "no checkpoint is marked good: take one with checkpoint() while healthy, or mark_good() one".into(),
+                )
+            }),
+            RollbackTarget::Checkpoint(id) => crate::state::find_checkpoint(&checkpoints, id)
+                .cloned()
+                .ok_or_else(|| RollbackError::NoCheckpoint(format!("no checkpoint `{id}`; list them with checkpoints()"))),
+        }
+    }
+
+    fn plan(&self, request: &RollbackRequest, checkpoint: &Checkpoint) -> RollbackPlan {
+        let scope = request.scope;
+        let investigate = request.scenario.is_some_and(|s| s.scope().is_none());
+        let opt = |s: &Option<String>| s.clone().unwrap_or_else(|| "?".into());
+        let snapshot = opt(&checkpoint.snapshot.as_ref().map(ToString::to_string));
+        let revision = opt(&checkpoint.revision.as_ref().map(ToString::to_string));
+        let config = opt(&checkpoint.config.as_ref().map(ToString::to_string));
+        let steps = Step::ALL
+            .iter()
+            .map(|&step| {
+                let mut actions: Vec<String> = Vec::new();
+                if investigate {
+                    let skipped = (step != Step::Preflight).then(|| "investigate first: no automatic rollback".to_owned());
+                    if skipped.is_none() {
+                        actions.push("diagnose: process status, metrics, health, integrity, config and code changes since the checkpoint".into());
+                    }
+                    return PlannedStep { step, actions, skipped };
+                }
+                match step {
+                    Step::Lock => actions.push("take the rollback lock".into()),
+                    Step::Journal => actions.push("journal the start".into()),
+                    Step::Preflight => {
+                        actions.push(format!("check app `{}` is known to the process manager", self.app));
+                        if scope.database {
+                            actions.push(format!("ping the database, verify snapshot {snapshot}"));
+                        }
+                        if scope.code {
+                            actions.push(format!("resolve revision {revision}"));
+                        }
+                        if scope.config {
+                            actions.push(format!("parse config version {config}"));
+                        }
+                    }
+                    Step::Prepare => {
+                        if scope.database {
+                            actions.push(format!("stage snapshot {snapshot} while the app serves"));
+                        }
+                        if scope.code {
+                            match &request.code_strategy {
+                                CodeStrategy::Checkout => actions.push(format!("check out and build {revision} beside the live release")),
+                                CodeStrategy::Revert(commits) => actions.push(format!("revert {} commit(s) and build the result", commits.len())),
+                            }
+                        }
+                    }
+                    Step::Stop => actions.push(format!("stop `{}`", self.app)),
+                    Step::EmergencyBackup => {
+                        if scope.database {
+                            actions.push("keep the live database aside".into());
+                        }
+                        if scope.code {
+                            actions.push("keep the live release".into());
+                        }
+                        if scope.config {
+                            actions.push("back up the live config".into());
+                        }
+                    }
+                    Step::RestoreDatabase if scope.database => {
+                        actions.push(format!("switch snapshot {snapshot} in, check integrity"))
+                    }
+                    Step::ActivateCode if scope.code => actions.push("activate the built release".into()),
+                    Step::RestoreConfig if scope.config => actions.push(format!("put config {config} in place")),
+                    Step::Start => actions.push(format!("start `{}`", self.app)),
+                    Step::PostVerify => actions.push(format!(
+                        "probe health ({} probe(s)) until healthy or {}s",
+                        self.probes.len(),
+                        self.settings.health_timeout.as_secs()
+                    )),
+                    Step::Report => actions.push("journal the end, write the report".into()),
+                    _ => {}
+                }
+                let skipped = actions.is_empty().then(|| format!("not in scope ({scope})"));
+                PlannedStep { step, actions, skipped }
+            })
+            .collect();
+        RollbackPlan {
+            scenario: request.scenario,
+            scope,
+            code_strategy: request.code_strategy.clone(),
+            steps,
+        }
+    }
+
+    async fn timed<T>(
+        &self,
+        step: Step,
+        what: &str,
+        fut: impl std::future::Future<Output = Result<T, AdapterError>>,
+    ) -> Result<T, AdapterError> {
+        let limit = self.settings.timeouts.get(step);
+        match tokio::time::timeout(limit, fut).await {
+            Ok(result) => result,
+            Err(_) => Err(AdapterError::timeout(format!(
+                "{what} did not finish within {}s (the `{step}` step's limit; raise it with Settings::timeouts)",
+                limit.as_secs_f64()
+            ))),
+        }
+    }
+}

@@ -1,0 +1,41 @@
+use crate::domain::{PreparedRevision, Revision};
+use crate::error::AdapterError;
+use crate::ids::RevisionId;
+use async_trait::async_trait;
+
+/// The application's code and which revision of it runs.
+///
+/// [`prepare`](Self::prepare) checks out and builds while the app still runs;
+/// [`activate`](Self::activate) switches what the app runs from, fast, while it is stopped.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait CodeVersion: Send + Sync {
+    /// The revision the app runs now.
+    async fn current(&self) -> Result<Revision, AdapterError>;
+
+    /// Resolves a spec (full or short hash, tag, branch, `HEAD~N`) to one revision.
+    /// Unknown or ambiguous specs give an error naming the candidates. Changes nothing.
+    async fn resolve(&self, spec: &str) -> Result<Revision, AdapterError>;
+
+    /// The last `n` revisions of the current line, newest first.
+    async fn history(&self, n: usize) -> Result<Vec<Revision>, AdapterError>;
+
+    /// Checks the revision out where it will run and builds it, leaving what the app runs
+    /// from untouched. A failed build changes nothing the app uses. Safe to call again.
+    async fn prepare(&self, revision: &RevisionId) -> Result<PreparedRevision, AdapterError>;
+
+    /// The revision live now as a prepared revision, kept so that `activate` can switch
+    /// back to it without a build (the emergency backup of the code). Changes nothing
+    /// the app uses.
+    async fn preserve_current(&self) -> Result<PreparedRevision, AdapterError>;
+
+    /// Makes the app run from a prepared revision on its next start. Atomic (never a
+    /// half-switched tree) and idempotent.
+    async fn activate(&self, prepared: &PreparedRevision) -> Result<(), AdapterError>;
+
+    /// Makes revert commits for `commits` (newest first) on the current line, never
+    /// rewriting history, and returns the new head. A conflict gives
+    /// [`ErrorKind::Conflict`](crate::ErrorKind::Conflict) naming the paths and leaves the
+    /// repository as it was.
+    async fn revert(&self, commits: &[RevisionId]) -> Result<Revision, AdapterError>;
+}

@@ -1,0 +1,14 @@
+use crate::domain::ProbeResult;
+use async_trait::async_trait;
+
+/// Tells whether the app is healthy (an HTTP GET expecting 2xx, a SQL `SELECT 1`).
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait HealthProbe: Send + Sync {
+    /// The probe's name for reports, e.g. `"GET http://localhost:3000/api/health"`.
+    fn name(&self) -> String;
+
+    /// Probes once, within the probe's own timeout. Never fails: an unreachable app is an
+    /// unhealthy result with the error in `detail`.
+    async fn probe(&self) -> ProbeResult;
+}

@@ -1,0 +1,33 @@
+//! The traits adapters implement. Each is small, `Send + Sync`, uses `async_trait`, and
+//! gets a `mockall` mock (`MockDatabaseSnapshot`, ...) under the crate's `mock` feature.
+
+mod code;
+mod config;
+mod database;
+mod health;
+mod metrics;
+mod notifier;
+mod process;
+
+pub use code::CodeVersion;
+pub use config::ConfigStore;
+pub use database::DatabaseSnapshot;
+pub use health::HealthProbe;
+pub use metrics::MetricsSource;
+pub use notifier::Notifier;
+pub use process::ProcessManager;
+
+#[cfg(feature = "mock")]
+pub use code::MockCodeVersion;
+#[cfg(feature = "mock")]
+pub use config::MockConfigStore;
+#[cfg(feature = "mock")]
+pub use database::MockDatabaseSnapshot;
+#[cfg(feature = "mock")]
+pub use health::MockHealthProbe;
+#[cfg(feature = "mock")]
+pub use metrics::MockMetricsSource;
+#[cfg(feature = "mock")]
+pub use notifier::MockNotifier;
+#[cfg(feature = "mock")]
+pub use process::MockProcessManager;
