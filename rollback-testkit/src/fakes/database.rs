@@ -1,0 +1,277 @@
+use crate::world::{DbContent, Method, World};
+use async_trait::async_trait;
+use chrono::Utc;
+use rollback_core::{
+    AdapterError, CheckResult, DatabaseSnapshot, ErrorKind, IntegrityChecks, IntegrityReport,
+    PreparedRestore, PreservedDatabase, Secret, SnapshotId, SnapshotInfo,
+};
+use std::time::Duration;
+
+/// A fake [`DatabaseSnapshot`]. `preserve_current` sets the live database aside (as a
+/// rename does), and `restore` refuses to replace a live database that was not preserved,
+/// so an orchestrator that skips the emergency backup fails loudly.
+#[derive(Clone, Debug)]
+pub struct FakeDatabase {
+    world: World,
+    url: Secret,
+}
+
+impl FakeDatabase {
+    /// A fake database in `world`, "connected" with `url` (a secret it never shows).
+    pub fn new(world: &World, url: impl Into<Secret>) -> Self {
+        Self {
+            world: world.clone(),
+            url: url.into(),
+        }
+    }
+
+    /// The connection URL (a secret).
+    pub fn url(&self) -> &Secret {
+        &self.url
+    }
+
+    fn reachable(&self) -> Result<(), AdapterError> {
+        if self.world.lock().db.reachable {
+            Ok(())
+        } else {
+            Err(AdapterError::new(
+                ErrorKind::Unavailable,
+                "database unreachable (fake): check the host and that the server runs",
+            ))
+        }
+    }
+}
+
+fn unknown(id: &SnapshotId) -> AdapterError {
+    AdapterError::not_found(format!(
+        "snapshot `{id}` does not exist: list() shows the snapshots"
+    ))
+}
+
+#[async_trait]
+impl DatabaseSnapshot for FakeDatabase {
+    async fn snapshot(&self, label: &str) -> Result<SnapshotInfo, AdapterError> {
+        let gate = self.world.enter(Method::DbSnapshot, label).await?;
+        self.reachable()?;
+        let info = {
+            let mut s = self.world.lock();
+            let live = s.db.live.clone().ok_or_else(|| {
+                AdapterError::new(
+                    ErrorKind::Unavailable,
+                    "the live database is set aside: nothing to snapshot",
+                )
+            })?;
+            let n = s.fresh_id();
+            let info = SnapshotInfo {
+                id: SnapshotId::new(format!("snap-{n}")),
+                label: label.to_owned(),
+                created_at: Utc::now(),
+                size_bytes: Some(live.rows * 100),
+                location: format!("memory://snapshots/snap-{n}"),
+            };
+            s.db.snapshots
+                .insert(info.id.clone(), (info.clone(), live, false));
+            info
+        };
+        gate.pass().await;
+        Ok(info)
+    }
+
+    async fn verify(&self, id: &SnapshotId) -> Result<(), AdapterError> {
+        let gate = self.world.enter(Method::DbVerify, id.as_str()).await?;
+        match self.world.lock().db.snapshots.get(id) {
+            None => return Err(unknown(id)),
+            Some((_, _, true)) => {
+                return Err(AdapterError::new(
+                    ErrorKind::Corrupt,
+                    format!("snapshot `{id}` is damaged (checksum mismatch): take a new one or pick another"),
+                ))
+            }
+            Some(_) => {}
+        }
+        gate.pass().await;
+        Ok(())
+    }
+
+    async fn prepare_restore(&self, id: &SnapshotId) -> Result<PreparedRestore, AdapterError> {
+        let gate = self.world.enter(Method::DbPrepareRestore, id.as_str()).await?;
+        self.reachable()?;
+        {
+            let mut s = self.world.lock();
+            let content = s.db.snapshots.get(id).ok_or_else(|| unknown(id))?.1.clone();
+            s.db.staged.insert(id.clone(), content);
+        }
+        gate.pass().await;
+        Ok(PreparedRestore {
+            snapshot: id.clone(),
+            staged_at: Some(format!("memory://staging/{id}")),
+            notes: Vec::new(),
+        })
+    }
+
+    async fn preserve_current(&self, label: &str) -> Result<PreservedDatabase, AdapterError> {
+        let gate = self.world.enter(Method::DbPreserveCurrent, label).await?;
+        self.reachable()?;
+        {
+            let mut s = self.world.lock();
+            if !s.db.preserved.contains_key(label) {
+                let live = s.db.live.take().ok_or_else(|| {
+                    AdapterError::new(
+                        ErrorKind::Conflict,
+                        "no live database to preserve (it is set aside)",
+                    )
+                })?;
+                s.db.preserved.insert(label.to_owned(), live);
+            }
+        }
+        gate.pass().await;
+        Ok(PreservedDatabase {
+            label: label.to_owned(),
+            location: format!("memory://preserved/{label}"),
+            method: "set aside (fake rename)".into(),
+            notes: Vec::new(),
+        })
+    }
+
+    async fn restore(&self, prepared: &PreparedRestore) -> Result<(), AdapterError> {
+        let id = &prepared.snapshot;
+        let gate = self.world.enter(Method::DbRestore, id.as_str()).await?;
+        self.reachable()?;
+        {
+            let mut s = self.world.lock();
+            let origin = format!("snapshot:{id}");
+            if s.db.live_origin == origin && s.db.live.is_some() {
+                // Already live: idempotent.
+            } else {
+                if s.db.live.is_some() {
+                    return Err(AdapterError::new(
+                        ErrorKind::Conflict,
+                        "refusing to replace a live database that was not preserved: call preserve_current first",
+                    ));
+                }
+                let content = s.db.staged.remove(id).ok_or_else(|| {
+                    AdapterError::not_found(format!(
+                        "snapshot `{id}` is not staged: call prepare_restore first"
+                    ))
+                })?;
+                s.db.live = Some(content);
+                s.db.live_origin = origin;
+            }
+        }
+        gate.pass().await;
+        Ok(())
+    }
+
+    async fn reinstate(&self, preserved: &PreservedDatabase) -> Result<(), AdapterError> {
+        let gate = self.world.enter(Method::DbReinstate, &preserved.label).await?;
+        self.reachable()?;
+        {
+            let mut s = self.world.lock();
+            let origin = format!("preserved:{}", preserved.label);
+            if s.db.live_origin != origin || s.db.live.is_none() {
+                let content = s.db.preserved.get(&preserved.label).cloned().ok_or_else(|| {
+                    AdapterError::not_found(format!("no preserved database labelled `{}`", preserved.label))
+                })?;
+                if let Some(current) = s.db.live.take() {
+                    s.db.set_aside.push(current);
+                }
+                s.db.live = Some(content);
+                s.db.live_origin = origin;
+            }
+        }
+        gate.pass().await;
+        Ok(())
+    }
+
+    async fn check_integrity(&self, checks: &IntegrityChecks) -> Result<IntegrityReport, AdapterError> {
+        let gate = self.world.enter(Method::DbCheckIntegrity, "").await?;
+        self.reachable()?;
+        let report = {
+            let s = self.world.lock();
+            let live = s.db.live.as_ref();
+            let mut out = vec![CheckResult {
+                name: "connectivity".into(),
+                passed: live.is_some(),
+                detail: if live.is_some() {
+                    "SELECT 1 answered"
+                } else {
+                    "no live database"
+                }
+                .into(),
+            }];
+            out.push(CheckResult {
+                name: "foreign keys".into(),
+                passed: !s.db.fk_orphans,
+                detail: if s.db.fk_orphans {
+                    "orphan rows found"
+                } else {
+                    "every foreign key valid"
+                }
+                .into(),
+            });
+            for a in &checks.assertions {
+                out.push(CheckResult {
+                    name: a.name.clone(),
+                    passed: live.is_some(),
+                    detail: "fake assertion".into(),
+                });
+            }
+            if let Some(id) = &checks.expect_snapshot {
+                let expected = s.db.snapshots.get(id).map(|(_, c, _)| c.rows);
+                let actual = live.map(|l| l.rows);
+                out.push(CheckResult {
+                    name: "row counts".into(),
+                    passed: expected.is_some() && expected == actual,
+                    detail: format!("expected {expected:?}, found {actual:?}"),
+                });
+            }
+            IntegrityReport { checks: out }
+        };
+        gate.pass().await;
+        Ok(report)
+    }
+
+    async fn list(&self) -> Result<Vec<SnapshotInfo>, AdapterError> {
+        let gate = self.world.enter(Method::DbList, "").await?;
+        let mut all: Vec<SnapshotInfo> = self
+            .world
+            .lock()
+            .db
+            .snapshots
+            .values()
+            .map(|(i, _, _)| i.clone())
+            .collect();
+        all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        gate.pass().await;
+        Ok(all)
+    }
+
+    async fn remove(&self, id: &SnapshotId) -> Result<(), AdapterError> {
+        let gate = self.world.enter(Method::DbRemove, id.as_str()).await?;
+        self.world
+            .lock()
+            .db
+            .snapshots
+            .remove(id)
+            .ok_or_else(|| unknown(id))?;
+        gate.pass().await;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<Duration, AdapterError> {
+        let gate = self.world.enter(Method::DbPing, "").await?;
+        self.reachable()?;
+        gate.pass().await;
+        Ok(Duration::from_millis(1))
+    }
+}
+
+impl DbContent {
+    /// Content with this marker and row count.
+    pub fn new(marker: impl Into<String>, rows: u64) -> Self {
+        Self {
+            marker: marker.into(),
+            rows,
+        }
+    }
+}

@@ -1,0 +1,107 @@
+use crate::world::{FakeApp, Method, World};
+use async_trait::async_trait;
+use rollback_core::{AdapterError, AppName, ErrorKind, ProcessManager, ProcessState, ProcessStatus};
+
+/// A fake [`ProcessManager`] over the world's apps.
+#[derive(Clone, Debug)]
+pub struct FakeProcessManager {
+    world: World,
+}
+
+impl FakeProcessManager {
+    /// A fake process manager in `world`.
+    pub fn new(world: &World) -> Self {
+        Self { world: world.clone() }
+    }
+
+    /// Registers an app, online.
+    pub fn add_app(&self, app: &str) {
+        let mut s = self.world.lock();
+        let pid = 1000 + s.fresh_id() as u32;
+        s.apps.insert(
+            AppName::new(app),
+            FakeApp {
+                state: ProcessState::Online,
+                pid: Some(pid),
+                restarts: 0,
+                crashes_on_start: false,
+            },
+        );
+    }
+
+    fn set(&self, app: &AppName, online: bool) -> Result<(), AdapterError> {
+        let mut s = self.world.lock();
+        let pid = 1000 + s.fresh_id() as u32;
+        let a = s.apps.get_mut(app).ok_or_else(|| unknown(app))?;
+        if !online {
+            a.state = ProcessState::Stopped;
+            a.pid = None;
+            return Ok(());
+        }
+        if a.state == ProcessState::Online {
+            return Ok(());
+        }
+        if a.crashes_on_start {
+            a.state = ProcessState::Errored;
+            a.restarts += 3;
+            return Err(AdapterError::new(
+                ErrorKind::Failed,
+                format!("app `{app}` crash-loops after start (3 restarts): last state errored"),
+            ));
+        }
+        a.state = ProcessState::Online;
+        a.pid = Some(pid);
+        Ok(())
+    }
+}
+
+fn unknown(app: &AppName) -> AdapterError {
+    AdapterError::not_found(format!(
+        "app `{app}` is not known to the process manager: check its name"
+    ))
+}
+
+#[async_trait]
+impl ProcessManager for FakeProcessManager {
+    async fn status(&self, app: &AppName) -> Result<ProcessStatus, AdapterError> {
+        let gate = self.world.enter(Method::ProcessStatus, app.as_str()).await?;
+        let status = {
+            let s = self.world.lock();
+            let a = s.apps.get(app).ok_or_else(|| unknown(app))?;
+            ProcessStatus {
+                app: app.clone(),
+                state: a.state,
+                pid: a.pid,
+                restarts: a.restarts,
+                uptime: None,
+            }
+        };
+        gate.pass().await;
+        Ok(status)
+    }
+
+    async fn stop(&self, app: &AppName) -> Result<(), AdapterError> {
+        let gate = self.world.enter(Method::ProcessStop, app.as_str()).await?;
+        self.set(app, false)?;
+        gate.pass().await;
+        Ok(())
+    }
+
+    async fn start(&self, app: &AppName) -> Result<(), AdapterError> {
+        let gate = self.world.enter(Method::ProcessStart, app.as_str()).await?;
+        self.set(app, true)?;
+        gate.pass().await;
+        Ok(())
+    }
+
+    async fn restart(&self, app: &AppName) -> Result<(), AdapterError> {
+        let gate = self.world.enter(Method::ProcessRestart, app.as_str()).await?;
+        self.set(app, false)?;
+        self.set(app, true)?;
+        if let Some(a) = self.world.lock().apps.get_mut(app) {
+            a.restarts += 1;
+        }
+        gate.pass().await;
+        Ok(())
+    }
+}

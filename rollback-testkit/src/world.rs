@@ -1,0 +1,433 @@
+//! The shared in-memory world the fakes act on, with call recording and fault injection.
+
+use rollback_core::{
+    AdapterError, AppName, ConfigVersion, ConfigVersionId, ErrorKind, MetricsSample, ProcessState, Revision,
+    RevisionId, Secret, SnapshotId, SnapshotInfo,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Every trait method a fake implements; names calls in the record and targets faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(missing_docs)]
+pub enum Method {
+    DbSnapshot,
+    DbVerify,
+    DbPrepareRestore,
+    DbPreserveCurrent,
+    DbRestore,
+    DbReinstate,
+    DbCheckIntegrity,
+    DbList,
+    DbRemove,
+    DbPing,
+    CodeCurrent,
+    CodeResolve,
+    CodeHistory,
+    CodePrepare,
+    CodePreserveCurrent,
+    CodeActivate,
+    CodeRevert,
+    ConfigCurrent,
+    ConfigBackup,
+    ConfigList,
+    ConfigVerify,
+    ConfigRestore,
+    ConfigDiff,
+    ProcessStatus,
+    ProcessStop,
+    ProcessStart,
+    ProcessRestart,
+    HealthProbe,
+    MetricsSample,
+    Notify,
+}
+
+impl Method {
+    /// True for methods that change the world (as opposed to reading it).
+    pub fn is_mutation(self) -> bool {
+        matches!(
+            self,
+            Method::DbPrepareRestore
+                | Method::DbPreserveCurrent
+                | Method::DbRestore
+                | Method::DbReinstate
+                | Method::DbRemove
+                | Method::CodePrepare
+                | Method::CodeActivate
+                | Method::CodeRevert
+                | Method::ConfigRestore
+                | Method::ProcessStop
+                | Method::ProcessStart
+                | Method::ProcessRestart
+        )
+    }
+}
+
+/// One recorded call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    /// Which method.
+    pub method: Method,
+    /// Its argument, shown (never a secret).
+    pub arg: String,
+}
+
+/// Which calls a fault hits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    /// Every call.
+    Always,
+    /// Only the n-th call (1-based) from when the fault was injected.
+    Nth(usize),
+}
+
+/// What a fault does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Return this error (the method changes nothing).
+    Fail(ErrorKind),
+    /// Wait this long before running the method.
+    Delay(Duration),
+    /// "The process dies here, before the method's effect": signal the crash and never
+    /// return, so the test drops the orchestrator's future.
+    CrashBefore,
+    /// "The process dies here, after the method's effect": the change is made, then the
+    /// crash is signalled and the call never returns.
+    CrashAfter,
+}
+
+#[derive(Clone, Debug)]
+struct FaultRule {
+    method: Method,
+    when: When,
+    fault: Fault,
+    seen: usize,
+}
+
+/// The live database of the world.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DbContent {
+    /// What the data is, e.g. `"v1 data"`; tests write and read it.
+    pub marker: String,
+    /// How many rows (for the manifest row-count check).
+    pub rows: u64,
+}
+
+/// The database part of the world.
+#[derive(Clone, Debug, Default)]
+pub struct DbWorld {
+    /// The live database, `None` while set aside (as a rename leaves it).
+    pub live: Option<DbContent>,
+    /// Snapshots: info, content, and whether the archive is damaged.
+    pub snapshots: BTreeMap<SnapshotId, (SnapshotInfo, DbContent, bool)>,
+    /// Staged snapshots, ready to switch in.
+    pub staged: BTreeMap<SnapshotId, DbContent>,
+    /// Emergency backups by label.
+    pub preserved: BTreeMap<String, DbContent>,
+    /// Databases set aside when a preserved one was put back.
+    pub set_aside: Vec<DbContent>,
+    /// Where the live database came from: `"original"`, `"snapshot:<id>"`, `"preserved:<label>"`.
+    pub live_origin: String,
+    /// False makes every database call fail as unreachable.
+    pub reachable: bool,
+    /// True makes the foreign-key integrity check fail.
+    pub fk_orphans: bool,
+    /// Live markers that make the app unhealthy (a broken migration, say).
+    pub broken_markers: BTreeSet<String>,
+}
+
+/// A commit of the fake repository.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FakeCommit {
+    /// The revision.
+    pub revision: Revision,
+    /// What the code is; reverts make a new commit with an old tree.
+    pub tree: String,
+}
+
+/// The code part of the world.
+#[derive(Clone, Debug, Default)]
+pub struct CodeWorld {
+    /// Commits, oldest first; the last is the branch head.
+    pub commits: Vec<FakeCommit>,
+    /// The revision the app runs.
+    pub active: Option<RevisionId>,
+    /// Revisions prepared (checked out and built).
+    pub prepared: BTreeSet<RevisionId>,
+    /// Revisions whose build fails.
+    pub broken_builds: BTreeSet<RevisionId>,
+    /// Trees that make the app unhealthy.
+    pub broken_trees: BTreeSet<String>,
+}
+
+/// The config part of the world. Values are secrets.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigWorld {
+    /// The live config.
+    pub live: BTreeMap<String, Secret>,
+    /// Stored versions.
+    pub versions: BTreeMap<ConfigVersionId, StoredConfig>,
+    /// A syntax error in the live config at this line, if any.
+    pub live_malformed_line: Option<usize>,
+    /// Keys a version must have to be restored.
+    pub required_keys: Vec<String>,
+    /// Keys whose presence in the live config makes the app unhealthy.
+    pub breaking_keys: BTreeSet<String>,
+}
+
+/// A stored config version of the fake.
+#[derive(Clone, Debug)]
+pub struct StoredConfig {
+    /// Its metadata.
+    pub version: ConfigVersion,
+    /// Its values.
+    pub values: BTreeMap<String, Secret>,
+    /// A line that fails to parse, if any.
+    pub malformed_line: Option<usize>,
+}
+
+/// One app of the fake process manager.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FakeApp {
+    /// Its state.
+    pub state: ProcessState,
+    /// Its pid while online.
+    pub pid: Option<u32>,
+    /// Restarts counted.
+    pub restarts: u32,
+    /// When true, start ends in `Errored` (a crash loop).
+    pub crashes_on_start: bool,
+}
+
+/// Everything the fakes share.
+#[derive(Debug, Default)]
+pub struct WorldState {
+    /// The database.
+    pub db: DbWorld,
+    /// The code.
+    pub code: CodeWorld,
+    /// The config.
+    pub config: ConfigWorld,
+    /// Apps by name.
+    pub apps: BTreeMap<AppName, FakeApp>,
+    /// What the metrics source reports.
+    pub metrics: MetricsSample,
+    /// Calls in order.
+    pub calls: Vec<Call>,
+    /// A counter for ids and pids.
+    pub next_id: u64,
+    faults: Vec<FaultRule>,
+}
+
+impl WorldState {
+    /// A fresh number for ids.
+    pub fn fresh_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// The commit the app runs.
+    pub fn active_commit(&self) -> Option<&FakeCommit> {
+        let active = self.code.active.as_ref()?;
+        self.code.commits.iter().find(|c| &c.revision.id == active)
+    }
+
+    /// True when the app is online and nothing live is broken.
+    pub fn healthy(&self, app: &AppName) -> bool {
+        let online = self
+            .apps
+            .get(app)
+            .is_some_and(|a| a.state == ProcessState::Online);
+        let code_ok = self
+            .active_commit()
+            .is_none_or(|c| !self.code.broken_trees.contains(&c.tree));
+        // A world without a database is fine; one whose database was set aside is not.
+        let db_ok = match &self.db.live {
+            Some(l) => !self.db.broken_markers.contains(&l.marker),
+            None => self.db.snapshots.is_empty() && self.db.preserved.is_empty(),
+        };
+        let config_ok = !self
+            .config
+            .live
+            .keys()
+            .any(|k| self.config.breaking_keys.contains(k));
+        online && code_ok && db_ok && config_ok
+    }
+}
+
+/// A snapshot of the world's end state, for comparing two runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndState {
+    /// The live database marker (`None` when set aside).
+    pub db_marker: Option<String>,
+    /// The active revision's tree.
+    pub code_tree: Option<String>,
+    /// The live config's keys with a fingerprint of each value (never the value).
+    pub config: Vec<(String, u64)>,
+    /// Each app's state.
+    pub apps: Vec<(AppName, ProcessState)>,
+}
+
+/// The in-memory world; cheap to clone, every clone is the same world.
+#[derive(Clone, Debug)]
+pub struct World {
+    state: Arc<Mutex<WorldState>>,
+    crashed: Arc<watch::Sender<Option<Method>>>,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl World {
+    /// An empty world with a reachable database.
+    pub fn new() -> Self {
+        let mut state = WorldState::default();
+        state.db.reachable = true;
+        state.db.live_origin = "original".into();
+        let (tx, _rx) = watch::channel(None);
+        Self {
+            state: Arc::new(Mutex::new(state)),
+            crashed: Arc::new(tx),
+        }
+    }
+
+    /// Locks the world for reading or changing it directly in a test.
+    pub fn lock(&self) -> MutexGuard<'_, WorldState> {
+        // A panic while holding the lock poisons it; the state is still what the test needs.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Injects a fault on `method`, hitting the calls `when` says.
+    pub fn inject(&self, method: Method, when: When, fault: Fault) {
+        self.lock().faults.push(FaultRule {
+            method,
+            when,
+            fault,
+            seen: 0,
+        });
+    }
+
+    /// Removes every fault.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// Every call so far.
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    /// How many times `method` was called.
+    pub fn count(&self, method: Method) -> usize {
+        self.lock().calls.iter().filter(|c| c.method == method).count()
+    }
+
+    /// Forgets the recorded calls.
+    pub fn clear_calls(&self) {
+        self.lock().calls.clear();
+    }
+
+    /// The world's end state, for comparing runs.
+    pub fn end_state(&self) -> EndState {
+        let s = self.lock();
+        EndState {
+            db_marker: s.db.live.as_ref().map(|l| l.marker.clone()),
+            code_tree: s.active_commit().map(|c| c.tree.clone()),
+            config: s
+                .config
+                .live
+                .iter()
+                .map(|(k, v)| (k.clone(), fingerprint(v.expose())))
+                .collect(),
+            apps: s.apps.iter().map(|(n, a)| (n.clone(), a.state)).collect(),
+        }
+    }
+
+    /// Resolves when a fake reaches a crash point; gives the method that "crashed".
+    pub async fn crashed(&self) -> Method {
+        let mut rx = self.crashed.subscribe();
+        loop {
+            if let Some(m) = *rx.borrow_and_update() {
+                return m;
+            }
+            if rx.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    /// Forgets a signalled crash (before the next run).
+    pub fn reset_crash(&self) {
+        self.crashed.send_replace(None);
+    }
+
+    /// Records a call and applies the faults aimed at it. Returns a gate the fake passes
+    /// after making its change (for `CrashAfter`).
+    pub(crate) async fn enter(&self, method: Method, arg: impl Into<String>) -> Result<Gate, AdapterError> {
+        let mut actions = Vec::new();
+        {
+            let mut s = self.lock();
+            s.calls.push(Call {
+                method,
+                arg: arg.into(),
+            });
+            for rule in s.faults.iter_mut().filter(|r| r.method == method) {
+                rule.seen += 1;
+                let hit = match rule.when {
+                    When::Always => true,
+                    When::Nth(n) => rule.seen == n,
+                };
+                if hit {
+                    actions.push(rule.fault.clone());
+                }
+            }
+        }
+        let mut gate = Gate {
+            crash_after: None,
+            world: self.clone(),
+        };
+        for fault in actions {
+            match fault {
+                Fault::Delay(d) => tokio::time::sleep(d).await,
+                Fault::Fail(kind) => {
+                    return Err(AdapterError::new(kind, format!("injected fault in {method:?}")));
+                }
+                Fault::CrashBefore => self.crash(method).await,
+                Fault::CrashAfter => gate.crash_after = Some(method),
+            }
+        }
+        Ok(gate)
+    }
+
+    async fn crash(&self, method: Method) {
+        self.crashed.send_replace(Some(method));
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Passed by a fake once its change is made: crashes there when a `CrashAfter` fault hit.
+pub(crate) struct Gate {
+    crash_after: Option<Method>,
+    world: World,
+}
+
+impl Gate {
+    pub(crate) async fn pass(self) {
+        if let Some(m) = self.crash_after {
+            self.world.crash(m).await;
+        }
+    }
+}
+
+/// A stable, non-reversible fingerprint (FNV-1a) of a value, to compare without showing it.
+pub fn fingerprint(value: &str) -> u64 {
+    value.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
