@@ -1,0 +1,1 @@
+//! rollback-envfile (in progress).

@@ -1,0 +1,1 @@
+//! rollback-git (in progress).

@@ -1,0 +1,1 @@
+//! rollback-pm2 (in progress).

@@ -1,0 +1,1 @@
+//! rollback-postgres (in progress).
