@@ -13,9 +13,10 @@ pub trait CodeFixture: Send + Sync {
 /// specs, history newest first, prepare + activate switch what runs (idempotently),
 /// preserve_current gives the live release back, revert adds commits without rewriting.
 pub async fn code_version(code: &dyn CodeVersion, fixture: &dyn CodeFixture) {
-    let live = code.current().await.expect("current");
     let c1 = fixture.commit("conformance: one").await;
     let c2 = fixture.commit("conformance: two").await;
+    // Read after the commits: in an in-place layout, committing moves what runs.
+    let live = code.current().await.expect("current");
 
     let r1 = code.resolve(c1.as_str()).await.expect("resolve a full id");
     assert_eq!(r1.id, c1);
