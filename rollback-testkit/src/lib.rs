@@ -33,6 +33,7 @@ pub mod conformance;
 pub mod fakes;
 pub mod integration;
 mod rig;
+pub mod temp_postgres;
 mod world;
 
 pub use fakes::{
@@ -40,6 +41,7 @@ pub use fakes::{
     RecordingNotifier,
 };
 pub use rig::{Rig, APP, CANARY_CONFIG_SECRET, CANARY_DB_PASSWORD};
+pub use temp_postgres::TempPostgres;
 pub use world::{
     fingerprint, Call, CodeWorld, ConfigWorld, DbContent, DbWorld, EndState, FakeApp, FakeCommit, Fault,
     Method, StoredConfig, When, World, WorldState,
