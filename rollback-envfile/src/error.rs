@@ -1,0 +1,79 @@
+//! The crate's errors. None of them carries a value from an env file.
+
+use rollback_core::{AdapterError, ErrorKind};
+use std::path::PathBuf;
+
+/// What went wrong with an env file or its history.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvFileError {
+    /// The live env file does not exist.
+    #[error("the env file {path} does not exist: create it, or point the store at the file the app reads")]
+    LiveMissing {
+        /// The configured path.
+        path: PathBuf,
+    },
+    /// No stored version has this id.
+    #[error("no env-file version `{id}` in {dir}: `list()` shows the stored versions")]
+    UnknownVersion {
+        /// The id asked for.
+        id: String,
+        /// Where versions are kept.
+        dir: PathBuf,
+    },
+    /// A version does not parse.
+    #[error("{path} does not parse: {error}; fix that line (values are not shown here)")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The line and what is wrong.
+        error: crate::SyntaxError,
+    },
+    /// A version lacks keys the app requires.
+    #[error("env-file version `{id}` lacks required keys {}: add them to that version or choose another", keys.join(", "))]
+    MissingRequired {
+        /// The version.
+        id: String,
+        /// The missing keys.
+        keys: Vec<String>,
+    },
+    /// A file-system operation failed.
+    #[error("could not {action} {path}: {source}")]
+    Io {
+        /// What was being done ("read", "write the backup", ...).
+        action: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration of the store is unusable.
+    #[error("invalid env-file store setup: {0}")]
+    Setup(String),
+}
+
+impl EnvFileError {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { action, path, source }
+    }
+
+    /// The core's error kind for this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::LiveMissing { .. } | Self::UnknownVersion { .. } => ErrorKind::NotFound,
+            Self::Syntax { .. } | Self::MissingRequired { .. } | Self::Setup(_) => ErrorKind::InvalidInput,
+            Self::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+                std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+                _ => ErrorKind::Failed,
+            },
+        }
+    }
+}
+
+impl From<EnvFileError> for AdapterError {
+    fn from(e: EnvFileError) -> Self {
+        AdapterError::new(e.kind(), e.to_string())
+    }
+}

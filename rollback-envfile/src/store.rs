@@ -1,0 +1,415 @@
+//! [`EnvFileStore`]: the [`ConfigStore`] over one env file and its backups.
+
+use crate::atomic::{self, BeforeRename, FileMode};
+use crate::error::EnvFileError;
+use crate::history::{self, History, StoredVersion};
+use crate::parse::EnvFile;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rollback_core::{AdapterError, ConfigCheck, ConfigDiff, ConfigStore, ConfigVersion, ConfigVersionId};
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The id of the live file in every method that takes a version.
+pub const LIVE: &str = "live";
+/// The id that resolves to the newest stored version whose content differs from the live
+/// file: the runbook's `.env.production.previous`.
+pub const PREVIOUS: &str = "previous";
+
+type Hook = Arc<dyn Fn(&Path) -> io::Result<()> + Send + Sync>;
+
+/// Versions of one env file (say `.env.production`): backups beside it as
+/// `<name>.backup.<UTC timestamp>` (or in a configured directory), restores that are atomic
+/// and keep the replaced file, and diffs that never show a value.
+///
+/// Ids: a backup's file name, [`LIVE`] for the live file, [`PREVIOUS`] for the version
+/// before the current one. Backups made by hand with the runbook's naming are listed too.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use rollback_core::ConfigStore;
+/// use rollback_envfile::EnvFileStore;
+/// let dir = tempfile::tempdir().unwrap();
+/// let live = dir.path().join(".env.production");
+/// std::fs::write(&live, "DATABASE_URL=postgres://app:pw@db/app\nPORT=3000\n").unwrap();
+/// let store = EnvFileStore::new(&live).keep_last(10).require_keys(["DATABASE_URL"]);
+/// let v1 = store.backup("before v2").await.unwrap();
+/// std::fs::write(&live, "PORT=3001\n").unwrap();
+/// assert_eq!(store.diff(&v1.id, &"live".into()).await.unwrap().removed, ["DATABASE_URL"]);
+/// store.restore(&"previous".into()).await.unwrap();
+/// assert!(std::fs::read_to_string(&live).unwrap().contains("PORT=3000"));
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct EnvFileStore {
+    live: PathBuf,
+    history: History,
+    keep: Option<usize>,
+    required: Vec<String>,
+    before_rename: Option<Hook>,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for EnvFileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvFileStore")
+            .field("live", &self.live)
+            .field("history_dir", &self.history.dir)
+            .field("keep", &self.keep)
+            .field("required", &self.required)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EnvFileStore {
+    /// A store for the env file at `live`, backups beside it, all kept, no required keys.
+    pub fn new(live: impl AsRef<Path>) -> Self {
+        let live = live.as_ref().to_path_buf();
+        let name = live
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Self {
+            history: History::new(history::dir_of(&live), &name),
+            live,
+            keep: None,
+            required: Vec::new(),
+            before_rename: None,
+            lock: Arc::default(),
+        }
+    }
+
+    /// Keeps backups in `dir` instead of beside the file (created when needed).
+    pub fn history_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        let name = self
+            .live
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.history = History::new(dir.as_ref().to_path_buf(), &name);
+        self
+    }
+
+    /// After each backup, removes all but the newest `n` backups (at least 1 is kept).
+    pub fn keep_last(mut self, n: usize) -> Self {
+        self.keep = Some(n.max(1));
+        self
+    }
+
+    /// Keys every version must define: `verify` and `restore` refuse a version without them.
+    pub fn require_keys<I, S>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.required = keys.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The live env file.
+    pub fn live_path(&self) -> &Path {
+        &self.live
+    }
+
+    /// Where backups are kept.
+    pub fn history_path(&self) -> &Path {
+        &self.history.dir
+    }
+
+    /// Test hook: runs between the complete temp file and the rename of a restore.
+    #[cfg(test)]
+    fn fail_before_rename(mut self, hook: impl Fn(&Path) -> io::Result<()> + Send + Sync + 'static) -> Self {
+        self.before_rename = Some(Arc::new(hook));
+        self
+    }
+
+    fn file_name(&self) -> Result<&str, EnvFileError> {
+        self.live
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| EnvFileError::Setup(format!("{} does not name a file", self.live.display())))
+    }
+
+    /// Runs blocking file work off the async runtime.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&EnvFileStore) -> Result<T, EnvFileError> + Send + 'static,
+    ) -> Result<T, AdapterError> {
+        let _guard = self.lock.lock().await;
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || work(&this))
+            .await
+            .map_err(|e| {
+                AdapterError::new(
+                    rollback_core::ErrorKind::Failed,
+                    format!("env-file task failed: {e}"),
+                )
+            })?
+            .map_err(AdapterError::from)
+    }
+
+    fn read_live(&self) -> Result<(Vec<u8>, fs::Metadata), EnvFileError> {
+        let meta = fs::metadata(&self.live).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => EnvFileError::LiveMissing {
+                path: self.live.clone(),
+            },
+            _ => EnvFileError::io("read", &self.live)(e),
+        })?;
+        let bytes = fs::read(&self.live).map_err(EnvFileError::io("read", &self.live))?;
+        Ok((bytes, meta))
+    }
+
+    /// The path of a version id.
+    fn resolve(&self, id: &str) -> Result<PathBuf, EnvFileError> {
+        match id {
+            LIVE => {
+                self.read_live()?;
+                Ok(self.live.clone())
+            }
+            PREVIOUS => {
+                let (live, _) = self.read_live()?;
+                let live = digest(&live);
+                for v in self.history.list()? {
+                    if digest(&read(&v.path)?) != live {
+                        return Ok(v.path);
+                    }
+                }
+                Err(EnvFileError::UnknownVersion {
+                    id: format!("{PREVIOUS} (no stored version differs from the live file)"),
+                    dir: self.history.dir.clone(),
+                })
+            }
+            id if self.history.owns(id) && self.history.dir.join(id).is_file() => {
+                Ok(self.history.dir.join(id))
+            }
+            id => Err(EnvFileError::UnknownVersion {
+                id: id.to_string(),
+                dir: self.history.dir.clone(),
+            }),
+        }
+    }
+
+    fn parse(&self, path: &Path) -> Result<EnvFile, EnvFileError> {
+        let bytes = read(path)?;
+        let text = String::from_utf8(bytes).map_err(|e| EnvFileError::Syntax {
+            path: path.to_path_buf(),
+            error: crate::SyntaxError {
+                line: line_of(e.as_bytes(), e.utf8_error().valid_up_to()),
+                what: "not valid UTF-8".into(),
+            },
+        })?;
+        EnvFile::parse(&text).map_err(|error| EnvFileError::Syntax {
+            path: path.to_path_buf(),
+            error,
+        })
+    }
+
+    fn check(&self, id: &str, path: &Path) -> Result<ConfigCheck, EnvFileError> {
+        let file = self.parse(path)?;
+        let keys = file.keys();
+        let missing: Vec<String> = self
+            .required
+            .iter()
+            .filter(|k| !keys.contains(k))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(EnvFileError::MissingRequired {
+                id: id.to_string(),
+                keys: missing,
+            });
+        }
+        Ok(ConfigCheck {
+            keys,
+            warnings: file.duplicate_warnings(),
+        })
+    }
+
+    fn version(
+        &self,
+        v: &StoredVersion,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> ConfigVersion {
+        ConfigVersion {
+            id: ConfigVersionId::new(&v.name),
+            label: labels.get(&v.name).cloned().unwrap_or_default(),
+            created_at: v.created_at,
+            location: v.path.display().to_string(),
+        }
+    }
+
+    fn backup_now(&self, label: &str) -> Result<StoredVersion, EnvFileError> {
+        self.file_name()?;
+        let (bytes, meta) = self.read_live()?;
+        let stored = self
+            .history
+            .store(&bytes, FileMode::of(&meta), label, Utc::now())?;
+        tracing::info!(file = %self.live.display(), backup = %stored.name, "env file backed up");
+        if let Some(keep) = self.keep {
+            for removed in self.history.retain(keep, &stored.name)? {
+                tracing::info!(backup = %removed.display(), "old env-file backup removed (retention)");
+            }
+        }
+        Ok(stored)
+    }
+
+    fn restore_now(&self, id: &str) -> Result<(), EnvFileError> {
+        if id == LIVE {
+            return self.read_live().map(drop);
+        }
+        let path = self.resolve(id)?;
+        self.check(id, &path)?;
+        let wanted = read(&path)?;
+        let wanted_mode = FileMode::of(&fs::metadata(&path).map_err(EnvFileError::io("read", &path))?);
+        match self.read_live() {
+            Ok((live, _)) if live == wanted => return Ok(()),
+            Ok((live, _)) => {
+                let digest_live = digest(&live);
+                let already_kept = self
+                    .history
+                    .list()?
+                    .iter()
+                    .any(|v| read(&v.path).is_ok_and(|b| digest(&b) == digest_live));
+                if !already_kept {
+                    self.backup_now(&format!("replaced by a restore of {id}"))?;
+                }
+            }
+            Err(EnvFileError::LiveMissing { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let hook: BeforeRename<'_> = match &self.before_rename {
+            Some(h) => h.as_ref(),
+            None => &|_| Ok(()),
+        };
+        atomic::write_atomically(&self.live, &wanted, wanted_mode, hook)
+            .map_err(EnvFileError::io("replace", &self.live))?;
+        tracing::info!(file = %self.live.display(), version = id, "env file restored");
+        Ok(())
+    }
+
+    /// Removes all but the newest `keep` backups now; returns the removed files.
+    pub async fn apply_retention(&self, keep: usize) -> Result<Vec<PathBuf>, AdapterError> {
+        self.blocking(move |s| s.history.retain(keep.max(1), "")).await
+    }
+}
+
+#[async_trait]
+impl ConfigStore for EnvFileStore {
+    async fn current(&self) -> Result<ConfigVersion, AdapterError> {
+        self.blocking(|s| {
+            let (_, meta) = s.read_live()?;
+            Ok(ConfigVersion {
+                id: ConfigVersionId::new(LIVE),
+                label: String::new(),
+                created_at: meta.modified().map(DateTime::<Utc>::from).unwrap_or_default(),
+                location: s.live.display().to_string(),
+            })
+        })
+        .await
+    }
+
+    async fn backup(&self, label: &str) -> Result<ConfigVersion, AdapterError> {
+        let label = label.to_string();
+        self.blocking(move |s| {
+            let stored = s.backup_now(&label)?;
+            Ok(s.version(&stored, &s.history.labels()?))
+        })
+        .await
+    }
+
+    async fn list(&self) -> Result<Vec<ConfigVersion>, AdapterError> {
+        self.blocking(|s| {
+            let labels = s.history.labels()?;
+            Ok(s.history.list()?.iter().map(|v| s.version(v, &labels)).collect())
+        })
+        .await
+    }
+
+    async fn verify(&self, version: &ConfigVersionId) -> Result<ConfigCheck, AdapterError> {
+        let id = version.as_str().to_string();
+        self.blocking(move |s| {
+            let path = s.resolve(&id)?;
+            s.check(&id, &path)
+        })
+        .await
+    }
+
+    async fn restore(&self, version: &ConfigVersionId) -> Result<(), AdapterError> {
+        let id = version.as_str().to_string();
+        self.blocking(move |s| s.restore_now(&id)).await
+    }
+
+    async fn diff(&self, a: &ConfigVersionId, b: &ConfigVersionId) -> Result<ConfigDiff, AdapterError> {
+        let (a, b) = (a.as_str().to_string(), b.as_str().to_string());
+        self.blocking(move |s| {
+            let fa = s.parse(&s.resolve(&a)?)?;
+            let fb = s.parse(&s.resolve(&b)?)?;
+            let (ma, mb) = (fa.to_map(), fb.to_map());
+            let mut diff = ConfigDiff::default();
+            for (k, va) in &ma {
+                match mb.get(k) {
+                    None => diff.removed.push(k.to_string()),
+                    Some(vb) if vb != va => diff.changed.push(k.to_string()),
+                    Some(_) => {}
+                }
+            }
+            diff.added = mb
+                .keys()
+                .filter(|k| !ma.contains_key(*k))
+                .map(|k| k.to_string())
+                .collect();
+            Ok(diff)
+        })
+        .await
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, EnvFileError> {
+    fs::read(path).map_err(EnvFileError::io("read", path))
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+fn line_of(bytes: &[u8], offset: usize) -> usize {
+    1 + bytes[..offset.min(bytes.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_restore_that_dies_before_the_rename_leaves_the_live_file_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join(".env.production");
+        fs::write(&live, "A=old\n").unwrap();
+        let store = EnvFileStore::new(&live);
+        let v = store.backup("good").await.unwrap();
+        fs::write(&live, "A=new\n").unwrap();
+        let store = store.fail_before_rename(|_| Err(io::Error::other("injected: killed before rename")));
+        let err = store.restore(&v.id).await.unwrap_err();
+        assert!(err.to_string().contains("injected"), "{err}");
+        assert_eq!(
+            fs::read_to_string(&live).unwrap(),
+            "A=new\n",
+            "the live file is the old one, whole"
+        );
+        let stray: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| atomic::is_temp_name(&e.file_name().to_string_lossy()))
+            .collect();
+        assert!(stray.is_empty(), "no temp file is left behind");
+        let kept = store.list().await.unwrap();
+        assert_eq!(kept.len(), 2, "the file about to be replaced was backed up first");
+    }
+}
