@@ -1,0 +1,209 @@
+//! Runs the pm2 CLI: argument vectors, a timeout, stderr captured into errors.
+
+use crate::error::Pm2Error;
+use crate::jlist::{self, Pm2Process};
+use rollback_core::Secret;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::Command;
+
+/// How much of a command's stderr goes into an error.
+const STDERR_TAIL: usize = 2000;
+
+/// A way to run pm2: binary, `PM2_HOME`, timeout.
+#[derive(Clone, Debug)]
+pub(crate) struct Pm2Cli {
+    pub(crate) binary: PathBuf,
+    pub(crate) home: Option<PathBuf>,
+    pub(crate) timeout: Duration,
+}
+
+impl Pm2Cli {
+    fn home_label(&self) -> String {
+        self.home
+            .as_ref()
+            .map_or_else(|| "pm2's default ~/.pm2".to_owned(), |h| h.display().to_string())
+    }
+
+    /// Runs `pm2 <args>` with `env` added to its environment; returns stdout. `label` names
+    /// the command in errors and logs (never the args themselves: they may hold app args).
+    pub(crate) async fn run(
+        &self,
+        label: &str,
+        args: &[OsString],
+        env: &[(String, Secret)],
+    ) -> Result<String, Pm2Error> {
+        let mut cmd = Command::new(&self.binary);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(home) = &self.home {
+            cmd.env("PM2_HOME", home);
+        }
+        for (k, v) in env {
+            cmd.env(k, v.expose());
+        }
+        tracing::debug!(command = label, pm2_home = %self.home_label(), "running pm2");
+        let child = cmd.spawn().map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => Pm2Error::NotInstalled {
+                binary: self.binary.clone(),
+            },
+            _ => Pm2Error::Spawn {
+                binary: self.binary.clone(),
+                source,
+            },
+        })?;
+        let out = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
+            Ok(Ok(out)) => out,
+            Ok(Err(source)) => {
+                return Err(Pm2Error::Spawn {
+                    binary: self.binary.clone(),
+                    source,
+                })
+            }
+            Err(_) => {
+                return Err(Pm2Error::DaemonUnreachable {
+                    home: self.home_label(),
+                    command: label.to_owned(),
+                    why: format!(
+                        "did not finish within {:?} (pm2 hangs when its daemon cannot start)",
+                        self.timeout
+                    ),
+                })
+            }
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            let tail = tail(&strip_ansi(&stderr), STDERR_TAIL);
+            if looks_like_daemon_trouble(&tail) {
+                return Err(Pm2Error::DaemonUnreachable {
+                    home: self.home_label(),
+                    command: label.to_owned(),
+                    why: format!("failed: {tail}"),
+                });
+            }
+            return Err(Pm2Error::CommandFailed {
+                command: label.to_owned(),
+                status: out.status.to_string(),
+                stderr: tail,
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `pm2 jlist`, parsed. Its raw output is never logged or put in an error.
+    pub(crate) async fn jlist(&self) -> Result<Vec<Pm2Process>, Pm2Error> {
+        let out = self.run("pm2 jlist", &["jlist".into()], &[]).await?;
+        jlist::parse(&out)
+    }
+}
+
+fn looks_like_daemon_trouble(stderr: &str) -> bool {
+    [
+        "ECONNREFUSED",
+        "rpc.sock",
+        "pub.sock",
+        "EACCES",
+        "EPERM",
+        "Daemon not launched",
+    ]
+    .iter()
+    .any(|p| stderr.contains(p))
+}
+
+/// Removes ANSI colour sequences (pm2 colours its messages).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn tail(s: &str, max: usize) -> String {
+    let s = s.trim();
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("...{}", &s[start..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_colours_and_keeps_the_tail() {
+        assert_eq!(
+            strip_ansi("\u{1b}[31m[PM2][ERROR] \u{1b}[39mProcess x not found"),
+            "[PM2][ERROR] Process x not found"
+        );
+        assert_eq!(tail("abcdef", 3), "...def");
+        assert_eq!(tail(" ab ", 3), "ab");
+    }
+
+    #[tokio::test]
+    async fn a_missing_binary_names_it_and_the_install_command() {
+        let cli = Pm2Cli {
+            binary: PathBuf::from("/nonexistent/pm2"),
+            home: None,
+            timeout: Duration::from_secs(5),
+        };
+        let e = cli.jlist().await.unwrap_err();
+        assert!(matches!(e, Pm2Error::NotInstalled { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("/nonexistent/pm2") && msg.contains("npm install -g pm2@7.0.4"),
+            "{msg}"
+        );
+        assert_eq!(
+            rollback_core::AdapterError::from(e).kind(),
+            rollback_core::ErrorKind::Unavailable
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hanging_command_is_reported_as_an_unreachable_daemon() {
+        let cli = Pm2Cli {
+            binary: PathBuf::from("sleep"),
+            home: Some(PathBuf::from("/tmp/some-home")),
+            timeout: Duration::from_millis(200),
+        };
+        let e = cli.run("pm2 jlist", &["5".into()], &[]).await.unwrap_err();
+        assert!(matches!(e, Pm2Error::DaemonUnreachable { .. }), "{e}");
+        assert!(e.to_string().contains("/tmp/some-home"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_failing_command_carries_its_stderr() {
+        let cli = Pm2Cli {
+            binary: PathBuf::from("sh"),
+            home: None,
+            timeout: Duration::from_secs(5),
+        };
+        let args = [
+            "-c".into(),
+            "echo '[PM2][ERROR] Process web not found' >&2; exit 1".into(),
+        ];
+        let e = cli.run("pm2 stop web", &args, &[]).await.unwrap_err();
+        assert!(matches!(e, Pm2Error::CommandFailed { .. }), "{e}");
+        assert!(e.to_string().contains("Process web not found"), "{e}");
+    }
+}

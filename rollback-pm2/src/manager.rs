@@ -1,0 +1,493 @@
+//! [`Pm2ProcessManager`]: the [`ProcessManager`] over the pm2 CLI.
+
+use crate::cli::Pm2Cli;
+use crate::config::{AppSpec, CrashLoopPolicy, Pm2Config};
+use crate::error::Pm2Error;
+use crate::jlist::Pm2Process;
+use crate::metrics::Pm2Metrics;
+use async_trait::async_trait;
+use rollback_core::{AdapterError, AppName, ProcessManager, ProcessState, ProcessStatus};
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const START_HINT: &str =
+    " and no start spec is configured for it: add one with Pm2ProcessManager::builder().app(..)";
+const NAME_HINT: &str = ": check the app name (`pm2 ls` with the same PM2_HOME lists them)";
+
+/// A [`ProcessManager`] over the real pm2 CLI (`pm2 jlist`, `stop`, `start`, `restart`).
+///
+/// Each method returns only once the app really is in the asked state: `stop` waits for
+/// pm2 to say `stopped` and for the old pids to be gone; `start` and `restart` wait for
+/// `online` (a new pid for `restart`) and then for a stability window without restarts, so
+/// a crash-looping app is an error ("crash loop: N restarts in Xs"), not a success.
+#[derive(Clone, Debug)]
+pub struct Pm2ProcessManager {
+    cfg: Pm2Config,
+    cli: Pm2Cli,
+}
+
+/// Builds a [`Pm2ProcessManager`]; every setting has a default (see [`Pm2Config`]).
+#[derive(Clone, Debug, Default)]
+pub struct Pm2Builder {
+    cfg: Pm2Config,
+}
+
+impl Pm2Builder {
+    /// The pm2 binary (default `pm2` on `PATH`).
+    pub fn binary(mut self, binary: impl Into<PathBuf>) -> Self {
+        self.cfg.binary = binary.into();
+        self
+    }
+
+    /// `PM2_HOME` for every pm2 command (default: pm2's own, `~/.pm2`).
+    pub fn home(mut self, home: impl Into<PathBuf>) -> Self {
+        self.cfg.home = Some(home.into());
+        self
+    }
+
+    /// How long one pm2 command may take (default 30 s).
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.cfg.command_timeout = timeout;
+        self
+    }
+
+    /// How long `stop`/`start`/`restart` wait for the asked state (default 30 s).
+    pub fn state_timeout(mut self, timeout: Duration) -> Self {
+        self.cfg.state_timeout = timeout;
+        self
+    }
+
+    /// How long an app must stay online without restarting before `start` returns
+    /// (default 1.5 s).
+    pub fn stability_window(mut self, window: Duration) -> Self {
+        self.cfg.stability_window = window;
+        self
+    }
+
+    /// `restarts` restarts within `window` after a start is a crash loop (default 3 in 10 s).
+    pub fn crash_loop(mut self, restarts: u32, window: Duration) -> Self {
+        self.cfg.crash_loop = CrashLoopPolicy { restarts, window };
+        self
+    }
+
+    /// How to start `app` when pm2 does not know it.
+    pub fn app(mut self, app: impl Into<AppName>, spec: AppSpec) -> Self {
+        self.cfg.apps.insert(app.into(), spec);
+        self
+    }
+
+    /// The manager; fails on settings that cannot work.
+    pub fn build(self) -> Result<Pm2ProcessManager, AdapterError> {
+        let c = &self.cfg;
+        if c.crash_loop.restarts == 0 {
+            return Err(Pm2Error::Config("crash_loop restarts must be at least 1".into()).into());
+        }
+        if c.stability_window >= c.state_timeout {
+            return Err(Pm2Error::Config(format!(
+                "stability window {:?} must be shorter than the state timeout {:?}",
+                c.stability_window, c.state_timeout
+            ))
+            .into());
+        }
+        if c.command_timeout.is_zero() {
+            return Err(Pm2Error::Config("command timeout must not be zero".into()).into());
+        }
+        Ok(Pm2ProcessManager::new(self.cfg))
+    }
+}
+
+impl Pm2ProcessManager {
+    /// A builder with the defaults.
+    pub fn builder() -> Pm2Builder {
+        Pm2Builder::default()
+    }
+
+    /// A manager with this configuration, as is.
+    pub fn new(cfg: Pm2Config) -> Self {
+        let cli = Pm2Cli {
+            binary: cfg.binary.clone(),
+            home: cfg.home.clone(),
+            timeout: cfg.command_timeout,
+        };
+        Self { cfg, cli }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Pm2Config {
+        &self.cfg
+    }
+
+    /// A [`MetricsSource`](rollback_core::MetricsSource) reading the same pm2.
+    pub fn metrics(&self) -> Pm2Metrics {
+        Pm2Metrics::new(self.cli.clone())
+    }
+
+    async fn instances(&self, app: &AppName) -> Result<Vec<Pm2Process>, Pm2Error> {
+        instances_of(self.cli.jlist().await?, app, NAME_HINT)
+    }
+
+    async fn run_on(&self, verb: &str, app: &AppName, procs: &[Pm2Process]) -> Result<(), Pm2Error> {
+        // By pm_id, never by name: pm2 reads a name as "all", a namespace or a regex.
+        let mut args: Vec<OsString> = vec![verb.into()];
+        args.extend(procs.iter().map(|p| OsString::from(p.pm_id.to_string())));
+        self.cli
+            .run(&format!("pm2 {verb} {app}"), &args, &[])
+            .await
+            .map(drop)
+    }
+
+    async fn start_from_spec(&self, app: &AppName, spec: &AppSpec) -> Result<(), Pm2Error> {
+        let label = format!("pm2 start {app}");
+        match spec {
+            AppSpec::Ecosystem { file } => {
+                let args = ["start".into(), file.into(), "--only".into(), app.as_str().into()];
+                self.cli.run(&label, &args, &[]).await?;
+            }
+            AppSpec::Script(s) => {
+                let mut args: Vec<OsString> = vec![
+                    "start".into(),
+                    (&s.script).into(),
+                    "--name".into(),
+                    app.as_str().into(),
+                ];
+                if let Some(cwd) = &s.cwd {
+                    args.extend(["--cwd".into(), cwd.into()]);
+                }
+                if let Some(i) = &s.interpreter {
+                    args.extend(["--interpreter".into(), i.into()]);
+                }
+                if !s.args.is_empty() {
+                    args.push("--".into());
+                    args.extend(s.args.iter().map(OsString::from));
+                }
+                self.cli.run(&label, &args, &s.env).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Polls until every instance is online with a pid not in `old_pids` and has stayed so,
+    /// without restarts, for the stability window; a crash loop or `errored` is an error.
+    async fn wait_online(&self, app: &AppName, old_pids: &[u32]) -> Result<(), Pm2Error> {
+        let started = Instant::now();
+        let deadline = started + self.cfg.state_timeout;
+        let policy = self.cfg.crash_loop;
+        let mut backoff = Backoff::new();
+        let mut prev_total: Option<u32> = None;
+        let mut restarts: VecDeque<(Instant, u32)> = VecDeque::new();
+        let mut stable_since: Option<Instant> = None;
+        loop {
+            let procs = self.instances(app).await?;
+            let now = Instant::now();
+            let total: u32 = procs.iter().map(|p| p.restarts).sum();
+            if let Some(prev) = prev_total.filter(|p| total > *p) {
+                restarts.push_back((now, total - prev));
+                stable_since = None;
+            }
+            prev_total = Some(total);
+            while restarts
+                .front()
+                .is_some_and(|(t, _)| now.duration_since(*t) > policy.window)
+            {
+                restarts.pop_front();
+            }
+            let recent: u32 = restarts.iter().map(|(_, n)| n).sum();
+            let state = aggregate_state(&procs);
+            if recent >= policy.restarts || state == ProcessState::Errored {
+                return Err(Pm2Error::CrashLoop {
+                    app: app.to_string(),
+                    restarts: recent,
+                    within: now.duration_since(started).min(policy.window),
+                    last: describe(&procs),
+                });
+            }
+            let fresh = state == ProcessState::Online
+                && procs
+                    .iter()
+                    .all(|p| p.pid.is_some_and(|pid| !old_pids.contains(&pid)));
+            if fresh {
+                let since = *stable_since.get_or_insert(now);
+                if now.duration_since(since) >= self.cfg.stability_window {
+                    tracing::debug!(app = %app, waited = ?started.elapsed(), "pm2 app online and stable");
+                    return Ok(());
+                }
+            } else {
+                stable_since = None;
+            }
+            if now >= deadline {
+                return Err(Pm2Error::StateTimeout {
+                    app: app.to_string(),
+                    wanted: "online and stable",
+                    after: self.cfg.state_timeout,
+                    last: describe(&procs),
+                });
+            }
+            backoff.sleep(deadline).await;
+        }
+    }
+
+    async fn stop_app(&self, app: &AppName) -> Result<(), Pm2Error> {
+        let procs = self.instances(app).await?;
+        if procs
+            .iter()
+            .all(|p| p.state() == ProcessState::Stopped && p.pid.is_none())
+        {
+            return Ok(());
+        }
+        let pids: Vec<u32> = procs.iter().filter_map(|p| p.pid).collect();
+        self.run_on("stop", app, &procs).await?;
+        let deadline = Instant::now() + self.cfg.state_timeout;
+        let mut backoff = Backoff::new();
+        loop {
+            let procs = self.instances(app).await?;
+            let alive: Vec<u32> = pids.iter().copied().filter(|p| pid_alive(*p)).collect();
+            if alive.is_empty() && procs.iter().all(|p| p.state() == ProcessState::Stopped) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let mut last = describe(&procs);
+                if !alive.is_empty() {
+                    last.push_str(&format!("; old pid(s) {alive:?} still alive"));
+                }
+                return Err(Pm2Error::StateTimeout {
+                    app: app.to_string(),
+                    wanted: "stopped",
+                    after: self.cfg.state_timeout,
+                    last,
+                });
+            }
+            backoff.sleep(deadline).await;
+        }
+    }
+
+    async fn start_app(&self, app: &AppName) -> Result<(), Pm2Error> {
+        let all = self.cli.jlist().await?;
+        let procs: Vec<Pm2Process> = all.iter().filter(|p| p.name == app.as_str()).cloned().collect();
+        if procs.is_empty() {
+            let spec = match self.cfg.apps.get(app) {
+                Some(spec) => spec,
+                None => return Err(unknown_app(&all, app, START_HINT)),
+            };
+            self.start_from_spec(app, spec).await?;
+        } else if procs.iter().all(|p| p.state() == ProcessState::Online) {
+            return Ok(());
+        } else {
+            self.run_on("restart", app, &procs).await?;
+        }
+        self.wait_online(app, &[]).await
+    }
+
+    async fn restart_app(&self, app: &AppName) -> Result<(), Pm2Error> {
+        let procs = self.instances(app).await?;
+        let old: Vec<u32> = procs.iter().filter_map(|p| p.pid).collect();
+        self.run_on("restart", app, &procs).await?;
+        self.wait_online(app, &old).await
+    }
+}
+
+/// The instances of `app` in `all`, or [`Pm2Error::UnknownApp`] listing the known apps.
+pub(crate) fn instances_of(
+    all: Vec<Pm2Process>,
+    app: &AppName,
+    hint: &'static str,
+) -> Result<Vec<Pm2Process>, Pm2Error> {
+    if all.iter().any(|p| p.name == app.as_str()) {
+        Ok(all.into_iter().filter(|p| p.name == app.as_str()).collect())
+    } else {
+        Err(unknown_app(&all, app, hint))
+    }
+}
+
+fn unknown_app(all: &[Pm2Process], app: &AppName, hint: &'static str) -> Pm2Error {
+    let mut known: Vec<&str> = all.iter().map(|p| p.name.as_str()).collect();
+    known.sort_unstable();
+    known.dedup();
+    Pm2Error::UnknownApp {
+        app: app.to_string(),
+        known: if known.is_empty() {
+            "none".into()
+        } else {
+            known.join(", ")
+        },
+        hint,
+    }
+}
+
+/// One state for all instances: errored if any is, the common state if they agree,
+/// otherwise in transition.
+fn aggregate_state(procs: &[Pm2Process]) -> ProcessState {
+    let states: Vec<ProcessState> = procs.iter().map(Pm2Process::state).collect();
+    if states.contains(&ProcessState::Errored) {
+        ProcessState::Errored
+    } else if let Some(first) = states.first().filter(|s| states.iter().all(|x| x == *s)) {
+        *first
+    } else if states.contains(&ProcessState::Stopping) {
+        ProcessState::Stopping
+    } else {
+        ProcessState::Launching
+    }
+}
+
+fn aggregate(app: &AppName, procs: &[Pm2Process], now_ms: u64) -> ProcessStatus {
+    let state = aggregate_state(procs);
+    let online = state == ProcessState::Online;
+    ProcessStatus {
+        app: app.clone(),
+        state,
+        pid: procs.iter().find_map(|p| p.pid),
+        restarts: procs.iter().map(|p| p.restarts).sum(),
+        uptime: procs
+            .iter()
+            .filter_map(|p| p.started_at_ms)
+            .map(|t| Duration::from_millis(now_ms.saturating_sub(t)))
+            .min()
+            .filter(|_| online),
+    }
+}
+
+/// "online (pm_id 0, pid 123, 2 restarts)" for each instance.
+fn describe(procs: &[Pm2Process]) -> String {
+    procs
+        .iter()
+        .map(|p| {
+            let pid = p
+                .pid
+                .map_or_else(|| "no pid".to_owned(), |pid| format!("pid {pid}"));
+            format!("{} (pm_id {}, {pid}, {} restarts)", p.status, p.pm_id, p.restarts)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// True while `pid` exists and is not a zombie (Linux `/proc`; elsewhere pm2's word is taken).
+fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Polling delays: 50 ms growing by half up to 300 ms, never past the deadline.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Self(Duration::from_millis(50))
+    }
+
+    async fn sleep(&mut self, deadline: Instant) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::time::sleep(self.0.min(left)).await;
+        self.0 = (self.0 * 3 / 2).min(Duration::from_millis(300));
+    }
+}
+
+#[async_trait]
+impl ProcessManager for Pm2ProcessManager {
+    async fn status(&self, app: &AppName) -> Result<ProcessStatus, AdapterError> {
+        let procs = self.instances(app).await?;
+        Ok(aggregate(app, &procs, now_ms()))
+    }
+
+    async fn stop(&self, app: &AppName) -> Result<(), AdapterError> {
+        Ok(self.stop_app(app).await?)
+    }
+
+    async fn start(&self, app: &AppName) -> Result<(), AdapterError> {
+        Ok(self.start_app(app).await?)
+    }
+
+    async fn restart(&self, app: &AppName) -> Result<(), AdapterError> {
+        Ok(self.restart_app(app).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(name: &str, id: u32, pid: Option<u32>, status: &str, restarts: u32) -> Pm2Process {
+        Pm2Process {
+            name: name.into(),
+            pm_id: id,
+            pid,
+            status: status.into(),
+            restarts,
+            started_at_ms: Some(1_000),
+            memory_bytes: None,
+            cpu_percent: None,
+        }
+    }
+
+    #[test]
+    fn unknown_app_names_it_and_lists_known_apps() {
+        let all = vec![
+            p("web", 0, Some(1), "online", 0),
+            p("worker", 1, None, "stopped", 0),
+        ];
+        let e = instances_of(all, &AppName::new("api"), NAME_HINT).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("`api`") && msg.contains("web, worker"), "{msg}");
+        assert_eq!(e.kind(), rollback_core::ErrorKind::NotFound);
+        let e = instances_of(vec![], &AppName::new("api"), START_HINT).unwrap_err();
+        assert!(e.to_string().contains("known apps: none"), "{e}");
+    }
+
+    #[test]
+    fn instances_aggregate_into_one_status() {
+        let app = AppName::new("web");
+        let two = [
+            p("web", 0, Some(10), "online", 1),
+            p("web", 1, Some(11), "online", 2),
+        ];
+        let s = aggregate(&app, &two, 4_000);
+        assert_eq!(
+            (s.state, s.pid, s.restarts, s.uptime),
+            (ProcessState::Online, Some(10), 3, Some(Duration::from_secs(3)))
+        );
+        let mixed = [
+            p("web", 0, Some(10), "online", 0),
+            p("web", 1, None, "stopped", 0),
+        ];
+        assert_eq!(aggregate(&app, &mixed, 0).state, ProcessState::Launching);
+        let bad = [
+            p("web", 0, Some(10), "online", 0),
+            p("web", 1, None, "errored", 0),
+        ];
+        assert_eq!(aggregate(&app, &bad, 0).state, ProcessState::Errored);
+        let stopped = [p("web", 0, None, "stopped", 0)];
+        assert_eq!(aggregate(&app, &stopped, 5_000).uptime, None);
+    }
+
+    #[test]
+    fn builder_refuses_unworkable_settings() {
+        let e = Pm2ProcessManager::builder()
+            .crash_loop(0, Duration::from_secs(1))
+            .build()
+            .unwrap_err();
+        assert_eq!(e.kind(), rollback_core::ErrorKind::InvalidInput);
+        let e = Pm2ProcessManager::builder()
+            .stability_window(Duration::from_secs(5))
+            .state_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("stability window"), "{e}");
+    }
+
+    #[test]
+    fn own_pid_is_alive_and_a_bogus_one_is_not() {
+        assert!(pid_alive(std::process::id()));
+        assert!(!pid_alive(u32::MAX - 1));
+    }
+}
