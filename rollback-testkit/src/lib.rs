@@ -33,6 +33,7 @@ pub mod conformance;
 pub mod fakes;
 pub mod integration;
 mod rig;
+pub mod temp_pm2;
 pub mod temp_postgres;
 mod world;
 
