@@ -1,0 +1,178 @@
+//! Running install/build steps: argument vectors (never a shell), a working directory, extra
+//! environment, a timeout per step, and the last lines of output kept for errors and reports.
+
+use crate::config::{BuildCommand, BuildEnv};
+use crate::error::GitError;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+
+/// How to run the build steps.
+#[derive(Clone, Debug)]
+pub(crate) struct Runner {
+    pub commands: Vec<BuildCommand>,
+    pub env: BuildEnv,
+    pub timeout: Duration,
+    pub tail_lines: usize,
+}
+
+/// True when `path` is an executable file.
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Where `program` would be run from: a path (absolute, or relative to `dir`) when it holds
+/// a `/`, else the first executable of that name on `PATH`. `None` when it cannot be found.
+/// A relative path cannot be checked without `dir` and counts as found.
+pub(crate) fn locate(program: &str, dir: Option<&Path>) -> Option<Option<PathBuf>> {
+    if program.contains('/') {
+        let p = Path::new(program);
+        if p.is_absolute() {
+            return is_executable(p).then(|| Some(p.to_path_buf()));
+        }
+        return match dir {
+            Some(d) => is_executable(&d.join(p)).then(|| Some(d.join(p))),
+            None => Some(None),
+        };
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| is_executable(p))
+        .map(Some)
+}
+
+impl Runner {
+    /// Checks every command has a program that exists; `dir` is the checkout (for programs
+    /// given relative to it), `None` before there is one.
+    pub(crate) fn check_tools(&self, dir: Option<&Path>) -> Result<(), GitError> {
+        for c in &self.commands {
+            let Some(tool) = c.argv.first() else {
+                return Err(GitError::Invalid(
+                    "a build command is empty: give at least the program, e.g. [\"npm\", \"ci\"]".into(),
+                ));
+            };
+            if locate(tool, dir).is_none() {
+                return Err(GitError::MissingTool {
+                    tool: tool.clone(),
+                    command: c.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs every step in `dir`, in order, stopping at the first failure. Returns the tail of
+    /// the combined output. `kept` says where the checkout goes if a step fails.
+    pub(crate) async fn run(&self, dir: &Path, revision: &str, kept: &str) -> Result<Vec<String>, GitError> {
+        self.check_tools(Some(dir))?;
+        let tail = Mutex::new(VecDeque::with_capacity(self.tail_lines + 1));
+        for c in &self.commands {
+            push(&tail, format!("$ {c}"), self.tail_lines);
+            let program = match locate(&c.argv[0], Some(dir)) {
+                Some(Some(p)) => p,
+                _ => PathBuf::from(&c.argv[0]),
+            };
+            let mut cmd = Command::new(&program);
+            cmd.args(&c.argv[1..])
+                .current_dir(dir)
+                .envs(self.env.0.iter().map(|(k, v)| (k, v)))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true);
+            tracing::info!(command = %c, dir = %dir.display(), "running build step");
+            let mut child = cmd.spawn().map_err(|source| GitError::BuildSpawn {
+                command: c.to_string(),
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+            let (out, err) = (child.stdout.take(), child.stderr.take());
+            let status = {
+                let work = async {
+                    let (_, _, status) = tokio::join!(
+                        pump(out, &tail, self.tail_lines),
+                        pump(err, &tail, self.tail_lines),
+                        child.wait()
+                    );
+                    status
+                };
+                tokio::time::timeout(self.timeout, work).await
+            };
+            let snapshot = || joined(&tail);
+            match status {
+                Ok(Ok(s)) if s.success() => {}
+                Ok(Ok(s)) => {
+                    return Err(GitError::BuildFailed {
+                        command: c.to_string(),
+                        revision: revision.to_owned(),
+                        status: s.to_string(),
+                        kept: kept.to_owned(),
+                        tail: snapshot(),
+                    })
+                }
+                Ok(Err(e)) => {
+                    return Err(GitError::BuildFailed {
+                        command: c.to_string(),
+                        revision: revision.to_owned(),
+                        status: format!("could not wait for it: {e}"),
+                        kept: kept.to_owned(),
+                        tail: snapshot(),
+                    })
+                }
+                Err(_) => {
+                    let _ = child.start_kill();
+                    let _ = child.wait().await;
+                    return Err(GitError::BuildTimeout {
+                        command: c.to_string(),
+                        timeout: self.timeout,
+                        tail: snapshot(),
+                    });
+                }
+            }
+        }
+        let lines = tail
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default();
+        Ok(lines)
+    }
+}
+
+fn push(tail: &Mutex<VecDeque<String>>, line: String, max: usize) {
+    if let Ok(mut t) = tail.lock() {
+        t.push_back(line);
+        while t.len() > max.max(1) {
+            t.pop_front();
+        }
+    }
+}
+
+fn joined(tail: &Mutex<VecDeque<String>>) -> String {
+    tail.lock()
+        .map(|t| t.iter().map(String::as_str).collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default()
+}
+
+/// Reads a child's stream line by line into the shared tail.
+async fn pump<R: AsyncRead + Unpin>(stream: Option<R>, tail: &Mutex<VecDeque<String>>, max: usize) {
+    let Some(stream) = stream else { return };
+    let mut reader = BufReader::new(stream);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf).trim_end().to_owned();
+                tracing::debug!(target: "rollback_git::build", "{line}");
+                push(tail, line, max);
+            }
+        }
+    }
+}
