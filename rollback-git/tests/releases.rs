@@ -1,0 +1,214 @@
+//! Releases layout: the atomic switch, failing and slow builds, idempotency, retention.
+
+mod common;
+
+use common::{assert_err, commit_files, init_repo, rev};
+use rollback_core::{CodeVersion, ErrorKind};
+use rollback_git::GitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_switch_is_atomic_for_a_reader_during_many_activates() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    let c0 = init_repo(&repo);
+    let c1 = commit_files(&repo, &[("app.txt", "v1\n")], "v1");
+    let current = tmp.path().join("current");
+    let code = GitCode::builder(&repo)
+        .releases(tmp.path().join("releases"), &current)
+        .build()
+        .expect("adapter");
+    let p0 = code.prepare(&rev(c0)).await.expect("prepare");
+    let p1 = code.prepare(&rev(c1)).await.expect("prepare");
+    code.activate(&p0).await.expect("activate");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (stop, current) = (stop.clone(), current.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            let mut seen = std::collections::BTreeSet::new();
+            while !stop.load(Ordering::Relaxed) {
+                let dir = std::fs::canonicalize(&current).expect("current always resolves");
+                assert!(
+                    dir.join("REVISION").is_file(),
+                    "current points at a finished release"
+                );
+                let text = std::fs::read_to_string(current.join("app.txt"))
+                    .expect("app.txt readable through current");
+                assert!(text == "v0\n" || text == "v1\n", "half-written content: {text:?}");
+                seen.insert(text);
+                reads += 1;
+            }
+            (reads, seen)
+        })
+    };
+    for i in 0..300 {
+        code.activate(if i % 2 == 0 { &p1 } else { &p0 })
+            .await
+            .expect("activate");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (reads, seen) = reader
+        .join()
+        .expect("the reader never saw a missing or half-written path");
+    assert!(
+        reads > 100,
+        "the reader ran alongside the switches ({reads} reads)"
+    );
+    assert_eq!(seen.len(), 2, "the reader saw both releases");
+    assert!(std::fs::symlink_metadata(&current)
+        .expect("link")
+        .file_type()
+        .is_symlink());
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .expect("dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "no temporary links left: {leftovers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_build_leaves_current_untouched_and_is_kept_aside() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    let c0 = init_repo(&repo);
+    let code = GitCode::builder(&repo)
+        .releases(tmp.path().join("releases"), tmp.path().join("current"))
+        .build_command(["cp", "app.txt", "built.txt"])
+        .build_command(["cat", "build-input.txt"])
+        .build()
+        .expect("adapter");
+    // c0 has no build-input.txt: its build fails. c1 has one.
+    assert_err(
+        code.prepare(&rev(c0)).await,
+        ErrorKind::Failed,
+        &["cat build-input.txt", "No such file"],
+    );
+    let c1 = commit_files(&repo, &[("build-input.txt", "input\n")], "add build input");
+    let p1 = code.prepare(&rev(c1)).await.expect("prepare c1");
+    assert!(
+        p1.build_log_tail.iter().any(|l| l == "input"),
+        "log tail: {:?}",
+        p1.build_log_tail
+    );
+    code.activate(&p1).await.expect("activate");
+    let before = std::fs::read_link(tmp.path().join("current")).expect("link");
+
+    let broken = rev(common::commit_removal(
+        &repo,
+        "build-input.txt",
+        "break the build",
+    ));
+    let err = code.prepare(&broken).await.expect_err("build fails");
+    assert_eq!(err.kind(), ErrorKind::Failed);
+    assert!(
+        err.to_string().contains("nothing the app runs was touched"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_link(tmp.path().join("current")).expect("link"),
+        before,
+        "current untouched"
+    );
+    assert_eq!(code.current().await.expect("current").id, rev(c1));
+    let releases: Vec<String> = std::fs::read_dir(tmp.path().join("releases"))
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        releases.iter().any(|n| n.starts_with("failed-")),
+        "failed build kept aside: {releases:?}"
+    );
+    assert!(
+        !releases.contains(&broken.as_str()[..12].to_owned()),
+        "no half-built release: {releases:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_build_times_out_and_prepare_is_idempotent() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    let c0 = init_repo(&repo);
+    let slow = GitCode::builder(&repo)
+        .releases(tmp.path().join("releases"), tmp.path().join("current"))
+        .build_command(["sleep", "10"])
+        .build_timeout(Duration::from_millis(300))
+        .build()
+        .expect("adapter");
+    let started = std::time::Instant::now();
+    assert_err(
+        slow.prepare(&rev(c0)).await,
+        ErrorKind::Timeout,
+        &["sleep 10", "300ms"],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "killed at the timeout"
+    );
+
+    let code = GitCode::builder(&repo)
+        .releases(tmp.path().join("releases"), tmp.path().join("current"))
+        .build_command(["cp", "app.txt", "built.txt"])
+        .build()
+        .expect("adapter");
+    let first = code.prepare(&rev(c0)).await.expect("prepare");
+    let again = code.prepare(&rev(c0)).await.expect("prepare again");
+    assert_eq!(first.location, again.location);
+    assert!(
+        again.build_log_tail[0].contains("already prepared"),
+        "{:?}",
+        again.build_log_tail
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_keeps_the_last_releases_and_never_the_live_or_previous_one() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    init_repo(&repo);
+    let code = GitCode::builder(&repo)
+        .releases(tmp.path().join("releases"), tmp.path().join("current"))
+        .keep(2)
+        .build()
+        .expect("adapter");
+    let mut prepared = Vec::new();
+    for i in 1..=5 {
+        let c = commit_files(&repo, &[("app.txt", &format!("v{i}\n"))], &format!("v{i}"));
+        prepared.push(code.prepare(&rev(c)).await.expect("prepare"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Activate the oldest: it is kept (being activated), as is the newest by use.
+    code.activate(&prepared[0]).await.expect("activate");
+    let count = || {
+        std::fs::read_dir(tmp.path().join("releases"))
+            .expect("dir")
+            .count()
+    };
+    assert_eq!(count(), 2, "pruned to `keep`");
+    assert!(
+        std::path::Path::new(&prepared[0].location).exists(),
+        "live release kept"
+    );
+    for p in &prepared[1..4] {
+        assert!(
+            !std::path::Path::new(&p.location).exists(),
+            "old release pruned: {}",
+            p.location
+        );
+    }
+    code.activate(&prepared[4]).await.expect("activate the newest");
+    assert!(
+        std::path::Path::new(&prepared[0].location).exists(),
+        "previous release kept"
+    );
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("current/app.txt")).expect("read"),
+        "v5\n"
+    );
+}
