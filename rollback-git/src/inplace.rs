@@ -5,7 +5,7 @@
 
 use crate::config::InPlaceOptions;
 use crate::error::GitError;
-use crate::releases::{self, REVISION_FILE};
+use crate::releases::{self, PARKED_FILE, REVISION_FILE};
 use crate::repo;
 use git2::build::CheckoutBuilder;
 use rollback_core::{PreparedRevision, RevisionId};
@@ -40,6 +40,7 @@ fn holder(worktrees: &Path, oid: git2::Oid) -> Result<PathBuf, GitError> {
     let dir = worktrees.join(repo::dir_name(oid));
     if releases::read_revision(&dir).is_none() {
         fs::create_dir_all(&dir).map_err(GitError::io("creating", &dir))?;
+        fs::write(dir.join(PARKED_FILE), b"").map_err(GitError::io("marking the parking directory", &dir))?;
         fs::write(dir.join(REVISION_FILE), format!("{oid}\n"))
             .map_err(GitError::io("writing the REVISION file in", &dir))?;
     }

@@ -14,6 +14,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// The file naming the revision a release directory holds.
 pub const REVISION_FILE: &str = "REVISION";
 
+/// Marks a directory that only holds a live revision's parked artifacts (in place): it can
+/// be activated, but `prepare` still builds there.
+pub(crate) const PARKED_FILE: &str = ".rollback-parked";
+
 /// Prefix of the directories failed builds are moved to (kept for debugging).
 const FAILED_PREFIX: &str = "failed-";
 
@@ -64,11 +68,13 @@ pub(crate) async fn prepare_dir(
     runner: &Runner,
 ) -> Result<PreparedRevision, GitError> {
     let (repo_path, base_owned, rev) = (repo_path.to_path_buf(), base.to_path_buf(), revision.clone());
-    let checked_out = crate::blocking(move || -> Result<Option<PathBuf>, GitError> {
+    let checked_out = crate::blocking(move || -> Result<Option<(PathBuf, bool)>, GitError> {
         let repo = repo::open(&repo_path)?;
         let commit = repo::find_commit(&repo, rev.as_str())?;
         let dir = base_owned.join(repo::dir_name(commit.id()));
+        let parked = dir.join(PARKED_FILE).exists();
         match read_revision(&dir) {
+            Some(r) if r == rev.as_str() && parked => {}
             Some(r) if r == rev.as_str() => return Ok(None),
             Some(other) => {
                 return Err(GitError::Invalid(format!(
@@ -83,24 +89,30 @@ pub(crate) async fn prepare_dir(
             None => {}
         }
         repo::checkout_into(&repo, &commit, &dir)?;
-        Ok(Some(dir))
+        Ok(Some((dir, parked)))
     })
     .await?;
     let name = &revision.as_str()[..repo::DIR_HASH_LEN.min(revision.as_str().len())];
     let dir = base.join(name);
-    let Some(dir) = checked_out else {
+    let Some((dir, parked)) = checked_out else {
         return Ok(PreparedRevision {
             revision: revision.clone(),
             location: dir.display().to_string(),
             build_log_tail: vec![format!("already prepared at {}; not rebuilt", dir.display())],
         });
     };
-    let failed = base.join(format!("{FAILED_PREFIX}{name}-{}", unique_suffix()));
+    let failed = if parked {
+        // The live build of this revision is parked here: leave it for activate.
+        dir.clone()
+    } else {
+        base.join(format!("{FAILED_PREFIX}{name}-{}", unique_suffix()))
+    };
     let tail = match runner
         .run(&dir, revision.as_str(), &failed.display().to_string())
         .await
     {
         Ok(tail) => tail,
+        Err(e) if parked => return Err(e),
         Err(e) => {
             if let Err(mv) = fs::rename(&dir, &failed) {
                 tracing::warn!(error = %mv, dir = %dir.display(), "could not move the failed build aside");
@@ -112,6 +124,9 @@ pub(crate) async fn prepare_dir(
     let tmp = dir.join(format!(".{REVISION_FILE}.tmp"));
     fs::write(&tmp, format!("{revision}\n")).map_err(GitError::io("writing", &tmp))?;
     fs::rename(&tmp, dir.join(REVISION_FILE)).map_err(GitError::io("writing the REVISION file in", &dir))?;
+    if parked {
+        fs::remove_file(dir.join(PARKED_FILE)).map_err(GitError::io("unmarking", &dir))?;
+    }
     tracing::info!(%revision, dir = %dir.display(), "revision prepared");
     Ok(PreparedRevision {
         revision: revision.clone(),
