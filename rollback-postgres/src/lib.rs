@@ -1,1 +1,50 @@
-//! rollback-postgres (in progress).
+//! # rollback-postgres
+//!
+//! [`DatabaseSnapshot`](rollback_core::DatabaseSnapshot) for PostgreSQL 13 and newer:
+//! snapshots are `pg_dump` archives (custom format, or directory format with parallel jobs;
+//! never plain SQL, which `pg_restore` cannot read) with a manifest of checksums and row
+//! counts; a rollback restores the snapshot into a staging database while the app still
+//! serves, then switches it in by two renames, so the offline window is that of a rename,
+//! not of a restore.
+//!
+//! - [`PostgresSnapshot`]: the adapter; [`PgConfig`]: connection settings (the password is
+//!   a [`Secret`](rollback_core::Secret)); [`PgTools`]: where `pg_dump`/`pg_restore` are.
+//! - The live database is never deleted: `preserve_current` renames it to
+//!   `<db>__pre_rollback_<utc>` (writes made after the snapshot live on there), `reinstate`
+//!   puts it back and sets the failed one aside as `<db>__rollback_failed_<utc>`. Old ones
+//!   go only through the explicit [`PostgresSnapshot::apply_retention`].
+//! - Consistency: `pg_dump` works in one MVCC snapshot, so the archive is consistent while
+//!   the app keeps writing; the manifest's row counts are taken in that same snapshot.
+//!
+//! What it is not: a physical backup (no WAL archiving, no point-in-time recovery), and it
+//! does not capture roles, which are cluster-wide. TLS is not built in: `sslmode=require`
+//! is refused with a clear error.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use rollback_core::DatabaseSnapshot;
+//! use rollback_postgres::{PgConfig, PgTools, PostgresSnapshot};
+//! let config = PgConfig::from_url("postgres://app:secret@127.0.0.1:5432/shop")?;
+//! let db = PostgresSnapshot::new(config, "/var/lib/rollback/snapshots", PgTools::discover().await?);
+//! let snap = db.snapshot("before v2").await?;
+//! db.verify(&snap.id).await?;
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+mod adapter;
+pub mod config;
+mod dbprops;
+pub mod error;
+pub mod ident;
+pub mod integrity;
+pub mod manifest;
+pub mod state;
+pub mod tools;
+
+pub use adapter::{Options, PostgresSnapshot, RetentionReport, METHOD_DUMP, METHOD_RENAME};
+pub use config::{PgConfig, SslMode};
+pub use error::PgError;
+pub use manifest::{DumpFormat, Manifest};
+pub use tools::PgTools;

@@ -1,0 +1,89 @@
+//! A small JSON file in the snapshot root that makes the switch steps idempotent: which
+//! database each `preserve_current` label renamed (or dumped), which staging database holds
+//! which snapshot, and what was last put live.
+
+use crate::error::PgError;
+use rollback_core::{ErrorKind, PreservedDatabase};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The state file's name in the snapshot root.
+pub const STATE_FILE: &str = ".rollback-postgres-state.json";
+
+/// One `preserve_current` call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreservedRecord {
+    /// What was returned (and is returned again for the same label).
+    pub preserved: PreservedDatabase,
+    /// The renamed database, for the rename method.
+    pub renamed_to: Option<String>,
+    /// Its oid (a rename keeps it), once known.
+    pub oid: Option<u32>,
+    /// True once the rename or dump finished.
+    pub done: bool,
+}
+
+/// A staging database made by `prepare_restore`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagedRecord {
+    /// The snapshot restored into it.
+    pub snapshot: String,
+    /// The staging database's oid.
+    pub oid: u32,
+}
+
+/// What was last put live by `restore` or `reinstate`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveRecord {
+    /// `snapshot:<id>` or `preserved:<label>`.
+    pub source: String,
+    /// The live database's oid right after the switch (0 when restored in place).
+    pub oid: u32,
+}
+
+/// The whole state file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// By label.
+    pub preserved: BTreeMap<String, PreservedRecord>,
+    /// By staging database name.
+    pub staged: BTreeMap<String, StagedRecord>,
+    /// The last switch.
+    pub live: Option<LiveRecord>,
+}
+
+fn path(root: &Path) -> PathBuf {
+    root.join(STATE_FILE)
+}
+
+impl State {
+    /// Reads the state (empty when there is none yet).
+    pub async fn load(root: &Path) -> Result<State, PgError> {
+        let p = path(root);
+        match tokio::fs::read(&p).await {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                PgError::new(
+                    ErrorKind::Corrupt,
+                    format!("{} is damaged ({e}): fix or move it aside", p.display()),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+            Err(e) => Err(PgError::io(format!("cannot read {}", p.display()), e)),
+        }
+    }
+
+    /// Writes the state (temporary file, then rename).
+    pub async fn store(&self, root: &Path) -> Result<(), PgError> {
+        let p = path(root);
+        let tmp = root.join(format!("{STATE_FILE}.tmp"));
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| PgError::new(ErrorKind::Failed, format!("cannot encode state: {e}")))?;
+        tokio::fs::write(&tmp, json)
+            .await
+            .map_err(|e| PgError::io(format!("cannot write {}", tmp.display()), e))?;
+        tokio::fs::rename(&tmp, &p)
+            .await
+            .map_err(|e| PgError::io(format!("cannot write {}", p.display()), e))
+    }
+}
