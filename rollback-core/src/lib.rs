@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+pub mod automation;
 pub mod domain;
 pub mod error;
 pub mod ids;
@@ -27,6 +28,12 @@ pub mod secret;
 pub mod state;
 mod traits;
 
+pub use automation::{
+    CommunicationPlan, Condition, DecisionMatrix, Incident, Rule, Signal, SqlProbe, TracingNotifier,
+    Watchdog, WatchdogEvent,
+};
+#[cfg(feature = "http")]
+pub use automation::{HttpProbe, WebhookNotifier};
 pub use domain::*;
 pub use error::{AdapterError, ErrorKind, PreflightFailure, RollbackError};
 pub use ids::{AppName, CheckpointId, ConfigVersionId, RevisionId, RollbackId, SnapshotId};

@@ -6,7 +6,7 @@ mod run;
 
 use crate::domain::{Checkpoint, CodeStrategy, IntegrityChecks, Scenario, Scope};
 use crate::error::{AdapterError, RollbackError};
-use crate::ids::{AppName, CheckpointId, RollbackId};
+use crate::ids::{AppName, CheckpointId, RevisionId, RollbackId};
 use crate::journal::Journal;
 use crate::plan::{PlannedStep, RollbackPlan, Step};
 use crate::progress::ProgressSink;
@@ -488,6 +488,29 @@ impl Orchestrator {
             }
         }
         Ok(self.plan(request, &checkpoint))
+    }
+
+    /// The target checkpoint's revision when it already is the live revision (so rolling
+    /// back to it would not change the code), `None` otherwise or without a code adapter.
+    /// The watchdog uses it never to roll back to the revision that is live. Changes nothing.
+    pub async fn target_revision_if_live(
+        &self,
+        target: &RollbackTarget,
+    ) -> Result<Option<RevisionId>, RollbackError> {
+        let checkpoint = self.resolve_target(target).await?;
+        let (Some(code), Some(wanted)) = (self.code.as_ref(), checkpoint.revision) else {
+            return Ok(None);
+        };
+        let current = self
+            .timed(Step::Preflight, "reading the live revision", code.current())
+            .await
+            .map_err(|error| RollbackError::Preflight {
+                failures: vec![crate::error::PreflightFailure {
+                    check: "reading the live revision".into(),
+                    error,
+                }],
+            })?;
+        Ok((current.id == wanted).then_some(wanted))
     }
 
     /// Who holds the rollback lock, if anyone.
