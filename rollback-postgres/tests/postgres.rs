@@ -1,0 +1,524 @@
+//! Integration tests against a real, temporary PostgreSQL cluster (one per test). They skip
+//! loudly when the PostgreSQL server binaries are missing and fail instead under
+//! `ROLLBACK_REQUIRE_INTEGRATION=1`.
+
+use async_trait::async_trait;
+use rollback_core::{DatabaseSnapshot, ErrorKind, IntegrityChecks, Secret, SqlAssertion};
+use rollback_postgres::{DumpFormat, Options, PgConfig, PgTools, PostgresSnapshot, METHOD_RENAME};
+use rollback_testkit::conformance::{database_snapshot, DatabaseFixture};
+use rollback_testkit::TempPostgres;
+use tokio_postgres::NoTls;
+
+struct Env {
+    pg: TempPostgres,
+    db: PostgresSnapshot,
+    _root: tempfile::TempDir,
+}
+
+impl Env {
+    fn config(&self, dbname: &str) -> PgConfig {
+        PgConfig::new(self.pg.host(), self.pg.port(), self.pg.superuser(), dbname)
+            .with_password(self.pg.password().clone())
+    }
+
+    async fn client(&self, dbname: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        client(&self.pg, dbname, "rollback-tests").await
+    }
+
+    async fn sql(&self, dbname: &str, sql: &str) {
+        self.client(dbname)
+            .await
+            .expect("connect")
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    }
+
+    async fn count(&self, dbname: &str, table: &str) -> i64 {
+        self.client(dbname)
+            .await
+            .expect("connect")
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .expect("count")
+            .get(0)
+    }
+}
+
+async fn client(
+    pg: &TempPostgres,
+    dbname: &str,
+    app: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, conn) = tokio_postgres::Config::new()
+        .host(pg.host())
+        .port(pg.port())
+        .user(pg.superuser())
+        .password(pg.password().expose())
+        .dbname(dbname)
+        .application_name(app)
+        .connect(NoTls)
+        .await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+/// A cluster with database `dbname` and the adapter on it, or `None` (after a loud skip).
+fn setup(test: &str, dbname: &str) -> Option<Env> {
+    let pg = TempPostgres::start(test).expect("start a temporary PostgreSQL")?;
+    pg.create_database(dbname).expect("create database");
+    let root = tempfile::tempdir().expect("tempdir");
+    let config =
+        PgConfig::new(pg.host(), pg.port(), pg.superuser(), dbname).with_password(pg.password().clone());
+    let db = PostgresSnapshot::new(config, root.path(), PgTools::in_dir(pg.bindir()));
+    Some(Env { pg, db, _root: root })
+}
+
+struct Marker<'a> {
+    env: &'a Env,
+    dbname: &'a str,
+}
+
+#[async_trait]
+impl DatabaseFixture for Marker<'_> {
+    async fn write_marker(&self, marker: &str) {
+        // `execute` takes one statement: do it in two when the table is new.
+        let c = self.env.client(self.dbname).await.expect("connect to live");
+        c.batch_execute("CREATE TABLE IF NOT EXISTS marker (id int PRIMARY KEY, v text NOT NULL)")
+            .await
+            .expect("create marker table");
+        c.execute(
+            "INSERT INTO marker VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET v = excluded.v",
+            &[&marker],
+        )
+        .await
+        .expect("write marker");
+    }
+
+    async fn read_marker(&self) -> Option<String> {
+        let c = self.env.client(self.dbname).await.ok()?;
+        c.query_opt("SELECT v FROM marker WHERE id = 1", &[])
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.get(0))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite_passes() {
+    let Some(env) = setup("rollback-postgres conformance_suite_passes", "app") else {
+        return;
+    };
+    database_snapshot(
+        &env.db,
+        &Marker {
+            env: &env,
+            dbname: "app",
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite_passes_with_a_weird_database_name_and_directory_format() {
+    let name = "Weird \"DB\" ünï";
+    let Some(mut env) = setup("rollback-postgres weird name", name) else {
+        return;
+    };
+    let root = env._root.path().to_path_buf();
+    env.db = PostgresSnapshot::new(env.config(name), root, PgTools::in_dir(env.pg.bindir())).with_options(
+        Options {
+            format: DumpFormat::Directory,
+            jobs: 2,
+            ..Options::default()
+        },
+    );
+    database_snapshot(
+        &env.db,
+        &Marker {
+            env: &env,
+            dbname: name,
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_refuses_truncated_altered_and_unreadable_archives() {
+    let Some(env) = setup("rollback-postgres verify", "app") else {
+        return;
+    };
+    env.sql(
+        "app",
+        "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 5000) g",
+    )
+    .await;
+    let snap = env.db.snapshot("v1").await.expect("snapshot");
+    env.db.verify(&snap.id).await.expect("fresh snapshot verifies");
+    let archive = std::path::Path::new(&snap.location).join("dump.pgdump");
+    let original = std::fs::read(&archive).expect("read archive");
+
+    std::fs::write(&archive, &original[..original.len() / 2]).unwrap();
+    let e = env.db.verify(&snap.id).await.expect_err("truncated archive");
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert!(e.to_string().contains("truncated"), "{e}");
+    assert!(
+        env.db.prepare_restore(&snap.id).await.is_err(),
+        "prepare refuses a damaged archive"
+    );
+
+    let mut altered = original.clone();
+    let i = altered.len() / 3;
+    altered[i] ^= 0x01;
+    std::fs::write(&archive, &altered).unwrap();
+    let e = env.db.verify(&snap.id).await.expect_err("altered archive");
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert!(e.to_string().contains("altered"), "{e}");
+
+    // Garbage whose checksum was (maliciously or by a bad tool) written into the manifest:
+    // pg_restore --list is the second line of defence.
+    let garbage = b"not a pg_dump archive at all".to_vec();
+    std::fs::write(&archive, &garbage).unwrap();
+    let mut manifest = env.db.manifest(&snap.id).await.expect("manifest");
+    let (size, sha) = rollback_postgres::manifest::hash_file(&archive).unwrap();
+    manifest.files[0].size = size;
+    manifest.files[0].sha256 = sha;
+    manifest
+        .store(std::path::Path::new(&snap.location))
+        .await
+        .unwrap();
+    let e = env.db.verify(&snap.id).await.expect_err("unreadable archive");
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert!(e.to_string().contains("pg_restore cannot read"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_brings_back_the_snapshot_and_preserve_keeps_later_writes() {
+    let Some(env) = setup("rollback-postgres restore", "app") else {
+        return;
+    };
+    env.sql(
+        "app",
+        "CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL); \
+         CREATE TABLE orders (id serial PRIMARY KEY, user_id int NOT NULL REFERENCES users(id)); \
+         INSERT INTO users (name) SELECT 'u' || g FROM generate_series(1, 1000) g; \
+         INSERT INTO orders (user_id) SELECT 1 + g % 1000 FROM generate_series(1, 3000) g; \
+         ALTER DATABASE app SET work_mem = '8MB'; \
+         CREATE ROLE reader LOGIN; GRANT CONNECT ON DATABASE app TO reader;",
+    )
+    .await;
+    let snap = env.db.snapshot("before v2").await.expect("snapshot");
+    let manifest = env.db.manifest(&snap.id).await.unwrap();
+    let users = manifest
+        .tables
+        .iter()
+        .find(|t| t.table == "users")
+        .expect("users counted");
+    assert_eq!(users.rows, 1000);
+    assert!(manifest.files.iter().all(|f| f.sha256.len() == 64));
+
+    // The bad deploy: more rows and a migration.
+    env.sql(
+        "app",
+        "INSERT INTO users (name) SELECT 'late' || g FROM generate_series(1, 500) g; \
+         CREATE TABLE v2_feature (id int PRIMARY KEY, user_id int REFERENCES users(id));",
+    )
+    .await;
+    let prepared = env.db.prepare_restore(&snap.id).await.expect("prepare");
+    assert_eq!(prepared.staged_at.as_deref(), Some("app__rollback_staging"));
+    assert_eq!(env.count("app", "users").await, 1500, "prepare leaves live alone");
+
+    let preserved = env.db.preserve_current("rb1").await.expect("preserve");
+    assert_eq!(preserved.method, METHOD_RENAME);
+    assert!(
+        preserved.location.starts_with("app__pre_rollback_"),
+        "{}",
+        preserved.location
+    );
+    env.db.restore(&prepared).await.expect("restore");
+
+    assert_eq!(env.count("app", "users").await, 1000, "live holds the snapshot");
+    assert_eq!(env.count("app", "orders").await, 3000);
+    let c = env.client("app").await.unwrap();
+    let has_v2: bool = c
+        .query_one("SELECT to_regclass('public.v2_feature') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!has_v2, "the migration's table is gone after the swap");
+    let work_mem: String = c.query_one("SHOW work_mem", &[]).await.unwrap().get(0);
+    assert_eq!(work_mem, "8MB", "ALTER DATABASE .. SET re-applied");
+    let reader_can_connect: bool = c
+        .query_one(
+            "SELECT has_database_privilege('reader', current_database(), 'CONNECT')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(reader_can_connect, "database grants re-applied");
+    // The sequence came back with the data: a new row does not collide.
+    c.batch_execute("INSERT INTO users (name) VALUES ('new')")
+        .await
+        .expect("insert after restore");
+    c.batch_execute("DELETE FROM users WHERE name = 'new'")
+        .await
+        .unwrap();
+
+    assert_eq!(
+        env.count(&preserved.location, "users").await,
+        1500,
+        "later writes kept aside"
+    );
+    let report = env
+        .db
+        .check_integrity(&IntegrityChecks {
+            assertions: vec![SqlAssertion {
+                name: "has users".into(),
+                sql: "SELECT count(*) FROM users".into(),
+            }],
+            expect_snapshot: Some(snap.id.clone()),
+        })
+        .await
+        .unwrap();
+    assert!(report.passed(), "{report:?}");
+    assert!(report
+        .checks
+        .iter()
+        .any(|c| c.name == "row counts" && c.detail.contains("match")));
+
+    // After more writes, the row counts no longer match the snapshot.
+    c.batch_execute("INSERT INTO users (name) VALUES ('extra')")
+        .await
+        .unwrap();
+    let report = env
+        .db
+        .check_integrity(&IntegrityChecks {
+            expect_snapshot: Some(snap.id.clone()),
+            ..IntegrityChecks::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.failures(), vec!["row counts"], "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preserve_terminates_and_lists_connected_sessions() {
+    let Some(env) = setup("rollback-postgres sessions", "app") else {
+        return;
+    };
+    env.sql("app", "CREATE TABLE t (id int)").await;
+    let victim = client(&env.pg, "app", "victim-app")
+        .await
+        .expect("connect victim");
+    victim.query_one("SELECT 1", &[]).await.unwrap();
+    let preserved = env.db.preserve_current("sessions").await.expect("preserve");
+    let notes = preserved.notes.join("\n");
+    assert!(notes.contains("victim-app"), "{notes}");
+    assert!(notes.contains("127.0.0.1"), "{notes}");
+    assert!(
+        victim.query_one("SELECT 1", &[]).await.is_err(),
+        "the session was terminated"
+    );
+    let again = env.db.preserve_current("sessions").await.expect("preserve again");
+    assert_eq!(again, preserved, "same label, same result");
+    assert!(
+        env.client("app").await.is_err(),
+        "no live database until restore/reinstate"
+    );
+    env.db.reinstate(&preserved).await.expect("reinstate");
+    assert_eq!(env.count("app", "t").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integrity_finds_not_valid_fk_orphans_behind_sequences_and_failed_assertions() {
+    let Some(env) = setup("rollback-postgres integrity", "app") else {
+        return;
+    };
+    env.sql(
+        "app",
+        "CREATE TABLE parent (id int PRIMARY KEY); \
+         CREATE TABLE child (id int, parent_id int); \
+         INSERT INTO parent VALUES (1), (2); \
+         INSERT INTO child VALUES (1, 1), (2, NULL), (3, 99), (4, 98); \
+         ALTER TABLE child ADD CONSTRAINT child_parent_fk FOREIGN KEY (parent_id) REFERENCES parent(id) NOT VALID; \
+         CREATE TABLE seq_t (id serial PRIMARY KEY, v int); \
+         INSERT INTO seq_t (v) VALUES (1), (2); \
+         INSERT INTO seq_t (id, v) VALUES (100, 3);",
+    )
+    .await;
+    let report = env
+        .db
+        .check_integrity(&IntegrityChecks {
+            assertions: vec![
+                SqlAssertion {
+                    name: "parents exist".into(),
+                    sql: "SELECT count(*) FROM parent".into(),
+                },
+                SqlAssertion {
+                    name: "always false".into(),
+                    sql: "SELECT false".into(),
+                },
+                SqlAssertion {
+                    name: "broken sql".into(),
+                    sql: "SELECT * FROM no_such_table".into(),
+                },
+                SqlAssertion {
+                    name: "cannot write".into(),
+                    sql: "INSERT INTO parent VALUES (3) RETURNING true".into(),
+                },
+            ],
+            expect_snapshot: None,
+        })
+        .await
+        .expect("checks run");
+    let mut failures = report.failures();
+    failures.sort();
+    assert_eq!(
+        failures,
+        vec![
+            "assertion: always false",
+            "assertion: broken sql",
+            "assertion: cannot write",
+            "foreign keys",
+            "sequences"
+        ],
+        "{report:?}"
+    );
+    let fk = report.checks.iter().find(|c| c.name == "foreign keys").unwrap();
+    assert!(
+        fk.detail.contains("child_parent_fk")
+            && fk.detail.contains("2 orphan rows")
+            && fk.detail.contains("NOT VALID"),
+        "{}",
+        fk.detail
+    );
+    let seq = report.checks.iter().find(|c| c.name == "sequences").unwrap();
+    assert!(
+        seq.detail.contains("seq_t_id_seq") && seq.detail.contains("100"),
+        "{}",
+        seq.detail
+    );
+    assert_eq!(env.count("app", "parent").await, 2, "assertions run read-only");
+
+    // Fixed: orphans removed, sequence moved past the max.
+    env.sql(
+        "app",
+        "DELETE FROM child WHERE parent_id > 2; SELECT setval('seq_t_id_seq', 100);",
+    )
+    .await;
+    let report = env.db.check_integrity(&IntegrityChecks::default()).await.unwrap();
+    assert!(report.passed(), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_never_show_in_debug_or_errors() {
+    let Some(env) = setup("rollback-postgres secrets", "app") else {
+        return;
+    };
+    let canary = rollback_testkit::CANARY_DB_PASSWORD;
+    env.pg
+        .psql(
+            "postgres",
+            &format!("CREATE ROLE canary LOGIN SUPERUSER PASSWORD '{canary}'"),
+        )
+        .unwrap();
+    let url = format!(
+        "postgres://canary:{canary}@{}:{}/app",
+        env.pg.host(),
+        env.pg.port()
+    );
+    let config = PgConfig::from_url(&url).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let db = PostgresSnapshot::new(config.clone(), root.path(), PgTools::in_dir(env.pg.bindir()));
+    assert!(!format!("{db:?}").contains(canary));
+    let snap = db
+        .snapshot("with canary")
+        .await
+        .expect("the canary password works");
+    let manifest =
+        std::fs::read_to_string(std::path::Path::new(&snap.location).join("manifest.json")).unwrap();
+    assert!(!manifest.contains(canary));
+
+    let wrong = format!("{canary}-wrong");
+    let bad = PostgresSnapshot::new(
+        config.clone().with_password(Secret::new(wrong.clone())),
+        root.path(),
+        PgTools::in_dir(env.pg.bindir()),
+    );
+    let e = bad.ping().await.expect_err("wrong password");
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    let shown = format!("{e} {e:?}");
+    assert!(shown.contains("password authentication failed"), "{shown}");
+    assert!(!shown.contains(canary), "{shown}");
+    let e = bad.snapshot("x").await.expect_err("wrong password");
+    assert!(!format!("{e} {e:?}").contains(canary));
+    let report = bad.check_integrity(&IntegrityChecks::default()).await.unwrap();
+    assert!(!report.passed());
+    assert!(!format!("{report:?}").contains(canary));
+    // A tool failure (restore into a database that cannot be reached) scrubs its output too.
+    let e = bad.prepare_restore(&snap.id).await.expect_err("wrong password");
+    assert!(!format!("{e} {e:?}").contains(canary));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_pg_dump_is_a_clear_not_found() {
+    let Some(env) = setup("rollback-postgres missing tool", "app") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let tools = PgTools::new("/nonexistent/bin/pg_dump", env.pg.bindir().join("pg_restore"));
+    let db = PostgresSnapshot::new(env.config("app"), root.path(), tools);
+    let e = db.snapshot("x").await.expect_err("no pg_dump");
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(
+        e.to_string()
+            .contains("pg_dump binary not found at /nonexistent/bin/pg_dump"),
+        "{e}"
+    );
+    assert!(db.list().await.unwrap().is_empty(), "no half snapshot is listed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_is_newest_first_and_retention_keeps_the_newest() {
+    let Some(env) = setup("rollback-postgres retention", "app") else {
+        return;
+    };
+    let mut ids = Vec::new();
+    for label in ["one", "two", "three"] {
+        ids.push(env.db.snapshot(label).await.expect("snapshot").id);
+    }
+    let listed: Vec<_> = env.db.list().await.unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(listed, ids.iter().rev().cloned().collect::<Vec<_>>());
+    env.pg
+        .psql(
+            "postgres",
+            "CREATE DATABASE \"app__pre_rollback_20200101T000000\"",
+        )
+        .unwrap();
+    env.pg
+        .psql(
+            "postgres",
+            "CREATE DATABASE \"app__pre_rollback_20210101T000000\"",
+        )
+        .unwrap();
+    let report = env.db.apply_retention(1, 1).await.expect("retention");
+    assert_eq!(report.removed_snapshots, vec![ids[1].clone(), ids[0].clone()]);
+    assert_eq!(
+        report.dropped_databases,
+        vec!["app__pre_rollback_20200101T000000".to_owned()]
+    );
+    let listed: Vec<_> = env.db.list().await.unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(listed, vec![ids[2].clone()]);
+    let left = env
+        .pg
+        .psql(
+            "postgres",
+            "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE datname LIKE 'app%'",
+        )
+        .unwrap();
+    assert_eq!(left, "app,app__pre_rollback_20210101T000000");
+    let e = env.db.remove(&ids[0]).await.expect_err("removed already");
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+}
