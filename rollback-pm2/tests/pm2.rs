@@ -104,6 +104,7 @@ async fn real_pm2_passes_the_conformance_suite_and_really_stops_and_starts() {
 
     // unknown app: NotFound naming it and the apps pm2 knows; the env never leaks.
     let e = pm.status(&AppName::new("api")).await.unwrap_err();
+    eprintln!("unknown app: {e}");
     assert_eq!(e.kind(), ErrorKind::NotFound);
     assert!(
         e.message().contains("`api`") && e.message().contains("known apps: web"),
@@ -130,6 +131,7 @@ async fn a_crashing_app_is_a_crash_loop_not_online() {
     let crashy = AppName::new("crashy");
 
     let e = pm.start(&crashy).await.unwrap_err();
+    eprintln!("crash loop: {e}");
     assert_eq!(e.kind(), ErrorKind::Failed, "{e}");
     assert!(
         e.message().contains("crash loop") && e.message().contains("restarts in"),
@@ -149,6 +151,52 @@ async fn a_crashing_app_is_a_crash_loop_not_online() {
 }
 
 #[tokio::test]
+async fn unknown_apps_start_from_an_ecosystem_file_and_a_bad_script_carries_pm2s_stderr() {
+    let _serial = SERIAL.lock().await;
+    let Some(pm2) = TempPm2::new("unknown_apps_start_from_an_ecosystem_file") else {
+        return;
+    };
+    let port = free_port();
+    let script = pm2.write_app("eco", NodeApp::HealthServer);
+    let ecosystem = pm2.home().join("apps").join("ecosystem.json");
+    let apps = serde_json::json!({"apps": [
+        {"name": "eco", "script": script, "env": {"PORT": port.to_string()}},
+        {"name": "other", "script": script, "env": {"PORT": free_port().to_string()}},
+    ]});
+    std::fs::write(&ecosystem, apps.to_string()).expect("write ecosystem file");
+    let pm = Pm2ProcessManager::builder()
+        .binary(pm2.pm2())
+        .home(pm2.home())
+        .stability_window(Duration::from_millis(500))
+        .app("eco", AppSpec::Ecosystem { file: ecosystem })
+        .app(
+            "ghost",
+            AppSpec::Script(ScriptSpec::new(pm2.home().join("no-such-script.js"))),
+        )
+        .build()
+        .expect("manager");
+
+    let eco = AppName::new("eco");
+    pm.start(&eco).await.expect("start from the ecosystem file");
+    assert_eq!(health(port), Some(200));
+    assert_eq!(pm.status(&eco).await.expect("status").state, ProcessState::Online);
+    let e = pm.status(&AppName::new("other")).await.unwrap_err();
+    assert_eq!(
+        e.kind(),
+        ErrorKind::NotFound,
+        "--only started just the asked app: {e}"
+    );
+
+    let e = pm.start(&AppName::new("ghost")).await.unwrap_err();
+    eprintln!("bad script: {e}");
+    assert_eq!(e.kind(), ErrorKind::Failed, "{e}");
+    assert!(
+        e.message().contains("pm2 start ghost") && e.message().contains("no-such-script.js"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
 async fn a_daemon_that_cannot_start_is_unavailable_not_a_hang() {
     let _serial = SERIAL.lock().await;
     let Some(pm2) = TempPm2::new("a_daemon_that_cannot_start_is_unavailable") else {
@@ -162,6 +210,7 @@ async fn a_daemon_that_cannot_start_is_unavailable_not_a_hang() {
         .build()
         .expect("manager");
     let e = pm.status(&AppName::new("web")).await.unwrap_err();
+    eprintln!("unreachable daemon: {e}");
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     assert!(
         e.message().contains("daemon not reachable")
