@@ -78,7 +78,7 @@ impl Pm2Cli {
         };
         let stderr = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() {
-            let tail = tail(&strip_ansi(&stderr), STDERR_TAIL);
+            let tail = tail(&redact(&strip_ansi(&stderr), env), STDERR_TAIL);
             if looks_like_daemon_trouble(&tail) {
                 return Err(Pm2Error::DaemonUnreachable {
                     home: self.home_label(),
@@ -103,16 +103,18 @@ impl Pm2Cli {
 }
 
 fn looks_like_daemon_trouble(stderr: &str) -> bool {
-    [
-        "ECONNREFUSED",
-        "rpc.sock",
-        "pub.sock",
-        "EACCES",
-        "EPERM",
-        "Daemon not launched",
-    ]
-    .iter()
-    .any(|p| stderr.contains(p))
+    ["ECONNREFUSED", "rpc.sock", "pub.sock"]
+        .iter()
+        .any(|p| stderr.contains(p))
+}
+
+/// Replaces the app's environment values (secrets) in `text`, should pm2 ever echo one.
+/// Values shorter than 4 characters are left: they would mangle the message, not hide much.
+fn redact(text: &str, env: &[(String, Secret)]) -> String {
+    env.iter()
+        .map(|(_, v)| v.expose())
+        .filter(|v| v.len() >= 4)
+        .fold(text.to_owned(), |t, v| t.replace(v, "[redacted]"))
 }
 
 /// Removes ANSI colour sequences (pm2 colours its messages).
@@ -189,6 +191,23 @@ mod tests {
         let e = cli.run("pm2 jlist", &["5".into()], &[]).await.unwrap_err();
         assert!(matches!(e, Pm2Error::DaemonUnreachable { .. }), "{e}");
         assert!(e.to_string().contains("/tmp/some-home"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn stderr_in_errors_never_shows_the_apps_env_values() {
+        let cli = Pm2Cli {
+            binary: PathBuf::from("sh"),
+            home: None,
+            timeout: Duration::from_secs(5),
+        };
+        let args = ["-c".into(), "echo \"bad env: $DB_PASSWORD\" >&2; exit 1".into()];
+        let env = [("DB_PASSWORD".to_owned(), Secret::new("hunter2-canary"))];
+        let e = cli.run("pm2 start web", &args, &env).await.unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("bad env: [redacted]") && !msg.contains("hunter2"),
+            "{msg}"
+        );
     }
 
     #[tokio::test]
