@@ -77,13 +77,35 @@ fn setup(test: &str, dbname: &str) -> Option<Env> {
 struct Marker<'a> {
     env: &'a Env,
     dbname: &'a str,
+    /// Connect as this role (with the cluster's password) instead of the superuser.
+    role: Option<&'a str>,
+}
+
+impl Marker<'_> {
+    async fn connect(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        match self.role {
+            None => self.env.client(self.dbname).await,
+            Some(role) => {
+                let (client, conn) = tokio_postgres::Config::new()
+                    .host(self.env.pg.host())
+                    .port(self.env.pg.port())
+                    .user(role)
+                    .password(self.env.pg.password().expose())
+                    .dbname(self.dbname)
+                    .connect(NoTls)
+                    .await?;
+                tokio::spawn(conn);
+                Ok(client)
+            }
+        }
+    }
 }
 
 #[async_trait]
 impl DatabaseFixture for Marker<'_> {
     async fn write_marker(&self, marker: &str) {
         // `execute` takes one statement: do it in two when the table is new.
-        let c = self.env.client(self.dbname).await.expect("connect to live");
+        let c = self.connect().await.expect("connect to live");
         c.batch_execute("CREATE TABLE IF NOT EXISTS marker (id int PRIMARY KEY, v text NOT NULL)")
             .await
             .expect("create marker table");
@@ -96,7 +118,7 @@ impl DatabaseFixture for Marker<'_> {
     }
 
     async fn read_marker(&self) -> Option<String> {
-        let c = self.env.client(self.dbname).await.ok()?;
+        let c = self.connect().await.ok()?;
         c.query_opt("SELECT v FROM marker WHERE id = 1", &[])
             .await
             .ok()
@@ -115,6 +137,7 @@ async fn conformance_suite_passes() {
         &Marker {
             env: &env,
             dbname: "app",
+            role: None,
         },
     )
     .await;
@@ -139,6 +162,7 @@ async fn conformance_suite_passes_with_a_weird_database_name_and_directory_forma
         &Marker {
             env: &env,
             dbname: name,
+            role: None,
         },
     )
     .await;
@@ -521,4 +545,57 @@ async fn list_is_newest_first_and_retention_keeps_the_newest() {
     assert_eq!(left, "app,app__pre_rollback_20210101T000000");
     let e = env.db.remove(&ids[0]).await.expect_err("removed already");
     assert_eq!(e.kind(), ErrorKind::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_rename_rights_it_falls_back_to_dumps_and_in_place_restores() {
+    let Some(env) = setup("rollback-postgres no rename rights", "unused") else {
+        return;
+    };
+    // An owner without CREATEDB may not rename or create databases.
+    let pw = env.pg.password().expose().to_owned();
+    env.pg
+        .psql(
+            "postgres",
+            &format!("CREATE ROLE app_owner LOGIN NOCREATEDB PASSWORD '{pw}'"),
+        )
+        .unwrap();
+    env.pg
+        .psql("postgres", "CREATE DATABASE shop OWNER app_owner")
+        .unwrap();
+    let config = PgConfig::new(env.pg.host(), env.pg.port(), "app_owner", "shop")
+        .with_password(env.pg.password().clone());
+    let root = tempfile::tempdir().unwrap();
+    let db = PostgresSnapshot::new(config, root.path(), PgTools::in_dir(env.pg.bindir()));
+    let fixture = Marker {
+        env: &env,
+        dbname: "shop",
+        role: Some("app_owner"),
+    };
+    database_snapshot(&db, &fixture).await;
+
+    fixture.write_marker("v3").await;
+    let snap = db.snapshot("again").await.unwrap();
+    let prepared = db.prepare_restore(&snap.id).await.unwrap();
+    assert_eq!(prepared.staged_at, None, "no staging without CREATEDB");
+    assert!(
+        prepared.notes.iter().any(|n| n.contains("no CREATEDB privilege")),
+        "{:?}",
+        prepared.notes
+    );
+    let preserved = db.preserve_current("fallback").await.unwrap();
+    assert_eq!(preserved.method, rollback_postgres::METHOD_DUMP);
+    assert!(
+        preserved.notes.iter().any(|n| n.contains("could not rename")),
+        "{:?}",
+        preserved.notes
+    );
+    assert!(std::path::Path::new(&preserved.location)
+        .join("dump.pgdump")
+        .is_file());
+    assert_eq!(
+        fixture.read_marker().await.as_deref(),
+        Some("v3"),
+        "live stays in place"
+    );
 }
