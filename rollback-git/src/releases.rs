@@ -224,7 +224,7 @@ pub(crate) fn prune(base: &Path, keep: usize, protect: &[PathBuf]) {
     }
     let same = |a: &Path, b: &Path| a == b || fs::canonicalize(a).ok() == fs::canonicalize(b).ok();
     for (list, keep) in [(&mut releases, keep), (&mut failed, KEEP_FAILED)] {
-        list.sort_by(|a, b| b.0.cmp(&a.0));
+        list.sort_by_key(|e| std::cmp::Reverse(e.0));
         for (_, path) in list.iter().skip(keep) {
             if protect.iter().any(|p| same(p, path)) {
                 continue;
