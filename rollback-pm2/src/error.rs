@@ -84,6 +84,14 @@ pub enum Pm2Error {
         /// The last state seen.
         last: String,
     },
+    /// The app exited after start and pm2 does not restart it.
+    #[error("app `{app}` failed to start: it exited and pm2 does not restart it (autorestart off?), last state {last}; see `pm2 logs {app}`")]
+    ExitedAfterStart {
+        /// The app.
+        app: String,
+        /// The last state seen.
+        last: String,
+    },
     /// The configuration is not usable.
     #[error("invalid pm2 adapter configuration: {0}")]
     Config(String),
@@ -96,7 +104,9 @@ impl Pm2Error {
             Pm2Error::NotInstalled { .. } | Pm2Error::Spawn { .. } | Pm2Error::DaemonUnreachable { .. } => {
                 ErrorKind::Unavailable
             }
-            Pm2Error::CommandFailed { .. } | Pm2Error::CrashLoop { .. } => ErrorKind::Failed,
+            Pm2Error::CommandFailed { .. }
+            | Pm2Error::CrashLoop { .. }
+            | Pm2Error::ExitedAfterStart { .. } => ErrorKind::Failed,
             Pm2Error::BadJlist(_) => ErrorKind::Corrupt,
             Pm2Error::UnknownApp { .. } => ErrorKind::NotFound,
             Pm2Error::StateTimeout { .. } => ErrorKind::Timeout,

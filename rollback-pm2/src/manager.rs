@@ -178,6 +178,7 @@ impl Pm2ProcessManager {
         let mut prev_total: Option<u32> = None;
         let mut restarts: VecDeque<(Instant, u32)> = VecDeque::new();
         let mut stable_since: Option<Instant> = None;
+        let mut stopped_samples = 0;
         loop {
             let procs = self.instances(app).await?;
             let now = Instant::now();
@@ -195,6 +196,19 @@ impl Pm2ProcessManager {
             }
             let recent: u32 = restarts.iter().map(|(_, n)| n).sum();
             let state = aggregate_state(&procs);
+            // `stopped` after a start: the app exited and pm2 will not restart it
+            // (autorestart off). Twice in a row, to not trip on a transition.
+            stopped_samples = if state == ProcessState::Stopped {
+                stopped_samples + 1
+            } else {
+                0
+            };
+            if stopped_samples >= 2 {
+                return Err(Pm2Error::ExitedAfterStart {
+                    app: app.to_string(),
+                    last: describe(&procs),
+                });
+            }
             if recent >= policy.restarts || state == ProcessState::Errored {
                 return Err(Pm2Error::CrashLoop {
                     app: app.to_string(),

@@ -158,17 +158,25 @@ async fn unknown_apps_start_from_an_ecosystem_file_and_a_bad_script_carries_pm2s
     };
     let port = free_port();
     let script = pm2.write_app("eco", NodeApp::HealthServer);
+    let once = pm2.write_app("once", NodeApp::CrashesAtStart);
     let ecosystem = pm2.home().join("apps").join("ecosystem.json");
     let apps = serde_json::json!({"apps": [
         {"name": "eco", "script": script, "env": {"PORT": port.to_string()}},
         {"name": "other", "script": script, "env": {"PORT": free_port().to_string()}},
+        {"name": "once", "script": once, "autorestart": false},
     ]});
     std::fs::write(&ecosystem, apps.to_string()).expect("write ecosystem file");
     let pm = Pm2ProcessManager::builder()
         .binary(pm2.pm2())
         .home(pm2.home())
         .stability_window(Duration::from_millis(500))
-        .app("eco", AppSpec::Ecosystem { file: ecosystem })
+        .app(
+            "eco",
+            AppSpec::Ecosystem {
+                file: ecosystem.clone(),
+            },
+        )
+        .app("once", AppSpec::Ecosystem { file: ecosystem })
         .app(
             "ghost",
             AppSpec::Script(ScriptSpec::new(pm2.home().join("no-such-script.js"))),
@@ -185,6 +193,16 @@ async fn unknown_apps_start_from_an_ecosystem_file_and_a_bad_script_carries_pm2s
         e.kind(),
         ErrorKind::NotFound,
         "--only started just the asked app: {e}"
+    );
+
+    // An app that exits and is not restarted fails at once, not after the state timeout.
+    let t = std::time::Instant::now();
+    let e = pm.start(&AppName::new("once")).await.unwrap_err();
+    eprintln!("exited: {e}");
+    assert_eq!(e.kind(), ErrorKind::Failed, "{e}");
+    assert!(
+        e.message().contains("exited") && t.elapsed() < Duration::from_secs(10),
+        "{e}"
     );
 
     let e = pm.start(&AppName::new("ghost")).await.unwrap_err();
