@@ -138,10 +138,8 @@ impl ProcessFixture for Fixture {
 /// The supervised app: answers every connection with `200 ok`.
 fn serve(port: &str) -> std::io::Result<()> {
     use std::io::{Read, Write};
-    for mut conn in std::net::TcpListener::bind(format!("127.0.0.1:{port}"))?
-        .incoming()
-        .flatten()
-    {
+    let listener = std::net::TcpListener::bind(format!("127.0.0.1:{port}"))?;
+    for mut conn in listener.incoming().flatten() {
         let _ = conn.read(&mut [0u8; 1024]);
         let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
     }
