@@ -40,7 +40,9 @@ pub mod error;
 pub mod ident;
 pub mod integrity;
 pub mod manifest;
+mod snapshot;
 pub mod state;
+mod switch;
 pub mod tools;
 
 pub use adapter::{Options, PostgresSnapshot, RetentionReport, METHOD_DUMP, METHOD_RENAME};
