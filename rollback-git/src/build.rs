@@ -11,6 +11,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
+/// How long to keep reading a step's output after it exited.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
 /// How to run the build steps.
 #[derive(Clone, Debug)]
 pub(crate) struct Runner {
@@ -95,11 +98,25 @@ impl Runner {
             let (out, err) = (child.stdout.take(), child.stderr.take());
             let status = {
                 let work = async {
-                    let (_, _, status) = tokio::join!(
-                        pump(out, &tail, self.tail_lines),
-                        pump(err, &tail, self.tail_lines),
-                        child.wait()
-                    );
+                    let mut pumps = std::pin::pin!(async {
+                        tokio::join!(
+                            pump(out, &tail, self.tail_lines),
+                            pump(err, &tail, self.tail_lines)
+                        )
+                    });
+                    let mut drained = false;
+                    let status = tokio::select! {
+                        s = child.wait() => s,
+                        _ = &mut pumps => {
+                            drained = true;
+                            child.wait().await
+                        }
+                    };
+                    if !drained {
+                        // A grandchild may keep the pipes open after the step exits: read
+                        // what is buffered, but do not wait for it.
+                        let _ = tokio::time::timeout(DRAIN_GRACE, &mut pumps).await;
+                    }
                     status
                 };
                 tokio::time::timeout(self.timeout, work).await

@@ -97,6 +97,36 @@ where
 }
 
 /// [`CodeVersion`] over a git repository; see the [crate docs](crate) for the layouts.
+///
+/// ```
+/// use rollback_core::CodeVersion;
+/// use rollback_git::GitCode;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // A repository with one commit.
+/// let tmp = tempfile::tempdir()?;
+/// let repo_dir = tmp.path().join("repo");
+/// let repo = git2::Repository::init(&repo_dir)?;
+/// std::fs::write(repo_dir.join("index.js"), "console.log('v1')\n")?;
+/// let mut index = repo.index()?;
+/// index.add_path(std::path::Path::new("index.js"))?;
+/// let tree = repo.find_tree(index.write_tree()?)?;
+/// let sig = git2::Signature::now("Dev", "dev@example.com")?;
+/// repo.commit(Some("HEAD"), &sig, &sig, "v1", &tree, &[])?;
+///
+/// let code = GitCode::builder(&repo_dir)
+///     .releases(tmp.path().join("releases"), tmp.path().join("current"))
+///     .build_command(["cp", "index.js", "bundle.js"]) // stands in for ["npm", "run", "build"]
+///     .build()?;
+/// let v1 = code.resolve("HEAD").await?;
+/// let prepared = code.prepare(&v1.id).await?;
+/// code.activate(&prepared).await?;
+/// assert_eq!(code.current().await?.id, v1.id);
+/// assert!(tmp.path().join("current/bundle.js").exists());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct GitCode {
     repo: PathBuf,
@@ -356,14 +386,9 @@ fn activate_release(
     prepared: &PreparedRevision,
 ) -> Result<(), GitError> {
     let dir = releases::check_prepared(prepared)?;
+    // A release outside `base` (say, one deployed by hand before this adapter, with its
+    // REVISION file) can be switched back to; only releases in `base` are ever pruned.
     let dir = std::fs::canonicalize(&dir).map_err(GitError::io("resolving", &dir))?;
-    if dir.parent() != Some(base) {
-        return Err(GitError::Invalid(format!(
-            "`{}` is not a release of `{}`: prepare the revision with this adapter",
-            dir.display(),
-            base.display()
-        )));
-    }
     let previous = releases::link_target(link)?;
     if previous.as_deref() != Some(dir.as_path()) {
         releases::swap_link(link, &dir)?;

@@ -114,18 +114,24 @@ pub(crate) async fn prepare_dir(
         Ok(tail) => tail,
         Err(e) if parked => return Err(e),
         Err(e) => {
-            if let Err(mv) = fs::rename(&dir, &failed) {
+            if let Err(mv) = tokio::fs::rename(&dir, &failed).await {
                 tracing::warn!(error = %mv, dir = %dir.display(), "could not move the failed build aside");
-                let _ = fs::remove_dir_all(&dir);
+                let _ = tokio::fs::remove_dir_all(&dir).await;
             }
             return Err(e);
         }
     };
     let tmp = dir.join(format!(".{REVISION_FILE}.tmp"));
-    fs::write(&tmp, format!("{revision}\n")).map_err(GitError::io("writing", &tmp))?;
-    fs::rename(&tmp, dir.join(REVISION_FILE)).map_err(GitError::io("writing the REVISION file in", &dir))?;
+    tokio::fs::write(&tmp, format!("{revision}\n"))
+        .await
+        .map_err(GitError::io("writing", &tmp))?;
+    tokio::fs::rename(&tmp, dir.join(REVISION_FILE))
+        .await
+        .map_err(GitError::io("writing the REVISION file in", &dir))?;
     if parked {
-        fs::remove_file(dir.join(PARKED_FILE)).map_err(GitError::io("unmarking", &dir))?;
+        tokio::fs::remove_file(dir.join(PARKED_FILE))
+            .await
+            .map_err(GitError::io("unmarking", &dir))?;
     }
     tracing::info!(%revision, dir = %dir.display(), "revision prepared");
     Ok(PreparedRevision {

@@ -212,3 +212,29 @@ async fn retention_keeps_the_last_releases_and_never_the_live_or_previous_one() 
         "v5\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_whose_background_child_keeps_the_pipe_open_still_finishes() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    let c0 = init_repo(&repo);
+    // `sh` as a program with arguments (tests only): it leaves a grandchild holding stdout.
+    let code = GitCode::builder(&repo)
+        .releases(tmp.path().join("releases"), tmp.path().join("current"))
+        .build_command(["sh", "-c", "echo built; sleep 6 & exit 0"])
+        .build_timeout(Duration::from_secs(20))
+        .build()
+        .expect("adapter");
+    let started = std::time::Instant::now();
+    let p = code.prepare(&rev(c0)).await.expect("prepare");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "did not wait for the grandchild: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        p.build_log_tail.iter().any(|l| l == "built"),
+        "{:?}",
+        p.build_log_tail
+    );
+}
