@@ -326,7 +326,18 @@ impl CodeVersion for GitCode {
     }
 
     async fn prepare(&self, revision: &RevisionId) -> Result<PreparedRevision, AdapterError> {
-        Ok(releases::prepare_dir(&self.repo, self.prepare_dir(), revision, &self.runner).await?)
+        let mut prepared =
+            releases::prepare_dir(&self.repo, self.prepare_dir(), revision, &self.runner).await?;
+        if let Resolved::InPlace { opts, .. } = &self.layout {
+            if opts.artifacts.is_empty() && !self.runner.commands.is_empty() {
+                prepared.build_log_tail.push(
+                    "note: in place without artifacts: the build only proved the revision builds; \
+                     activate checks out the sources only (set InPlaceOptions::artifacts)"
+                        .to_owned(),
+                );
+            }
+        }
+        Ok(prepared)
     }
 
     async fn preserve_current(&self) -> Result<PreparedRevision, AdapterError> {

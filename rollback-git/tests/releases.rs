@@ -238,3 +238,50 @@ async fn a_step_whose_background_child_keeps_the_pipe_open_still_finishes() {
         p.build_log_tail
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_steps_get_the_environment_and_debug_never_shows_values() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    let c0 = init_repo(&repo);
+    let code = GitCode::builder(&repo)
+        .releases(tmp.path().join("releases"), tmp.path().join("current"))
+        .env("ROLLBACK_GIT_TEST_TOKEN", "s3cr3t-value")
+        .build_command(["printenv", "ROLLBACK_GIT_TEST_TOKEN"])
+        .build_command(["pwd"])
+        .build()
+        .expect("adapter");
+    let p = code.prepare(&rev(c0)).await.expect("prepare");
+    assert!(
+        p.build_log_tail.iter().any(|l| l == "s3cr3t-value"),
+        "{:?}",
+        p.build_log_tail
+    );
+    let dir = std::fs::canonicalize(&p.location).expect("dir");
+    assert!(
+        p.build_log_tail.iter().any(|l| std::path::Path::new(l) == dir),
+        "steps run in the checkout: {:?}",
+        p.build_log_tail
+    );
+    let debug = format!("{code:?}");
+    assert!(
+        debug.contains("ROLLBACK_GIT_TEST_TOKEN") && !debug.contains("s3cr3t"),
+        "{debug}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_tail_keeps_the_last_lines() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    let c0 = init_repo(&repo);
+    let code = GitCode::builder(&repo)
+        .releases(tmp.path().join("releases"), tmp.path().join("current"))
+        .build_command(["seq", "1", "500"])
+        .build()
+        .expect("adapter");
+    let p = code.prepare(&rev(c0)).await.expect("prepare");
+    assert_eq!(p.build_log_tail.len(), 20);
+    assert_eq!(p.build_log_tail.last().map(String::as_str), Some("500"));
+    assert_eq!(p.build_log_tail.first().map(String::as_str), Some("481"));
+}
