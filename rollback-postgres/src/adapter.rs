@@ -272,7 +272,7 @@ impl PostgresSnapshot {
                 Err(e) => {
                     let e = PgError::sql(format!("renaming database {from} to {to}"), e);
                     if e.sqlstate() == Some("55006") && Instant::now() < deadline {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
                         continue;
                     }
                     self.allow_connections(client, from).await;

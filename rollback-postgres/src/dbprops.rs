@@ -66,12 +66,7 @@ pub fn create_statement(name: &str, props: &DatabaseProps, with_owner: bool) -> 
 
 /// Re-applies grants and settings to database `name`; what could not be applied is
 /// returned as notes (the restore goes on).
-pub async fn apply(
-    client: &Client,
-    settings_client: &Client,
-    name: &str,
-    props: &DatabaseProps,
-) -> Vec<String> {
+pub async fn apply(client: &Client, name: &str, props: &DatabaseProps) -> Vec<String> {
     let mut notes = Vec::new();
     let db = quote_ident(name);
     if let Some(acl) = &props.acl {
@@ -126,17 +121,23 @@ pub async fn apply(
             format!("ROLE {} IN DATABASE {db}", quote_ident(role))
         };
         // set_config parses the value exactly as the server stored it (lists included);
-        // FROM CURRENT then copies it.
+        // FROM CURRENT then copies it. Transaction-local, in a transaction already started
+        // read-write, so that a setting such as default_transaction_read_only or
+        // statement_timeout cannot get in the way or outlive it.
         let result = async {
-            settings_client
-                .query_one("SELECT set_config($1, $2, false)", &[&key, &value])
+            client.batch_execute("BEGIN READ WRITE").await?;
+            client
+                .query_one("SELECT set_config($1, $2, true)", &[&key, &value])
                 .await?;
-            settings_client
+            client
                 .batch_execute(&format!("ALTER {target} SET {key} FROM CURRENT"))
                 .await?;
-            settings_client.batch_execute(&format!("RESET {key}")).await
+            client.batch_execute("COMMIT").await
         }
         .await;
+        if result.is_err() {
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
         if let Err(e) = result {
             notes.push(format!(
                 "could not re-apply setting {key} on {target}: {}",

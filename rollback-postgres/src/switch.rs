@@ -74,8 +74,7 @@ impl PostgresSnapshot {
                 .await;
             return Err(e.into());
         }
-        let settings_client = self.maintenance().await?;
-        notes.extend(dbprops::apply(&client, &settings_client, &staging, props).await);
+        notes.extend(dbprops::apply(&client, &staging, props).await);
         let oid = Self::db_oid(&client, &staging).await?.ok_or_else(|| {
             PgError::new(
                 ErrorKind::Conflict,

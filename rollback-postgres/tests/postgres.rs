@@ -150,13 +150,14 @@ async fn conformance_suite_passes_with_a_weird_database_name_and_directory_forma
         return;
     };
     let root = env._root.path().to_path_buf();
-    env.db = PostgresSnapshot::new(env.config(name), root, PgTools::in_dir(env.pg.bindir())).with_options(
-        Options {
-            format: DumpFormat::Directory,
-            jobs: 2,
-            ..Options::default()
-        },
-    );
+    let from_url = PgConfig::from_url(env.pg.url(name).expose()).expect("the testkit URL parses");
+    assert_eq!(from_url.dbname, name, "percent-encoded name survives the URL");
+    assert_eq!(from_url.password.as_ref(), Some(env.pg.password()));
+    env.db = PostgresSnapshot::new(from_url, root, PgTools::in_dir(env.pg.bindir())).with_options(Options {
+        format: DumpFormat::Directory,
+        jobs: 2,
+        ..Options::default()
+    });
     database_snapshot(
         &env.db,
         &Marker {
@@ -229,7 +230,9 @@ async fn restore_brings_back_the_snapshot_and_preserve_keeps_later_writes() {
          INSERT INTO users (name) SELECT 'u' || g FROM generate_series(1, 1000) g; \
          INSERT INTO orders (user_id) SELECT 1 + g % 1000 FROM generate_series(1, 3000) g; \
          ALTER DATABASE app SET work_mem = '8MB'; \
-         CREATE ROLE reader LOGIN; GRANT CONNECT ON DATABASE app TO reader;",
+         ALTER DATABASE app SET search_path TO \"$user\", public, extra; \
+         CREATE ROLE reader LOGIN; GRANT CONNECT ON DATABASE app TO reader; \
+         ALTER ROLE reader IN DATABASE app SET work_mem = '16MB';",
     )
     .await;
     let snap = env.db.snapshot("before v2").await.expect("snapshot");
@@ -273,6 +276,22 @@ async fn restore_brings_back_the_snapshot_and_preserve_keeps_later_writes() {
     assert!(!has_v2, "the migration's table is gone after the swap");
     let work_mem: String = c.query_one("SHOW work_mem", &[]).await.unwrap().get(0);
     assert_eq!(work_mem, "8MB", "ALTER DATABASE .. SET re-applied");
+    let search_path: String = c.query_one("SHOW search_path", &[]).await.unwrap().get(0);
+    assert_eq!(
+        search_path, "\"$user\", public, extra",
+        "list settings re-applied as lists"
+    );
+    let role_settings: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole \
+             WHERE r.rolname = 'reader' AND s.setdatabase = (SELECT oid FROM pg_database WHERE datname = 'app') \
+             AND s.setconfig = ARRAY['work_mem=16MB']",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(role_settings, 1, "ALTER ROLE .. IN DATABASE .. SET re-applied");
     let reader_can_connect: bool = c
         .query_one(
             "SELECT has_database_privilege('reader', current_database(), 'CONNECT')",
@@ -502,6 +521,10 @@ async fn a_missing_pg_dump_is_a_clear_not_found() {
         "{e}"
     );
     assert!(db.list().await.unwrap().is_empty(), "no half snapshot is listed");
+    let found = PgTools::discover()
+        .await
+        .expect("the client tools are installed with the server");
+    assert!(found.pg_dump.is_file() && found.pg_restore.is_file(), "{found:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -598,4 +621,53 @@ async fn without_rename_rights_it_falls_back_to_dumps_and_in_place_restores() {
         Some("v3"),
         "live stays in place"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_steps_resume_after_a_crash_and_refuse_mismatched_staging() {
+    let Some(env) = setup("rollback-postgres resume", "app") else {
+        return;
+    };
+    env.sql("app", "CREATE TABLE t AS SELECT 1 AS v").await;
+    let a = env.db.snapshot("a").await.unwrap();
+    let b = env.db.snapshot("b").await.unwrap();
+    let prepared_a = env.db.prepare_restore(&a.id).await.unwrap();
+    let wrong = rollback_core::PreparedRestore {
+        snapshot: b.id.clone(),
+        ..prepared_a.clone()
+    };
+    let e = env.db.restore(&wrong).await.expect_err("staging holds a, not b");
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+
+    // A crash right after the rename, before the state file said so.
+    let preserved = env.db.preserve_current("crash").await.unwrap();
+    let root = env.db.snapshot_root().to_path_buf();
+    let mut state = rollback_postgres::state::State::load(&root).await.unwrap();
+    state.preserved.get_mut("crash").unwrap().done = false;
+    state.store(&root).await.unwrap();
+    let resumed = env.db.preserve_current("crash").await.expect("resume");
+    assert_eq!(resumed.location, preserved.location);
+    assert!(
+        resumed.notes.iter().any(|n| n.contains("after an interruption")),
+        "{:?}",
+        resumed.notes
+    );
+
+    env.db.restore(&prepared_a).await.expect("restore a");
+    // A crash after the switch: restore again is a no-op.
+    env.db.restore(&prepared_a).await.expect("restore a again");
+    let e = env.db.preserve_current("other-label").await;
+    assert!(e.is_ok(), "the restored database can itself be preserved: {e:?}");
+    let e = env
+        .db
+        .restore(&prepared_a)
+        .await
+        .expect_err("live is gone and staging was used");
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(e.to_string().contains("prepare_restore again"), "{e}");
+    env.db
+        .reinstate(&resumed)
+        .await
+        .expect("reinstate the first preserved database");
+    assert_eq!(env.count("app", "t").await, 1);
 }
