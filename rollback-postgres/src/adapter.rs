@@ -15,6 +15,7 @@ use rollback_core::{
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::{Client, NoTls};
 
@@ -78,6 +79,7 @@ pub struct PostgresSnapshot {
     pub(crate) tools: PgTools,
     pub(crate) options: Options,
     pub(crate) lock: tokio::sync::Mutex<()>,
+    maintenance_session: tokio::sync::Mutex<Option<Arc<Client>>>,
 }
 
 impl PostgresSnapshot {
@@ -89,6 +91,7 @@ impl PostgresSnapshot {
             tools,
             options: Options::default(),
             lock: tokio::sync::Mutex::new(()),
+            maintenance_session: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -185,14 +188,23 @@ impl PostgresSnapshot {
         Ok(client)
     }
 
-    /// A session on the maintenance database (never the live one, which gets renamed).
-    pub(crate) async fn maintenance(&self) -> Result<Client, PgError> {
+    /// A session on the maintenance database (never the live one, which gets renamed),
+    /// kept between calls so that the switch steps do not pay for a new connection.
+    pub(crate) async fn maintenance(&self) -> Result<Arc<Client>, PgError> {
+        let mut slot = self.maintenance_session.lock().await;
+        if let Some(client) = slot.as_ref() {
+            if !client.is_closed() && client.simple_query("").await.is_ok() {
+                return Ok(client.clone());
+            }
+        }
         let db = if self.config.maintenance_db == self.config.dbname {
             "template1"
         } else {
             self.config.maintenance_db.as_str()
         };
-        self.connect(db).await
+        let client = Arc::new(self.connect(db).await?);
+        *slot = Some(client.clone());
+        Ok(client)
     }
 
     pub(crate) async fn db_oid(client: &Client, name: &str) -> Result<Option<u32>, PgError> {
