@@ -274,12 +274,15 @@ impl PostgresSnapshot {
                 Err(e) => return Err(e.into()),
             }
         }
-        self.rename_database(&client, staging, &live).await?;
-        state.staged.remove(staging);
+        // Recorded before the rename: if the process dies right after it, a new call sees the
+        // staged database live under this snapshot and returns Ok.
         state.live = Some(LiveRecord {
             source,
             oid: staging_oid,
         });
+        state.store(&self.root).await?;
+        self.rename_database(&client, staging, &live).await?;
+        state.staged.remove(staging);
         state.store(&self.root).await?;
         tracing::info!(database = %live, snapshot = %prepared.snapshot, "snapshot switched in by rename");
         Ok(())

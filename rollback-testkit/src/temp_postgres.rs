@@ -479,4 +479,28 @@ mod tests {
         drop(pg);
         assert!(!root.exists(), "drop removes the directory");
     }
+
+    #[test]
+    fn a_panicking_test_still_stops_and_removes_its_cluster() {
+        if server_bindir().is_none() {
+            crate::integration::unavailable("temp_postgres::panic cleanup", "PostgreSQL server binaries");
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let joined = std::thread::spawn(move || {
+            let pg = TempPostgres::start("temp_postgres::panic cleanup")
+                .expect("start")
+                .expect("binaries");
+            tx.send((pg.root(), pg.port())).unwrap();
+            panic!("the test failed while the cluster ran");
+        })
+        .join();
+        assert!(joined.is_err(), "the thread panicked");
+        let (root, port) = rx.recv().unwrap();
+        assert!(!root.exists(), "the cluster's directory is gone after the panic");
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "the server no longer listens on {port}"
+        );
+    }
 }
