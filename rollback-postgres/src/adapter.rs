@@ -72,6 +72,15 @@ pub struct RetentionReport {
 /// Consistency: `pg_dump` reads one MVCC snapshot, so the archive is consistent while the
 /// app keeps writing; the manifest's row counts are taken in that same snapshot
 /// (`pg_export_snapshot` + `pg_dump --snapshot`), so they match the archive exactly.
+/// `pg_dump` holds ACCESS SHARE locks until it ends: a migration's `ALTER TABLE` waits for
+/// it, so take the snapshot before the deploy migrates.
+///
+/// Costs: `snapshot` and `prepare_restore` take as long as `pg_dump`/`pg_restore` and run
+/// while the app serves; `preserve_current` and `restore` are renames (milliseconds, see
+/// `examples/rename_vs_restore.rs`); `check_integrity` scans every table that has a foreign
+/// key or an owned sequence, and counts every table when comparing with a snapshot.
+///
+/// The adapter keeps one session on the maintenance database between calls.
 #[derive(Debug)]
 pub struct PostgresSnapshot {
     pub(crate) config: PgConfig,

@@ -86,9 +86,16 @@ impl TempPostgres {
         } else {
             None
         };
+        // Under /tmp rather than $TMPDIR: the server user must reach it (a root-only
+        // $TMPDIR would not do) and the socket path must stay short (about 100 bytes max).
+        let parent = if Path::new("/tmp").is_dir() {
+            PathBuf::from("/tmp")
+        } else {
+            std::env::temp_dir()
+        };
         let dir = tempfile::Builder::new()
             .prefix("rollback-pg-")
-            .tempdir()
+            .tempdir_in(parent)
             .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
         let root = dir.path().to_path_buf();
         let data_dir = root.join("data");
