@@ -671,3 +671,35 @@ async fn switch_steps_resume_after_a_crash_and_refuse_mismatched_staging() {
         .expect("reinstate the first preserved database");
     assert_eq!(env.count("app", "t").await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_connections_work_without_a_password() {
+    let Some(env) = setup("rollback-postgres unix socket", "app") else {
+        return;
+    };
+    let socket = env.pg.socket_dir().to_string_lossy().into_owned();
+    let config = PgConfig::new(socket, env.pg.port(), env.pg.superuser(), "app");
+    let root = tempfile::tempdir().unwrap();
+    let db = PostgresSnapshot::new(config, root.path(), PgTools::in_dir(env.pg.bindir()));
+    db.ping().await.expect("ping over the socket");
+    let snap = db.snapshot("socket").await.expect("pg_dump over the socket");
+    db.verify(&snap.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_server_that_is_down_is_unavailable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = PgConfig::new("127.0.0.1", port, "app", "app").with_password("canary-down-pw");
+    let root = tempfile::tempdir().unwrap();
+    let db = PostgresSnapshot::new(config, root.path(), PgTools::new("pg_dump", "pg_restore"));
+    let e = db.ping().await.expect_err("nothing listens");
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    let report = db.check_integrity(&IntegrityChecks::default()).await.unwrap();
+    assert_eq!(report.failures(), vec!["connectivity"]);
+    assert!(!format!("{e:?} {report:?}").contains("canary-down-pw"));
+}
