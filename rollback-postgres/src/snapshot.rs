@@ -201,7 +201,11 @@ impl PostgresSnapshot {
             })
             .take(40)
             .collect();
-        format!("{}-{}", at.format("%Y%m%dT%H%M%S%3fZ"), slug.trim_matches('-'))
+        let stamp = at.format("%Y%m%dT%H%M%S%3fZ");
+        match slug.trim_matches('-') {
+            "" => stamp.to_string(),
+            slug => format!("{stamp}-{slug}"),
+        }
     }
 
     pub(crate) async fn verify_inner(&self, id: &SnapshotId) -> Result<(PathBuf, Manifest), PgError> {
@@ -259,5 +263,30 @@ impl PostgresSnapshot {
                 ),
             })?;
         Ok((dir, manifest))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{PgConfig, PgTools};
+    use chrono::TimeZone;
+
+    #[test]
+    fn snapshot_ids_sort_by_time_and_keep_a_safe_slug_of_the_label() {
+        let db = PostgresSnapshot::new(
+            PgConfig::new("h", 1, "u", "d"),
+            "/nonexistent",
+            PgTools::new("a", "b"),
+        );
+        let at = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        assert_eq!(
+            db.new_snapshot_id("before v2/../x", at),
+            "20260102T030405000Z-before-v2----x"
+        );
+        assert_eq!(db.new_snapshot_id("ünï ☃", at), "20260102T030405000Z-n");
+        assert_eq!(db.new_snapshot_id("☃", at), "20260102T030405000Z");
+        assert!(db.snapshot_dir(&SnapshotId::new("../etc")).is_err());
+        assert!(db.snapshot_dir(&SnapshotId::new("preserved")).is_err());
     }
 }
