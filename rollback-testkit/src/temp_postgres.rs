@@ -312,8 +312,8 @@ impl Drop for TempPostgres {
                     data.as_os_str(),
                 ],
             );
-            if let Err(e) = stopped {
-                eprintln!(
+            if let Err(e) = stopped.and_then(|out| check(&out, "pg_ctl stop")) {
+                tracing::warn!(
                     "TempPostgres: could not stop the server in {}: {e}",
                     data.display()
                 );
@@ -322,7 +322,7 @@ impl Drop for TempPostgres {
         if let Some(dir) = self.dir.take() {
             let path = dir.path().to_path_buf();
             if let Err(e) = dir.close() {
-                eprintln!("TempPostgres: could not remove {}: {e}", path.display());
+                tracing::warn!("TempPostgres: could not remove {}: {e}", path.display());
             }
         }
     }
@@ -350,11 +350,9 @@ fn percent_encode(s: &str) -> String {
 pub fn server_bindir() -> Option<PathBuf> {
     let has_server =
         |d: &Path| crate::integration::is_executable(&d.join("initdb")) && d.join("pg_ctl").exists();
-    if let Ok(out) = Command::new("pg_config")
-        .arg("--bindir")
-        .stderr(Stdio::null())
-        .output()
-    {
+    let mut pg_config = Command::new("pg_config");
+    pg_config.arg("--bindir");
+    if let Ok(out) = run_with_timeout(pg_config, Duration::from_secs(10)) {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         if out.status.success() && has_server(&dir) {
             return Some(dir);
