@@ -1,0 +1,210 @@
+//! The quickstart: a real rollback, end to end, in a temp dir.
+//!
+//! Builds a real world (a temp PostgreSQL cluster, a git repository of a small Node app with
+//! a build step, the app run by a real pm2 from a releases layout, a real `.env.production`),
+//! takes a checkpoint at v1, deploys a broken v2, and lets the watchdog see the health check
+//! fail and roll back to the checkpoint. Then it prints the report and shows that v1 answers
+//! again, the data is v1's and the pre-rollback database is kept. Everything it started is
+//! stopped and deleted at the end, also on Ctrl-C or failure.
+//!
+//! Run: `cargo run -p rollback-examples --example quickstart`
+
+use rollback_core::automation::WatchdogRun;
+use rollback_core::{
+    progress, Condition, HealthProbe, HttpProbe, Notice, Notifier, ProgressKind, Rule, Signal, Watchdog,
+    WatchdogEvent,
+};
+use rollback_examples::{missing_requirements, DemoOptions, DemoWorld, DB};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The watchdog's windows, shortened for the demo (the runbook's is 5 minutes).
+const DEMO_HEALTH_WINDOW: Duration = Duration::from_secs(3);
+const DEMO_POLL: Duration = Duration::from_millis(250);
+
+/// Prints the communication plan's notices as they go out.
+struct PrintNotifier(Instant);
+
+#[async_trait::async_trait]
+impl Notifier for PrintNotifier {
+    async fn notify(&self, notice: &Notice) -> Result<(), rollback_core::AdapterError> {
+        println!(
+            "  [{:>5.1}s] notice to {:<28} {}",
+            self.0.elapsed().as_secs_f64(),
+            notice.audience,
+            notice.subject
+        );
+        Ok(())
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let missing = missing_requirements();
+    if !missing.is_empty() {
+        eprintln!("The quickstart needs real PostgreSQL, git, node and pm2. Missing:");
+        for m in &missing {
+            eprintln!("  - {m}");
+        }
+        eprintln!("Install them (see README: set-up), then run this again.");
+        std::process::exit(2);
+    }
+    // The world lives in `main`, so it is dropped (and cleaned up) on every way out.
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot listen for SIGTERM: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = tokio::select! {
+        r = run() => r,
+        _ = tokio::signal::ctrl_c() => Err("interrupted (Ctrl-C): cleaned up".into()),
+        _ = terminate.recv() => Err("terminated (SIGTERM): cleaned up".into()),
+    };
+    if let Err(e) = result {
+        eprintln!("quickstart failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), rollback_examples::DemoError> {
+    let t0 = Instant::now();
+    let step = |msg: &str| println!("[{:>5.1}s] {msg}", t0.elapsed().as_secs_f64());
+
+    step("building the world: PostgreSQL cluster, git repo (v1, v2), pm2, .env.production");
+    let world = DemoWorld::start(DemoOptions::default()).await?;
+    let result = demo(&world, &step).await;
+    step("cleaning up: pm2 daemon, PostgreSQL cluster, temp dir");
+    drop(world);
+    result
+}
+
+async fn demo(world: &DemoWorld, step: &dyn Fn(&str)) -> Result<(), rollback_examples::DemoError> {
+    step(&format!(
+        "v1 is live: GET {} -> {:?}",
+        world.health_url(),
+        world.health_status()
+    ));
+
+    let (sink, mut events) = progress::channel();
+    let orchestrator = Arc::new(world.orchestrator().await?.progress(sink).build()?);
+    let checkpoint = orchestrator.checkpoint("v1 release").await?;
+    step(&format!(
+        "checkpoint {} at v1 (snapshot {:?}, revision {:?}, config {:?}), marked good: {}",
+        checkpoint.id,
+        checkpoint.snapshot.as_ref().map(ToString::to_string),
+        checkpoint
+            .revision
+            .as_ref()
+            .map(|r| r.to_string().chars().take(12).collect::<String>()),
+        checkpoint.config.as_ref().map(ToString::to_string),
+        checkpoint.good
+    ));
+
+    step("deploying v2: migration (renames users.email), new .env, build, switch, restart");
+    world.deploy_v2().await?;
+    step(&format!(
+        "v2 is live: GET {} -> {:?}",
+        world.health_url(),
+        world.health_status()
+    ));
+
+    step(&format!(
+        "watchdog on: health failing for {}s rolls back (DEMO window: the runbook's is 5 min), polling every {} ms",
+        DEMO_HEALTH_WINDOW.as_secs(),
+        DEMO_POLL.as_millis()
+    ));
+    let probe: Arc<dyn HealthProbe> = Arc::new(HttpProbe::new(&world.health_url(), Duration::from_secs(1))?);
+    let (tx, mut watch_events) = tokio::sync::mpsc::unbounded_channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let watchdog = Watchdog::builder(Arc::clone(&orchestrator))
+        .health_probe(probe)
+        .rules(vec![Rule::new(
+            "health",
+            Condition::HealthFailing,
+            DEMO_HEALTH_WINDOW,
+            Signal::CompleteFailure,
+        )])
+        .notifier(Arc::new(PrintNotifier(Instant::now())))
+        .interval(DEMO_POLL)
+        .auto_rollback(true)
+        .events(tx)
+        .build();
+    let mut watchdog = tokio::spawn(watchdog.run(async move {
+        let _ = stopped.await;
+    }));
+    let mut stop = Some(stop);
+    let run: WatchdogRun = loop {
+        tokio::select! {
+            joined = &mut watchdog => break joined?,
+            Some(e) = events.recv() => {
+                let what = match &e.kind {
+                    ProgressKind::Started => "…".to_string(),
+                    ProgressKind::Finished => "done".to_string(),
+                    ProgressKind::Skipped => "skipped".to_string(),
+                    ProgressKind::Failed(why) => format!("FAILED: {why}"),
+                    ProgressKind::Recovering => "recovering".to_string(),
+                };
+                step(&format!("  step {:>2} {:<22} {what}", e.number, e.step.to_string()));
+            }
+            Some(e) = watch_events.recv() => {
+                match &e {
+                    WatchdogEvent::Fired { firing, decision } => step(&format!(
+                        "watchdog: rule `{}` fired ({}): {} ({})", firing.rule, firing.summary, decision.decision, decision.reason)),
+                    WatchdogEvent::RollbackStarted { .. } => step("watchdog: rolling back to the last good checkpoint"),
+                    WatchdogEvent::RollbackFinished { outcome } => step(&format!("watchdog: rollback finished: {outcome:?}")),
+                    WatchdogEvent::RollbackSkipped { reason, .. } => step(&format!("watchdog: no rollback: {reason}")),
+                    WatchdogEvent::IncidentOpened { title } => step(&format!("incident opened: {title}")),
+                    WatchdogEvent::IncidentResolved { summary } => {
+                        step(&format!("incident resolved: {summary}"));
+                        if let Some(s) = stop.take() { let _ = s.send(()); }
+                    }
+                }
+            }
+        }
+    };
+    while let Ok(e) = events.try_recv() {
+        step(&format!(
+            "  step {:>2} {:<22} {:?}",
+            e.number,
+            e.step.to_string(),
+            e.kind
+        ));
+    }
+    let report = run.reports.first().ok_or("the watchdog did not roll back")?;
+
+    println!("\n{}", report.to_markdown());
+    let json_path = std::env::temp_dir().join("rollback-quickstart-report.json");
+    std::fs::write(&json_path, report.to_json())?;
+    step(&format!("JSON report saved to {}", json_path.display()));
+
+    step(&format!(
+        "after the rollback: GET {} -> {:?}",
+        world.health_url(),
+        world.health_status()
+    ));
+    let users = world.sql("SELECT COUNT(*) FROM users")?;
+    let email = world.sql(
+        "SELECT COUNT(*) FROM information_schema.columns WHERE table_name='users' AND column_name='email'",
+    )?;
+    let orphans = world.sql("SELECT COUNT(*) FROM notifications n WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = n.user_id)")?;
+    step(&format!(
+        "data is v1's: {users} users, users.email present: {}, orphan notifications: {orphans}",
+        email == "1"
+    ));
+    let kept = world.pg.psql(
+        "postgres",
+        &format!("SELECT datname FROM pg_database WHERE datname LIKE '{DB}\\_\\_pre\\_rollback\\_%' ORDER BY datname"),
+    )?;
+    for name in kept.lines() {
+        let rows = world.pg.psql(name, "SELECT COUNT(*) FROM users")?;
+        step(&format!(
+            "pre-rollback database kept: {name} ({rows} users, v2's signups included)"
+        ));
+    }
+    if world.health_status() != Some(200) || email != "1" || kept.is_empty() {
+        return Err("the rollback did not bring v1 back as expected".into());
+    }
+    Ok(())
+}
