@@ -5,6 +5,7 @@ use crate::adapter::{PostgresSnapshot, METHOD_DUMP, METHOD_RENAME};
 use crate::dbprops;
 use crate::error::PgError;
 use crate::ident::{derived_name, preserved_prefix, quote_ident, staging_name};
+use crate::integrity;
 use crate::manifest::DumpFormat;
 use crate::state::{LiveRecord, PreservedRecord, StagedRecord, State};
 use rollback_core::{AdapterError, ErrorKind, PreparedRestore, PreservedDatabase, SnapshotId};
@@ -81,6 +82,32 @@ impl PostgresSnapshot {
                 format!("staging database {staging} vanished during prepare_restore: was it dropped by someone else?"),
             )
         })?;
+        // Row counts are checked on the staged copy now, while the app still serves, so a
+        // copy that does not match its manifest is refused before anything is stopped.
+        let counts = match self.connect(&staging).await {
+            Ok(staged) => integrity::compare_row_counts(&staged, &manifest.tables, id.as_str()).await,
+            Err(e) => Err(e),
+        };
+        match counts {
+            Ok(check) if check.passed => notes.push(format!("staged copy: {}", check.detail)),
+            other => {
+                let detail = match other {
+                    Ok(check) => check.detail,
+                    Err(e) => e.to_string(),
+                };
+                let _ = client
+                    .batch_execute(&format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        quote_ident(&staging)
+                    ))
+                    .await;
+                return Err(PgError::new(
+                    ErrorKind::Corrupt,
+                    format!("the staged copy of snapshot {id} does not match its manifest ({detail}); it was dropped"),
+                )
+                .into());
+            }
+        }
         let mut state = State::load(&self.root).await?;
         state.staged.insert(
             staging.clone(),

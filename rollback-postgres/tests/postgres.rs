@@ -703,3 +703,45 @@ async fn a_server_that_is_down_is_unavailable() {
     assert_eq!(report.failures(), vec!["connectivity"]);
     assert!(!format!("{e:?} {report:?}").contains("canary-down-pw"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_copy_that_does_not_match_its_manifest_is_refused_while_the_app_serves() {
+    let Some(env) = setup("rollback-postgres staged row counts", "app") else {
+        return;
+    };
+    env.sql(
+        "app",
+        "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 300) g",
+    )
+    .await;
+    let snap = env.db.snapshot("v1").await.expect("snapshot");
+    // The manifest claims a count the archive does not hold (a dump taken without its
+    // snapshot, or a hand-edited manifest): the checksums still match, the data does not.
+    let manifest = std::path::Path::new(&snap.location).join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let tables = json["tables"].as_array_mut().expect("tables in the manifest");
+    let t = tables.iter_mut().find(|t| t["table"] == "t").expect("table t");
+    t["rows"] = serde_json::json!(301);
+    std::fs::write(&manifest, serde_json::to_string(&json).unwrap()).unwrap();
+
+    let e = env
+        .db
+        .prepare_restore(&snap.id)
+        .await
+        .expect_err("mismatched staged copy");
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert!(e.to_string().contains("301"), "the error says what differs: {e}");
+    let staging = env
+        .client("postgres")
+        .await
+        .unwrap()
+        .query_opt(
+            "SELECT 1 FROM pg_database WHERE datname = 'app__rollback_staging'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(staging.is_none(), "the mismatched staging database is dropped");
+    assert_eq!(env.count("app", "t").await, 300, "the live database is untouched");
+}
