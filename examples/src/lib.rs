@@ -21,6 +21,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The README's examples, compiled and run as doc tests (this crate depends on every adapter).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 /// Errors of the demo: a message saying what failed.
 pub type DemoError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -56,8 +56,3 @@ pub async fn run_until_crash<F: std::future::Future>(world: &World, fut: F) -> O
         _ = world.crashed() => None,
     }
 }
-
-/// The README's examples, compiled and run as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;
