@@ -69,6 +69,11 @@ impl Prober {
     /// Waits for a 2xx after `since` (the end of the operation), then stops and returns the
     /// longest gap between two 2xx answers.
     async fn finish(self, since: Instant) -> Result<Duration, DemoError> {
+        Ok(self.finish_window(since).await?.1)
+    }
+
+    /// Like [`finish`](Self::finish), also returning when the longest gap began.
+    async fn finish_window(self, since: Instant) -> Result<(Instant, Duration), DemoError> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let up = self
@@ -87,7 +92,11 @@ impl Prober {
         }
         self.task.abort();
         let oks = self.oks.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        Ok(oks.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default())
+        Ok(oks
+            .windows(2)
+            .map(|w| (w[0], w[1] - w[0]))
+            .max_by_key(|(_, gap)| *gap)
+            .unwrap_or((since, Duration::ZERO)))
     }
 }
 
@@ -263,9 +272,10 @@ async fn bench() -> Result<(), DemoError> {
             "benchmark",
             Scope::ALL,
         );
+        let started_wall = std::time::SystemTime::now();
         let report = orchestrator.rollback_with(request).await?;
         let total = started.elapsed();
-        let downtime = prober.finish(started + total).await?;
+        let (gap_start, downtime) = prober.finish_window(started + total).await?;
         check_v1_live(&world, "(b)")?;
         let preserved = world.pg.psql(
             "postgres",
@@ -284,13 +294,28 @@ async fn bench() -> Result<(), DemoError> {
             ms(total),
             report.downtime.as_ref().map(|d| d.duration)
         );
+        // Where the window without a 2xx falls among the steps (ms from the last 2xx).
+        let gap_from = ms(gap_start.saturating_duration_since(started));
         let offline: Vec<String> = report
             .steps
             .iter()
-            .filter(|r| !matches!(r.step, Step::Lock | Step::Journal | Step::Preflight | Step::Prepare | Step::Report))
-            .map(|r| format!("{} {:.0} ms", r.step, ms(r.duration)))
+            .filter(|r| {
+                !matches!(
+                    r.step,
+                    Step::Lock | Step::Journal | Step::Preflight | Step::Prepare | Step::Report
+                )
+            })
+            .map(|r| {
+                let at = std::time::SystemTime::from(r.started_at)
+                    .duration_since(started_wall)
+                    .map_or(0.0, ms);
+                format!("{} @{:.0} +{:.0}", r.step, at - gap_from, ms(r.duration))
+            })
             .collect();
-        println!("          (b) offline steps: {}", offline.join(", "));
+        println!(
+            "          (b) steps (@ms from the last 2xx, +duration ms): {}",
+            offline.join(", ")
+        );
         b.downtime.push(downtime);
         b.total.push(total);
 

@@ -40,6 +40,7 @@ pub mod error;
 pub mod jlist;
 mod manager;
 mod metrics;
+mod warm;
 
 pub use config::{AppSpec, CrashLoopPolicy, Pm2Config, ScriptSpec};
 pub use error::{Pm2Error, PM2_VERSION};

@@ -5,6 +5,7 @@ use crate::config::{AppSpec, CrashLoopPolicy, Pm2Config};
 use crate::error::Pm2Error;
 use crate::jlist::Pm2Process;
 use crate::metrics::Pm2Metrics;
+use crate::warm::WarmClient;
 use async_trait::async_trait;
 use rollback_core::{AdapterError, AppName, ProcessManager, ProcessState, ProcessStatus};
 use std::collections::VecDeque;
@@ -30,6 +31,18 @@ pub struct Pm2ProcessManager {
     /// without a `pm2 jlist` first: in a rollback the app is down between the two, and each
     /// pm2 CLI call costs a Node start-up (~250 ms).
     stopped: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<AppName, Vec<Pm2Process>>>>,
+    /// A warm pm2 client, alive from the start of a `stop` to the end of the next `start`.
+    warm: WarmSlot,
+}
+
+/// The shared warm client slot (see [`crate::warm`]).
+#[derive(Clone, Default)]
+struct WarmSlot(std::sync::Arc<tokio::sync::Mutex<Option<WarmClient>>>);
+
+impl std::fmt::Debug for WarmSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WarmSlot")
+    }
 }
 
 /// Builds a [`Pm2ProcessManager`]; every setting has a default (see [`Pm2Config`]).
@@ -119,7 +132,54 @@ impl Pm2ProcessManager {
             cfg,
             cli,
             stopped: Default::default(),
+            warm: WarmSlot::default(),
         }
+    }
+
+    /// Starts the warm client if it is not running (while the app still serves).
+    async fn warm_up(&self) {
+        let mut slot = self.warm.0.lock().await;
+        if slot.is_none() {
+            match WarmClient::start(
+                &self.cfg.binary,
+                self.cfg.home.as_deref(),
+                self.cfg.command_timeout,
+            )
+            .await
+            {
+                Ok(client) => *slot = Some(client),
+                Err(why) => tracing::debug!(%why, "no warm pm2 client; using the CLI"),
+            }
+        }
+    }
+
+    /// Runs `verb` on the instances through the warm client when there is one, else (or
+    /// when it fails) through the CLI.
+    async fn run_warm(&self, verb: &str, app: &AppName, procs: &[Pm2Process]) -> Result<(), Pm2Error> {
+        let mut slot = self.warm.0.lock().await;
+        if let Some(client) = slot.as_mut() {
+            let mut failed = None;
+            for p in procs {
+                if let Err(why) = client.call(verb, p.pm_id, self.cfg.command_timeout).await {
+                    failed = Some(why);
+                    break;
+                }
+            }
+            match failed {
+                None => return Ok(()),
+                Some(why) => {
+                    tracing::debug!(%why, verb, "the warm pm2 client failed; using the CLI");
+                    *slot = None;
+                }
+            }
+        }
+        drop(slot);
+        self.run_on(verb, app, procs).await
+    }
+
+    /// Closes the warm client (kills its node process).
+    async fn cool_down(&self) {
+        *self.warm.0.lock().await = None;
     }
 
     fn stopped_by_us(
@@ -265,7 +325,8 @@ impl Pm2ProcessManager {
             return Ok(());
         }
         let pids: Vec<u32> = procs.iter().filter_map(|p| p.pid).collect();
-        self.run_on("stop", app, &procs).await?;
+        self.warm_up().await;
+        self.run_warm("stop", app, &procs).await?;
         let deadline = Instant::now() + self.cfg.state_timeout;
         // `pm2 stop` returned success: pm2 has stopped the instances and turned their
         // autorestart off. What is left to confirm is that the processes are gone, which
@@ -308,7 +369,9 @@ impl Pm2ProcessManager {
             // Restart what we stopped, by id. If that fails (the app was deleted since),
             // fall back to looking it up. `wait_online` checks the app by name, so a wrong
             // id can never pass as a start.
-            if self.run_on("restart", app, &procs).await.is_ok() {
+            let restarted = self.run_warm("restart", app, &procs).await;
+            self.cool_down().await;
+            if restarted.is_ok() {
                 return self.wait_online(app, &[]).await;
             }
         }
