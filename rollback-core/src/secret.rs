@@ -70,31 +70,30 @@ impl From<&str> for Secret {
 /// assert_eq!(redact_url("postgres://db/app"), "postgres://db/app");
 /// ```
 pub fn redact_url(url: &str) -> String {
-    let (base, has_query) = match url.split_once('?') {
-        Some((base, _)) => (base, true),
-        None => (url, false),
+    // Not a URL (a key=value connection string, say): show nothing of it.
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "[redacted connection string]".to_owned();
     };
-    let mut shown = match base.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = match rest.find('/') {
-                Some(i) => rest.split_at(i),
-                None => (rest, ""),
-            };
-            let authority = match authority.rsplit_once('@') {
-                Some((userinfo, host)) => {
-                    let user = userinfo.split(':').next().unwrap_or_default();
-                    if userinfo.contains(':') {
-                        format!("{user}:[redacted]@{host}")
-                    } else {
-                        format!("{user}@{host}")
-                    }
-                }
-                None => authority.to_owned(),
-            };
-            format!("{scheme}://{authority}{path}")
+    // The user info ends at the LAST `@`: an unencoded password may hold `/`, `?` or `@`,
+    // and drivers read it up to the `@`. Cutting at the first `/` or `?` would show it.
+    let (userinfo, host_and_path) = match rest.rfind('@') {
+        Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
+        None => (None, rest),
+    };
+    let (host_and_path, has_query) = match host_and_path.split_once('?') {
+        Some((base, _)) => (base, true),
+        None => (host_and_path, false),
+    };
+    let mut shown = match userinfo {
+        Some(info) => {
+            let user = info.split(':').next().unwrap_or_default();
+            if info.contains(':') {
+                format!("{scheme}://{user}:[redacted]@{host_and_path}")
+            } else {
+                format!("{scheme}://{user}@{host_and_path}")
+            }
         }
-        // Not a URL (a key=value connection string, say): show nothing of it.
-        None => "[redacted connection string]".to_owned(),
+        None => format!("{scheme}://{host_and_path}"),
     };
     if has_query {
         shown.push_str("?[redacted]");
@@ -109,6 +108,24 @@ mod tests {
     #[test]
     fn key_value_strings_are_hidden_whole() {
         assert_eq!(redact_url("host=db password=pw"), "[redacted connection string]");
+    }
+
+    #[test]
+    fn passwords_holding_url_delimiters_stay_hidden() {
+        for (url, secret) in [
+            ("postgres://u:ab/cd@h:5432/db", "ab/cd"),
+            ("postgres://u:ab?cd@h/db", "ab?cd"),
+            ("postgres://u:a@b@h/db", "a@b"),
+            ("postgres://u:pw@h:badport/db", "pw"),
+        ] {
+            let shown = redact_url(url);
+            let password_part = secret.split(['/', '?', '@']).next().unwrap();
+            assert!(
+                !shown.contains(&format!(":{password_part}")),
+                "{url} shown as {shown}"
+            );
+            assert!(shown.starts_with("postgres://u:[redacted]@h"), "{shown}");
+        }
     }
 
     #[test]

@@ -171,6 +171,21 @@ async fn webhook_posts_json_and_reports_failures() {
     assert!(err.to_string().contains("HTTP 503"), "{err}");
     assert!(!err.to_string().contains("hook-token-canary"), "{err}");
 
+    let in_path = format!("{}/hook-fail/T000/B000/path-token-canary", server.base)
+        .replace("http://", "http://user-token-canary@");
+    let err = WebhookNotifier::new(&in_path, timeout)
+        .unwrap()
+        .notify(&notice())
+        .await
+        .unwrap_err();
+    let hook = WebhookNotifier::new(&in_path, timeout).unwrap();
+    for shown in [err.to_string(), format!("{hook:?}")] {
+        assert!(
+            !shown.contains("path-token-canary") && !shown.contains("user-token-canary"),
+            "{shown}"
+        );
+    }
+
     let err = WebhookNotifier::new(&format!("{}/slow", server.base), timeout)
         .unwrap()
         .notify(&notice())

@@ -53,15 +53,20 @@ mod webhook {
     impl WebhookNotifier {
         /// A webhook at `url` with a `timeout` per notice.
         pub fn new(url: &str, timeout: Duration) -> Result<Self, AdapterError> {
-            let shown = redact_url(url)
-                .split_once('?')
-                .map_or_else(|| redact_url(url), |(base, _)| format!("{base}?[redacted]"));
+            // Webhook URLs carry their token in the path (Slack), the user info or the
+            // query: only the scheme, host and port are ever shown.
             let url = reqwest::Url::parse(url).map_err(|e| {
                 AdapterError::new(
                     ErrorKind::InvalidInput,
-                    format!("webhook URL {shown} is not a URL: {e}"),
+                    format!("the webhook URL ({}) is not a URL: {e}", redact_url(url)),
                 )
             })?;
+            let shown = format!(
+                "{}://{}{}/[redacted]",
+                url.scheme(),
+                url.host_str().unwrap_or("[no host]"),
+                url.port().map(|p| format!(":{p}")).unwrap_or_default()
+            );
             let client = reqwest::Client::builder().timeout(timeout).build().map_err(|e| {
                 AdapterError::new(ErrorKind::Failed, format!("could not build an HTTP client: {e}"))
             })?;
