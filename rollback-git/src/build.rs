@@ -75,6 +75,16 @@ impl Runner {
     pub(crate) async fn run(&self, dir: &Path, revision: &str, kept: &str) -> Result<Vec<String>, GitError> {
         self.check_tools(Some(dir))?;
         let tail = Mutex::new(VecDeque::with_capacity(self.tail_lines + 1));
+        // Build env values may be secrets (a registry token): a build that echoes one must
+        // not carry it into logs, errors or the report. Very short values are left alone
+        // (redacting every "1" would make the log unreadable and protects nothing).
+        let secrets: Vec<&str> = self
+            .env
+            .0
+            .iter()
+            .map(|(_, v)| v.as_str())
+            .filter(|v| v.len() >= 4)
+            .collect();
         for c in &self.commands {
             push(&tail, format!("$ {c}"), self.tail_lines);
             let program = match locate(&c.argv[0], Some(dir)) {
@@ -100,8 +110,8 @@ impl Runner {
                 let work = async {
                     let mut pumps = std::pin::pin!(async {
                         tokio::join!(
-                            pump(out, &tail, self.tail_lines),
-                            pump(err, &tail, self.tail_lines)
+                            pump(out, &tail, self.tail_lines, &secrets),
+                            pump(err, &tail, self.tail_lines, &secrets)
                         )
                     });
                     let mut drained = false;
@@ -177,7 +187,12 @@ fn joined(tail: &Mutex<VecDeque<String>>) -> String {
 }
 
 /// Reads a child's stream line by line into the shared tail.
-async fn pump<R: AsyncRead + Unpin>(stream: Option<R>, tail: &Mutex<VecDeque<String>>, max: usize) {
+async fn pump<R: AsyncRead + Unpin>(
+    stream: Option<R>,
+    tail: &Mutex<VecDeque<String>>,
+    max: usize,
+    secrets: &[&str],
+) {
     let Some(stream) = stream else { return };
     let mut reader = BufReader::new(stream);
     let mut buf = Vec::new();
@@ -186,7 +201,12 @@ async fn pump<R: AsyncRead + Unpin>(stream: Option<R>, tail: &Mutex<VecDeque<Str
         match reader.read_until(b'\n', &mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {
-                let line = String::from_utf8_lossy(&buf).trim_end().to_owned();
+                let mut line = String::from_utf8_lossy(&buf).trim_end().to_owned();
+                for secret in secrets {
+                    if line.contains(secret) {
+                        line = line.replace(secret, "[redacted]");
+                    }
+                }
                 tracing::debug!(target: "rollback_git::build", "{line}");
                 push(tail, line, max);
             }
