@@ -317,6 +317,16 @@ impl Pm2ProcessManager {
     }
 
     async fn stop_app(&self, app: &AppName) -> Result<(), Pm2Error> {
+        let result = self.stop_inner(app).await;
+        if !self.stopped_by_us().contains_key(app) {
+            // Only a stop confirmed on the fast path keeps the warm client for the start.
+            self.cool_down().await;
+        }
+        result
+    }
+
+    async fn stop_inner(&self, app: &AppName) -> Result<(), Pm2Error> {
+        self.stopped_by_us().remove(app);
         let procs = self.instances(app).await?;
         if procs
             .iter()
@@ -365,16 +375,25 @@ impl Pm2ProcessManager {
 
     async fn start_app(&self, app: &AppName) -> Result<(), Pm2Error> {
         let stopped = self.stopped_by_us().remove(app);
-        if let Some(procs) = stopped {
-            // Restart what we stopped, by id. If that fails (the app was deleted since),
-            // fall back to looking it up. `wait_online` checks the app by name, so a wrong
-            // id can never pass as a start.
-            let restarted = self.run_warm("restart", app, &procs).await;
-            self.cool_down().await;
-            if restarted.is_ok() {
+        let warm = self.warm.0.lock().await.take();
+        if let (Some(procs), Some(mut client)) = (stopped, warm) {
+            // The fast path of a rollback: restart what this manager stopped, by id,
+            // through the warm client, if pm2 still says it is stopped (nobody started or
+            // deleted it since). Anything else falls back to looking it up.
+            // `wait_online` checks the app by name, so a wrong id can never pass as a start.
+            let timeout = self.cfg.command_timeout;
+            let mut fast = true;
+            for p in &procs {
+                fast = fast
+                    && matches!(client.status(p.pm_id, timeout).await, Ok(Some(s)) if s == "stopped")
+                    && client.call("restart", p.pm_id, timeout).await.is_ok();
+            }
+            drop(client);
+            if fast {
                 return self.wait_online(app, &[]).await;
             }
         }
+        self.cool_down().await;
         let all = self.cli.jlist().await?;
         let procs: Vec<Pm2Process> = all.iter().filter(|p| p.name == app.as_str()).cloned().collect();
         if procs.is_empty() {
@@ -393,6 +412,7 @@ impl Pm2ProcessManager {
 
     async fn restart_app(&self, app: &AppName) -> Result<(), Pm2Error> {
         self.stopped_by_us().remove(app);
+        self.cool_down().await;
         let procs = self.instances(app).await?;
         let old: Vec<u32> = procs.iter().filter_map(|p| p.pid).collect();
         self.run_on("restart", app, &procs).await?;

@@ -26,6 +26,10 @@ pm2.connect((err) => {
     const done = (e) => say({ ok: !e, error: e ? String(e.message || e) : null });
     if (verb === 'stop') pm2.stop(Number(id), done);
     else if (verb === 'restart') pm2.restart(Number(id), done);
+    else if (verb === 'status') pm2.describe(Number(id), (e, list) => {
+      const env = !e && list && list[0] && list[0].pm2_env;
+      say({ ok: !e, error: e ? String(e.message || e) : null, status: env ? env.status : null });
+    });
     else done(new Error('unknown verb ' + verb));
   });
   rl.on('close', () => { pm2.disconnect(); process.exit(0); });
@@ -79,13 +83,13 @@ impl WarmClient {
     }
 
     /// Reads the next answer line, skipping anything pm2 itself prints.
-    async fn answer(&mut self, timeout: Duration) -> Result<(), String> {
+    async fn answer(&mut self, timeout: Duration) -> Result<serde_json::Value, String> {
         let read = async {
             while let Some(line) = self.lines.next_line().await.map_err(|e| e.to_string())? {
                 if let Some(json) = line.strip_prefix("@@rollback ") {
                     let v: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
                     return match v["ok"].as_bool() {
-                        Some(true) => Ok(()),
+                        Some(true) => Ok(v),
                         _ => Err(v["error"].as_str().unwrap_or("pm2 API error").to_string()),
                     };
                 }
@@ -99,6 +103,16 @@ impl WarmClient {
 
     /// Runs `verb` (`stop` or `restart`) on pm2 process `id` and waits for pm2's answer.
     pub(crate) async fn call(&mut self, verb: &str, id: u32, timeout: Duration) -> Result<(), String> {
+        self.request(verb, id, timeout).await.map(drop)
+    }
+
+    /// pm2's status word for process `id` (`online`, `stopped`, ...), `None` if unknown.
+    pub(crate) async fn status(&mut self, id: u32, timeout: Duration) -> Result<Option<String>, String> {
+        let v = self.request("status", id, timeout).await?;
+        Ok(v["status"].as_str().map(str::to_owned))
+    }
+
+    async fn request(&mut self, verb: &str, id: u32, timeout: Duration) -> Result<serde_json::Value, String> {
         self.stdin
             .write_all(format!("{verb} {id}\n").as_bytes())
             .await
@@ -124,5 +138,66 @@ mod tests {
         std::fs::write(package.join("index.js"), "").unwrap();
         assert_eq!(pm2_module(&link), Some(std::fs::canonicalize(&package).unwrap()));
         assert_eq!(pm2_module(&dir.path().join("missing")), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn drives_a_real_pm2_daemon() {
+        use rollback_testkit::temp_pm2::{free_port, http_status, port_open, NodeApp, TempPm2};
+        let Some(pm2) = TempPm2::new("warm pm2 client") else {
+            return;
+        };
+        let script = pm2.write_app("web", NodeApp::HealthServer);
+        let port = free_port();
+        let manager = crate::Pm2ProcessManager::builder()
+            .binary(pm2.pm2())
+            .home(pm2.home())
+            .app(
+                "web",
+                crate::AppSpec::Script(crate::ScriptSpec::new(&script).env("PORT", port.to_string())),
+            )
+            .build()
+            .unwrap();
+        rollback_core::ProcessManager::start(&manager, &"web".into())
+            .await
+            .unwrap();
+        let timeout = Duration::from_secs(20);
+        let mut client = WarmClient::start(pm2.pm2(), Some(pm2.home()), timeout)
+            .await
+            .expect("the warm client connects to the daemon");
+        assert_eq!(
+            client.status(0, timeout).await.unwrap().as_deref(),
+            Some("online")
+        );
+        client.call("stop", 0, timeout).await.unwrap();
+        assert_eq!(
+            client.status(0, timeout).await.unwrap().as_deref(),
+            Some("stopped")
+        );
+        assert!(
+            !port_open(port),
+            "stopped through the warm client: the port refuses"
+        );
+        client.call("restart", 0, timeout).await.unwrap();
+        assert_eq!(
+            client.status(0, timeout).await.unwrap().as_deref(),
+            Some("online")
+        );
+        let mut answered = None;
+        for _ in 0..100 {
+            answered = http_status(port, "/api/health", Duration::from_millis(500));
+            if answered == Some(200) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            answered,
+            Some(200),
+            "restarted through the warm client: it answers"
+        );
+        assert!(
+            client.call("explode", 0, timeout).await.is_err(),
+            "an unknown verb is an error"
+        );
     }
 }
