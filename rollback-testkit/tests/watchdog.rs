@@ -353,3 +353,106 @@ async fn notices_go_out_at_their_offsets_in_order_and_stop_at_resolution() {
     }
     assert!(audiences.iter().any(|a| a == "escalation:engineering manager"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_worse_signal_during_an_open_incident_escalates_it() {
+    let (rig, o) = rig_with_good_checkpoint().await;
+    rig.world.lock().metrics.cpu_percent = Some(99.0);
+    let rules = vec![
+        Rule::new(
+            "cpu",
+            Condition::CpuAbove(95.0),
+            Duration::from_secs(60),
+            Signal::PerformanceDegradation,
+        ),
+        Rule::new(
+            "health",
+            Condition::HealthFailing,
+            Duration::from_secs(5 * MIN),
+            Signal::CompleteFailure,
+        ),
+    ];
+    let notifier = RecordingNotifier::new();
+    let mut w = start(&rig, &o, &notifier, rules, Duration::from_secs(30 * MIN));
+    w.until(|e| matches!(e, WatchdogEvent::IncidentOpened { .. }))
+        .await;
+    rig.deploy_bad_release(Scope::CODE);
+    w.until(finished).await;
+    let run = w.stop().await;
+    let opened = run
+        .events
+        .iter()
+        .filter(|e| matches!(e, WatchdogEvent::IncidentOpened { .. }))
+        .count();
+    assert_eq!(
+        opened, 2,
+        "the critical signal opened a critical incident: {:#?}",
+        run.events
+    );
+    let escalated = run.events.iter().any(|e| {
+        matches!(e, WatchdogEvent::IncidentResolved { summary } if summary.starts_with("escalated to Critical"))
+    });
+    assert!(escalated, "{:#?}", run.events);
+    let users: Vec<Severity> = notifier
+        .notices()
+        .into_iter()
+        .filter(|n| n.audience == "users")
+        .map(|n| n.severity)
+        .collect();
+    assert_eq!(
+        users,
+        [Severity::Critical],
+        "users are told once the incident is critical"
+    );
+    assert_eq!(run.events.iter().filter(|e| started(e)).count(), 1);
+}
+
+/// A probe that never answers (a broken probe implementation).
+struct HangingProbe;
+
+#[async_trait::async_trait]
+impl rollback_core::HealthProbe for HangingProbe {
+    fn name(&self) -> String {
+        "hangs".into()
+    }
+    async fn probe(&self) -> rollback_core::ProbeResult {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_probe_counts_as_unhealthy_and_never_blocks_shutdown() {
+    let (_rig, o) = rig_with_good_checkpoint().await;
+    let rules = vec![Rule::new(
+        "health",
+        Condition::HealthFailing,
+        Duration::from_secs(60),
+        Signal::MinorUi,
+    )];
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let watchdog = Watchdog::builder(Arc::clone(&o))
+        .health_probe(Arc::new(HangingProbe))
+        .rules(rules)
+        .interval(Duration::from_secs(1))
+        .events(tx)
+        .build();
+    let handle = tokio::spawn(watchdog.run(async move {
+        let _ = stopped.await;
+    }));
+    let mut fired = false;
+    for _ in 0..2_000 {
+        if let Ok(WatchdogEvent::Fired { firing, .. }) = events.try_recv() {
+            assert_eq!(firing.rule, "health");
+            fired = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(fired, "a probe that never returns is unhealthy after its cap");
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(1), handle)
+        .await
+        .expect("shutdown does not wait for a hanging probe")
+        .unwrap();
+}

@@ -4,7 +4,7 @@
 use super::comms::{CommunicationPlan, Incident, SentNotice};
 use super::matrix::{DecisionMatrix, MatrixEntry};
 use super::rules::{Firing, Observation, Rule, RuleTracker};
-use crate::domain::{Scope, Severity};
+use crate::domain::{ProbeResult, Scope, Severity};
 use crate::error::RollbackError;
 use crate::ids::AppName;
 use crate::orchestrator::{Orchestrator, RollbackRequest, RollbackTarget};
@@ -149,6 +149,7 @@ impl WatchdogBuilder {
 }
 
 struct OpenIncident {
+    severity: Severity,
     resolve: oneshot::Sender<String>,
     comms: JoinHandle<Vec<SentNotice>>,
     rolled_back: Option<String>,
@@ -202,10 +203,26 @@ impl Watchdog {
         }
     }
 
+    /// A probe's result within a cap: a probe must time out by itself, but one that hangs
+    /// must not stall the watchdog; it counts as unhealthy.
+    async fn probe_capped(&self, probe: &dyn HealthProbe) -> ProbeResult {
+        let cap = self.interval.max(Duration::from_secs(10));
+        match tokio::time::timeout(cap, probe.probe()).await {
+            Ok(result) => result,
+            Err(_) => ProbeResult {
+                probe: probe.name(),
+                healthy: false,
+                latency: cap,
+                detail: format!("the probe did not return within {} s", cap.as_secs()),
+            },
+        }
+    }
+
     async fn observe(&self, app: &AppName) -> Observation {
-        let health = futures::future::join_all(self.probes.iter().map(|p| p.probe())).await;
+        let health =
+            futures::future::join_all(self.probes.iter().map(|p| self.probe_capped(p.as_ref()))).await;
         let database = match &self.database_probe {
-            Some(p) => Some(p.probe().await),
+            Some(p) => Some(self.probe_capped(p.as_ref()).await),
             None => None,
         };
         let metrics = match &self.metrics {
@@ -264,7 +281,11 @@ impl Watchdog {
                     }
                 }
             }
-            let obs = self.observe(&app).await;
+            let obs = tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                obs = self.observe(&app) => obs,
+            };
             let now = Instant::now();
             let firings: Vec<Firing> = trackers.iter_mut().filter_map(|t| t.observe(now, &obs)).collect();
             for firing in firings {
@@ -276,6 +297,15 @@ impl Watchdog {
                         decision: decision.clone(),
                     },
                 );
+                let severity = severity_of(decision.decision);
+                if incident.as_ref().is_some_and(|open| open.severity < severity) {
+                    // A worse signal during an open incident: close it as escalated and open
+                    // one at the new severity, so its notices and escalation apply.
+                    if let Some(open) = incident.take() {
+                        let summary = format!("escalated to {severity:?}: {}", firing.summary);
+                        self.close_incident(&mut run, open, summary).await;
+                    }
+                }
                 if incident.is_none() {
                     incident = Some(self.open_incident(&mut run, &firing, decision.decision));
                 }
@@ -379,11 +409,7 @@ impl Watchdog {
     }
 
     fn open_incident(&self, run: &mut WatchdogRun, firing: &Firing, decision: Decision) -> OpenIncident {
-        let severity = match decision {
-            Decision::RollbackNow => Severity::Critical,
-            Decision::InvestigateFirst => Severity::Medium,
-            Decision::NoRollback => Severity::Low,
-        };
+        let severity = severity_of(decision);
         let incident = Incident {
             title: format!("{}: {}", self.orchestrator.app(), firing.summary),
             severity,
@@ -410,6 +436,7 @@ impl Watchdog {
             }
         });
         OpenIncident {
+            severity,
             resolve,
             comms,
             rolled_back: None,
@@ -454,5 +481,14 @@ impl Watchdog {
         };
         self.emit(run, WatchdogEvent::RollbackFinished { outcome });
         summary
+    }
+}
+
+/// How serious an incident is, from the matrix's decision.
+fn severity_of(decision: Decision) -> Severity {
+    match decision {
+        Decision::RollbackNow => Severity::Critical,
+        Decision::InvestigateFirst => Severity::Medium,
+        Decision::NoRollback => Severity::Low,
     }
 }
