@@ -141,12 +141,13 @@ impl History {
             .map_err(EnvFileError::io("write", &self.labels))
     }
 
-    /// Removes all but the newest `keep` versions, never `protect`; returns what it removed.
-    pub(crate) fn retain(&self, keep: usize, protect: &str) -> Result<Vec<PathBuf>, EnvFileError> {
+    /// Removes all but the newest `keep` versions, never those in `protect`; returns what it
+    /// removed.
+    pub(crate) fn retain(&self, keep: usize, protect: &[&str]) -> Result<Vec<PathBuf>, EnvFileError> {
         let mut removed = Vec::new();
         let mut labels = self.labels()?;
         for version in self.list()?.into_iter().skip(keep) {
-            if version.name == protect {
+            if protect.contains(&version.name.as_str()) {
                 continue;
             }
             fs::remove_file(&version.path)

@@ -242,7 +242,8 @@ impl EnvFileStore {
         }
     }
 
-    fn backup_now(&self, label: &str) -> Result<StoredVersion, EnvFileError> {
+    /// Stores the live file; retention never removes the new backup nor `protect`.
+    fn backup_now(&self, label: &str, protect: Option<&str>) -> Result<StoredVersion, EnvFileError> {
         self.file_name()?;
         let (bytes, meta) = self.read_live()?;
         let stored = self
@@ -250,7 +251,9 @@ impl EnvFileStore {
             .store(&bytes, FileMode::of(&meta), label, Utc::now())?;
         tracing::info!(file = %self.live.display(), backup = %stored.name, "env file backed up");
         if let Some(keep) = self.keep {
-            for removed in self.history.retain(keep, &stored.name)? {
+            let mut keep_these = vec![stored.name.as_str()];
+            keep_these.extend(protect);
+            for removed in self.history.retain(keep, &keep_these)? {
                 tracing::info!(backup = %removed.display(), "old env-file backup removed (retention)");
             }
         }
@@ -264,10 +267,25 @@ impl EnvFileStore {
         let path = self.resolve(id)?;
         self.check(id, &path)?;
         let wanted = read(&path)?;
-        let wanted_mode = FileMode::of(&fs::metadata(&path).map_err(EnvFileError::io("read", &path))?);
+        let mut mode = FileMode::of(&fs::metadata(&path).map_err(EnvFileError::io("read", &path))?);
+        // A symlinked env file (shared/.env.production, say) stays a link: its target is
+        // what gets replaced.
+        let target = match fs::symlink_metadata(&self.live) {
+            Ok(m) if m.file_type().is_symlink() => {
+                fs::canonicalize(&self.live).map_err(EnvFileError::io("resolve the link", &self.live))?
+            }
+            _ => self.live.clone(),
+        };
         match self.read_live() {
             Ok((live, _)) if live == wanted => return Ok(()),
-            Ok((live, _)) => {
+            Ok((live, live_meta)) => {
+                // The stricter of the two modes (a hand-made 0644 backup never widens a 0600
+                // file), and the live file's owner (the app must still read it).
+                let live_mode = FileMode::of(&live_meta);
+                mode = FileMode {
+                    mode: (mode.mode & live_mode.mode & 0o777) | (live_mode.mode & !0o777),
+                    ..live_mode
+                };
                 let digest_live = digest(&live);
                 let already_kept = self
                     .history
@@ -275,7 +293,10 @@ impl EnvFileStore {
                     .iter()
                     .any(|v| read(&v.path).is_ok_and(|b| digest(&b) == digest_live));
                 if !already_kept {
-                    self.backup_now(&format!("replaced by a restore of {id}"))?;
+                    self.backup_now(
+                        &format!("replaced by a restore of {id}"),
+                        path.file_name().and_then(|n| n.to_str()),
+                    )?;
                 }
             }
             Err(EnvFileError::LiveMissing { .. }) => {}
@@ -285,15 +306,15 @@ impl EnvFileStore {
             Some(h) => h.as_ref(),
             None => &|_| Ok(()),
         };
-        atomic::write_atomically(&self.live, &wanted, wanted_mode, hook)
-            .map_err(EnvFileError::io("replace", &self.live))?;
+        atomic::write_atomically(&target, &wanted, mode, hook)
+            .map_err(EnvFileError::io("replace", &target))?;
         tracing::info!(file = %self.live.display(), version = id, "env file restored");
         Ok(())
     }
 
     /// Removes all but the newest `keep` backups now; returns the removed files.
     pub async fn apply_retention(&self, keep: usize) -> Result<Vec<PathBuf>, AdapterError> {
-        self.blocking(move |s| s.history.retain(keep.max(1), "")).await
+        self.blocking(move |s| s.history.retain(keep.max(1), &[])).await
     }
 }
 
@@ -315,7 +336,7 @@ impl ConfigStore for EnvFileStore {
     async fn backup(&self, label: &str) -> Result<ConfigVersion, AdapterError> {
         let label = label.to_string();
         self.blocking(move |s| {
-            let stored = s.backup_now(&label)?;
+            let stored = s.backup_now(&label, None)?;
             Ok(s.version(&stored, &s.history.labels()?))
         })
         .await

@@ -281,3 +281,61 @@ mod properties {
         }
     }
 }
+
+#[tokio::test]
+async fn a_hand_made_0644_backup_never_widens_a_0600_file() {
+    let (dir, live) = setup();
+    fs::write(&live, format!("TOKEN={CANARY}\n")).unwrap();
+    fs::set_permissions(&live, fs::Permissions::from_mode(0o600)).unwrap();
+    let hand_made = dir.path().join(".env.production.backup.20240101");
+    fs::write(&hand_made, "TOKEN=old\n").unwrap();
+    fs::set_permissions(&hand_made, fs::Permissions::from_mode(0o644)).unwrap();
+    let store = EnvFileStore::new(&live);
+    store
+        .restore(&ConfigVersionId::new(".env.production.backup.20240101"))
+        .await
+        .unwrap();
+    assert_eq!(fs::read_to_string(&live).unwrap(), "TOKEN=old\n");
+    assert_eq!(mode(&live), 0o600, "the stricter mode wins");
+}
+
+#[tokio::test]
+async fn a_symlinked_env_file_stays_a_link_and_its_target_is_replaced() {
+    let (dir, live) = setup();
+    let shared = dir.path().join("shared");
+    fs::create_dir(&shared).unwrap();
+    let real = shared.join("env.real");
+    fs::write(&real, "V=1\n").unwrap();
+    std::os::unix::fs::symlink(&real, &live).unwrap();
+    let store = EnvFileStore::new(&live);
+    let v1 = store.backup("v1").await.unwrap();
+    fs::write(&real, "V=2\n").unwrap();
+    store.restore(&v1.id).await.unwrap();
+    assert!(
+        fs::symlink_metadata(&live).unwrap().file_type().is_symlink(),
+        "still a link"
+    );
+    assert_eq!(
+        fs::read_to_string(&real).unwrap(),
+        "V=1\n",
+        "the link's target holds v1"
+    );
+}
+
+#[tokio::test]
+async fn retention_during_a_restore_keeps_the_version_being_restored() {
+    let (_dir, live) = setup();
+    let store = EnvFileStore::new(&live).keep_last(2);
+    fs::write(&live, "V=1\n").unwrap();
+    let v1 = store.backup("v1").await.unwrap();
+    fs::write(&live, "V=2\n").unwrap();
+    store.backup("v2").await.unwrap();
+    fs::write(&live, "V=3\n").unwrap();
+    // The restore backs up V=3 first; retention must not take v1 with it.
+    store.restore(&v1.id).await.unwrap();
+    assert_eq!(fs::read_to_string(&live).unwrap(), "V=1\n");
+    assert!(
+        store.verify(&v1.id).await.is_ok(),
+        "the restored version is still stored"
+    );
+}
