@@ -15,6 +15,7 @@ use rollback_core::{
     WatchdogEvent,
 };
 use rollback_examples::{missing_requirements, DemoOptions, DemoWorld, DB};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,7 +40,7 @@ impl Notifier for PrintNotifier {
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> ExitCode {
     let missing = missing_requirements();
     if !missing.is_empty() {
         eprintln!("The quickstart needs real PostgreSQL, git, node and pm2. Missing:");
@@ -47,24 +48,40 @@ async fn main() {
             eprintln!("  - {m}");
         }
         eprintln!("Install them (see README: set-up), then run this again.");
-        std::process::exit(2);
+        return ExitCode::from(2);
     }
-    // The world lives in `main`, so it is dropped (and cleaned up) on every way out.
     let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cannot listen for SIGTERM: {e}");
-            std::process::exit(1);
+            return ExitCode::FAILURE;
         }
     };
+    // The world lives inside `run`: on a signal that future is dropped, which drops the
+    // world (pm2 killed, cluster stopped, temp dir removed). Returning from `main` (never
+    // `process::exit`) lets the runtime finish a cluster start still running on a blocking
+    // thread, so even that cluster is dropped and stopped.
     let result = tokio::select! {
         r = run() => r,
         _ = tokio::signal::ctrl_c() => Err("interrupted (Ctrl-C): cleaned up".into()),
         _ = terminate.recv() => Err("terminated (SIGTERM): cleaned up".into()),
     };
-    if let Err(e) = result {
-        eprintln!("quickstart failed: {e}");
-        std::process::exit(1);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("quickstart failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Aborts the task when dropped (the quickstart is interrupted): the watchdog must not
+/// drive pm2 while the world is being torn down.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -131,13 +148,13 @@ async fn demo(world: &DemoWorld, step: &dyn Fn(&str)) -> Result<(), rollback_exa
         .auto_rollback(true)
         .events(tx)
         .build();
-    let mut watchdog = tokio::spawn(watchdog.run(async move {
+    let mut watchdog = AbortOnDrop(tokio::spawn(watchdog.run(async move {
         let _ = stopped.await;
-    }));
+    })));
     let mut stop = Some(stop);
     let run: WatchdogRun = loop {
         tokio::select! {
-            joined = &mut watchdog => break joined?,
+            joined = &mut watchdog.0 => break joined?,
             Some(e) = events.recv() => {
                 let what = match &e.kind {
                     ProgressKind::Started => "…".to_string(),
@@ -175,8 +192,13 @@ async fn demo(world: &DemoWorld, step: &dyn Fn(&str)) -> Result<(), rollback_exa
     let report = run.reports.first().ok_or("the watchdog did not roll back")?;
 
     println!("\n{}", report.to_markdown());
-    let json_path = std::env::temp_dir().join("rollback-quickstart-report.json");
-    std::fs::write(&json_path, report.to_json())?;
+    // A new file each run (never an existing path or link in the shared temp dir).
+    let (mut file, json_path) = tempfile::Builder::new()
+        .prefix("rollback-quickstart-report-")
+        .suffix(".json")
+        .tempfile()?
+        .keep()?;
+    std::io::Write::write_all(&mut file, report.to_json().as_bytes())?;
     step(&format!("JSON report saved to {}", json_path.display()));
 
     step(&format!(
