@@ -93,13 +93,13 @@ impl TempPm2 {
         path
     }
 
-    /// Runs `pm2 <args>` against this home (for test set-up such as `pm2 delete`).
-    pub fn run(&self, args: &[&str]) -> std::io::Result<Output> {
-        Command::new(&self.pm2)
-            .args(args)
-            .env("PM2_HOME", &self.home)
-            .stdin(Stdio::null())
-            .output()
+    /// Runs `pm2 <args>` against this home (for test set-up such as `pm2 delete`), killed
+    /// after 60 s; an error says why it failed or that it hung.
+    pub fn run(&self, args: &[&str]) -> Result<Output, String> {
+        let mut cmd = Command::new(&self.pm2);
+        cmd.args(args).env("PM2_HOME", &self.home);
+        integration::run_with_timeout(cmd, Duration::from_secs(60))
+            .map_err(|e| format!("pm2 {}: {e}", args.join(" ")))
     }
 
     /// Stops the daemon and its apps (`pm2 kill`, then SIGKILL if it is still there).
