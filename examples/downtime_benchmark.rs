@@ -17,7 +17,7 @@
 //! (defaults: 3 rounds, scale 20).
 
 use rollback_core::{HealthProbe, HttpProbe, RollbackRequest, RollbackTarget, Scope, Step};
-use rollback_examples::{missing_requirements, DemoError, DemoOptions, DemoWorld, DB};
+use rollback_examples::{missing_requirements, run, DemoError, DemoOptions, DemoWorld, DB};
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -117,21 +117,6 @@ fn stats(v: &[Duration]) -> (f64, f64, f64) {
     )
 }
 
-fn sh(cmd: &mut Command) -> Result<String, DemoError> {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("{:?}: {e}", cmd.get_program()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{:?} failed: {}",
-            cmd.get_program(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )
-        .into());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 fn live_version(world: &DemoWorld) -> String {
     std::fs::read_to_string(world.path("current/dist/build.json")).unwrap_or_default()
 }
@@ -193,7 +178,7 @@ async fn bench() -> Result<(), DemoError> {
     std::fs::copy(world.env_path(), world.path("shared/.env.production.previous"))?;
     // The runbook's app directory: a clone the app runs from in place.
     let app_dir = world.path("runbook/app");
-    sh(Command::new("git")
+    run(Command::new("git")
         .args(["clone", "-q"])
         .arg(world.path("repo"))
         .arg(&app_dir))?;
@@ -205,11 +190,11 @@ async fn bench() -> Result<(), DemoError> {
     for round in 1..=rounds {
         // (a) the runbook.
         world.deploy_v2().await?;
-        sh(Command::new("git")
+        run(Command::new("git")
             .arg("-C")
             .arg(&app_dir)
             .args(["checkout", "-q", "v2"]))?;
-        sh(Command::new("npm")
+        run(Command::new("npm")
             .args(["run", "build", "--silent"])
             .current_dir(&app_dir)
             .env("DEMO_BUILD_SECONDS", BUILD_SECONDS.to_string()))?;
@@ -369,7 +354,7 @@ fn path_with(bindir: &Path) -> String {
 }
 
 fn pg_tool(world: &DemoWorld, bin: &Path, args: &[&str]) -> Result<String, DemoError> {
-    sh(Command::new(bin)
+    run(Command::new(bin)
         .arg("-h")
         .arg(world.pg.socket_dir())
         .args(["-p", &world.pg.port().to_string(), "-U", world.pg.superuser()])

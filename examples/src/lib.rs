@@ -140,7 +140,8 @@ ALTER TABLE notifications ADD CONSTRAINT notifications_user_id_fkey
   FOREIGN KEY (user_id) REFERENCES users(id) NOT VALID;
 ";
 
-fn run(cmd: &mut Command) -> Result<String, DemoError> {
+/// Runs `cmd` to completion; its trimmed stdout, or an error with its stderr.
+pub fn run(cmd: &mut Command) -> Result<String, DemoError> {
     let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
     if !out.status.success() {
         return Err(format!(

@@ -67,9 +67,7 @@ mod webhook {
                 url.host_str().unwrap_or("[no host]"),
                 url.port().map(|p| format!(":{p}")).unwrap_or_default()
             );
-            let client = reqwest::Client::builder().timeout(timeout).build().map_err(|e| {
-                AdapterError::new(ErrorKind::Failed, format!("could not build an HTTP client: {e}"))
-            })?;
+            let client = crate::automation::probes::http_client(timeout)?;
             Ok(Self {
                 client,
                 url,

@@ -43,6 +43,8 @@ impl HealthProbe for SqlProbe {
 }
 
 #[cfg(feature = "http")]
+pub(crate) use http::http_client;
+#[cfg(feature = "http")]
 pub use http::HttpProbe;
 
 #[cfg(feature = "http")]
@@ -69,6 +71,14 @@ mod http {
         timeout: Duration,
     }
 
+    /// A plain-HTTP client whose every request gives up after `timeout`.
+    pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, AdapterError> {
+        reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| AdapterError::new(ErrorKind::Failed, format!("could not build an HTTP client: {e}")))
+    }
+
     impl std::fmt::Debug for HttpProbe {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.debug_struct("HttpProbe")
@@ -88,9 +98,7 @@ mod http {
                     format!("health URL {shown} is not a URL: {e}"),
                 )
             })?;
-            let client = reqwest::Client::builder().timeout(timeout).build().map_err(|e| {
-                AdapterError::new(ErrorKind::Failed, format!("could not build an HTTP client: {e}"))
-            })?;
+            let client = http_client(timeout)?;
             Ok(Self {
                 client,
                 url,
