@@ -11,37 +11,66 @@ use tokio::sync::watch;
 
 /// Every trait method a fake implements; names calls in the record and targets faults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[allow(missing_docs)]
 pub enum Method {
+    /// `DatabaseSnapshot::snapshot`.
     DbSnapshot,
+    /// `DatabaseSnapshot::verify`.
     DbVerify,
+    /// `DatabaseSnapshot::prepare_restore`.
     DbPrepareRestore,
+    /// `DatabaseSnapshot::preserve_current`.
     DbPreserveCurrent,
+    /// `DatabaseSnapshot::restore`.
     DbRestore,
+    /// `DatabaseSnapshot::reinstate`.
     DbReinstate,
+    /// `DatabaseSnapshot::check_integrity`.
     DbCheckIntegrity,
+    /// `DatabaseSnapshot::list`.
     DbList,
+    /// `DatabaseSnapshot::remove`.
     DbRemove,
+    /// `DatabaseSnapshot::ping`.
     DbPing,
+    /// `CodeVersion::current`.
     CodeCurrent,
+    /// `CodeVersion::resolve`.
     CodeResolve,
+    /// `CodeVersion::history`.
     CodeHistory,
+    /// `CodeVersion::prepare`.
     CodePrepare,
+    /// `CodeVersion::preserve_current`.
     CodePreserveCurrent,
+    /// `CodeVersion::activate`.
     CodeActivate,
+    /// `CodeVersion::revert`.
     CodeRevert,
+    /// `ConfigStore::current`.
     ConfigCurrent,
+    /// `ConfigStore::backup`.
     ConfigBackup,
+    /// `ConfigStore::list`.
     ConfigList,
+    /// `ConfigStore::verify`.
     ConfigVerify,
+    /// `ConfigStore::restore`.
     ConfigRestore,
+    /// `ConfigStore::diff`.
     ConfigDiff,
+    /// `ProcessManager::status`.
     ProcessStatus,
+    /// `ProcessManager::stop`.
     ProcessStop,
+    /// `ProcessManager::start`.
     ProcessStart,
+    /// `ProcessManager::restart`.
     ProcessRestart,
+    /// `HealthProbe::probe`.
     HealthProbe,
+    /// `MetricsSource::sample`.
     MetricsSample,
+    /// `Notifier::notify`.
     Notify,
 }
 
