@@ -3,8 +3,10 @@
 //! the app serves, then only `preserve_current` + `restore`, two renames, while it is down).
 //!
 //! Runs on a temporary cluster (needs the PostgreSQL server binaries), three alternations,
-//! and prints a table. `ROWS=2000000 cargo run -p rollback-postgres --example rename_vs_restore`
-//! sets the table size (default 1,500,000 rows).
+//! and prints a table. By default the database is `pgbench -i -s 20` (about 300 MB) plus an
+//! FK-linked `users`/`events` pair (10,000 events): `cargo run --release -p rollback-postgres
+//! --example rename_vs_restore`. `PGBENCH_SCALE=N` changes the scale; `PGBENCH_SCALE=0
+//! ROWS=1500000` uses generated `events` rows instead of pgbench.
 
 use rollback_core::DatabaseSnapshot;
 use rollback_postgres::{Options, PgConfig, PgTools, PostgresSnapshot};
@@ -17,10 +19,14 @@ const JOBS: u32 = 2;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let scale: u32 = std::env::var("PGBENCH_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
     let rows: u64 = std::env::var("ROWS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1_500_000);
+        .unwrap_or(if scale > 0 { 10_000 } else { 1_500_000 });
     let Some(pg) = TempPostgres::start("rename_vs_restore example")? else {
         return Ok(());
     };
@@ -38,10 +44,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
              CREATE INDEX events_user ON events (user_id);"
         ),
     )?;
+    if scale > 0 {
+        let out = Command::new(pg.bindir().join("pgbench"))
+            .args(["-i", "-q", "-s", &scale.to_string(), "-h"])
+            .arg(pg.socket_dir())
+            .args(["-p", &pg.port().to_string(), "-U", pg.superuser(), DB])
+            .output()?;
+        if !out.status.success() {
+            return Err(format!("pgbench -i failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+        }
+    }
     pg.psql(DB, "VACUUM ANALYZE")?;
     let size = pg.psql(DB, "SELECT pg_size_pretty(pg_database_size(current_database()))")?;
     println!(
-        "database `{DB}`: {rows} event rows + 10000 users, {size} on disk (loaded in {:.1?})",
+        "database `{DB}`: pgbench scale {scale} + {rows} event rows (FK to 10000 users), {size} on disk (loaded in {:.1?})",
         t.elapsed()
     );
 

@@ -745,3 +745,28 @@ async fn a_staged_copy_that_does_not_match_its_manifest_is_refused_while_the_app
     assert!(staging.is_none(), "the mismatched staging database is dropped");
     assert_eq!(env.count("app", "t").await, 300, "the live database is untouched");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_database_is_a_clear_not_found_before_anything_changes() {
+    let Some(env) = setup("rollback-postgres unknown database", "app") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let missing = PostgresSnapshot::new(
+        env.config("no_such_db"),
+        root.path(),
+        PgTools::in_dir(env.pg.bindir()),
+    );
+    let e = missing.ping().await.expect_err("unknown database");
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(
+        e.to_string().contains("no_such_db"),
+        "the error names the database: {e}"
+    );
+    let e = missing.snapshot("x").await.expect_err("unknown database");
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(
+        missing.list().await.unwrap_or_default().is_empty(),
+        "nothing was written"
+    );
+}
