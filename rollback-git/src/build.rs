@@ -98,6 +98,9 @@ impl Runner {
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
+                // Its own process group, so that a timeout also ends what it started
+                // (npm runs node, make runs cc).
+                .process_group(0)
                 .kill_on_drop(true);
             tracing::info!(command = %c, dir = %dir.display(), "running build step");
             let mut child = cmd.spawn().map_err(|source| GitError::BuildSpawn {
@@ -153,6 +156,9 @@ impl Runner {
                     })
                 }
                 Err(_) => {
+                    if let Some(pid) = child.id() {
+                        kill_group(pid).await;
+                    }
                     let _ = child.start_kill();
                     let _ = child.wait().await;
                     return Err(GitError::BuildTimeout {
@@ -168,6 +174,21 @@ impl Runner {
             .map(|t| t.iter().cloned().collect())
             .unwrap_or_default();
         Ok(lines)
+    }
+}
+
+/// Sends SIGKILL to the process group `pgid` (the build step and everything it started),
+/// through `kill(1)` as an argument vector, within a few seconds.
+async fn kill_group(pgid: u32) {
+    let mut kill = Command::new("kill");
+    kill.args(["-KILL", "--", &format!("-{pgid}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    match tokio::time::timeout(Duration::from_secs(5), kill.status()).await {
+        Ok(Ok(status)) if status.success() => {}
+        other => tracing::warn!(pgid, ?other, "could not kill the build step's process group"),
     }
 }
 

@@ -291,3 +291,32 @@ async fn the_log_tail_keeps_the_last_lines() {
     assert_eq!(p.build_log_tail.last().map(String::as_str), Some("500"));
     assert_eq!(p.build_log_tail.first().map(String::as_str), Some("481"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_timeout_also_ends_what_the_step_started() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    let c0 = init_repo(&repo);
+    let pid_file = tmp.path().join("grandchild.pid");
+    // A build step that starts a long-running grandchild (as npm starts node) and waits.
+    let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
+    let code = GitCode::builder(&repo)
+        .releases(tmp.path().join("releases"), tmp.path().join("current"))
+        .build_command(["sh", "-c", script.as_str()])
+        .build_timeout(Duration::from_millis(500))
+        .build()
+        .expect("adapter");
+    let err = code.prepare(&rev(c0)).await.expect_err("the build times out");
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    let pid = std::fs::read_to_string(&pid_file).expect("the grandchild started");
+    let alive = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).is_ok_and(|stat| !stat.contains(") Z"))
+    };
+    for _ in 0..100 {
+        if !alive(&pid) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("the grandchild {pid} outlived the build timeout");
+}
