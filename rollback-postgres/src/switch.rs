@@ -224,6 +224,25 @@ impl PostgresSnapshot {
         Ok(rec.preserved)
     }
 
+    /// The fallback without a staged database: `pg_restore --clean` in place, then the
+    /// record of what is live (so a repeated call knows it is done).
+    async fn restore_in_place_recorded(
+        &self,
+        prepared: &PreparedRestore,
+        mut state: State,
+        source: String,
+        live_oid: Option<u32>,
+    ) -> Result<(), AdapterError> {
+        let (dir, manifest) = self.verify_inner(&prepared.snapshot).await?;
+        self.restore_in_place(&manifest.archive(&dir)).await?;
+        state.live = Some(LiveRecord {
+            source,
+            oid: live_oid.unwrap_or(0),
+        });
+        state.store(&self.root).await?;
+        Ok(())
+    }
+
     pub(crate) async fn switch_in(&self, prepared: &PreparedRestore) -> Result<(), AdapterError> {
         let _guard = self.lock.lock().await;
         let live = self.config.dbname.clone();
@@ -241,14 +260,9 @@ impl PostgresSnapshot {
             if already_live(live_oid) {
                 return Ok(());
             }
-            let (dir, manifest) = self.verify_inner(&prepared.snapshot).await?;
-            self.restore_in_place(&manifest.archive(&dir)).await?;
-            state.live = Some(LiveRecord {
-                source,
-                oid: live_oid.unwrap_or(0),
-            });
-            state.store(&self.root).await?;
-            return Ok(());
+            return self
+                .restore_in_place_recorded(prepared, state, source, live_oid)
+                .await;
         };
         let Some(staging_oid) = Self::db_oid(&client, staging).await? else {
             if live_oid.is_some() && already_live(live_oid) {
@@ -289,14 +303,9 @@ impl PostgresSnapshot {
                     tracing::warn!(database = %live, aside = %aside, "live database was still there: renamed it aside")
                 }
                 Err(e) if e.kind() == ErrorKind::PermissionDenied => {
-                    let (dir, manifest) = self.verify_inner(&prepared.snapshot).await?;
-                    self.restore_in_place(&manifest.archive(&dir)).await?;
-                    state.live = Some(LiveRecord {
-                        source,
-                        oid: live_oid.unwrap_or(0),
-                    });
-                    state.store(&self.root).await?;
-                    return Ok(());
+                    return self
+                        .restore_in_place_recorded(prepared, state, source, live_oid)
+                        .await;
                 }
                 Err(e) => return Err(e.into()),
             }
