@@ -140,13 +140,18 @@ ALTER TABLE notifications ADD CONSTRAINT notifications_user_id_fkey
   FOREIGN KEY (user_id) REFERENCES users(id) NOT VALID;
 ";
 
-/// Runs `cmd` to completion; its trimmed stdout, or an error with its stderr.
+/// How long one of the demo's own commands (git, npm, pgbench) may run.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Runs `cmd` to completion (killed after 10 minutes); its trimmed stdout, or an error with
+/// its stderr.
 pub fn run(cmd: &mut Command) -> Result<String, DemoError> {
-    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let out = rollback_testkit::integration::run_with_timeout(cmd, COMMAND_TIMEOUT)
+        .map_err(|e| format!("{program}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "{:?} failed: {}",
-            cmd.get_program(),
+            "{program} failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )
         .into());

@@ -52,7 +52,7 @@ pub fn is_executable(path: &Path) -> bool {
 
 /// Runs `cmd` (stdin closed, output captured), killing it after `timeout`: the test helpers'
 /// way to run a binary without ever hanging a test run.
-pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Result<Output, String> {
+pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output, String> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -98,7 +98,7 @@ impl TempPm2 {
     pub fn run(&self, args: &[&str]) -> Result<Output, String> {
         let mut cmd = Command::new(&self.pm2);
         cmd.args(args).env("PM2_HOME", &self.home);
-        integration::run_with_timeout(cmd, Duration::from_secs(60))
+        integration::run_with_timeout(&mut cmd, Duration::from_secs(60))
             .map_err(|e| format!("pm2 {}: {e}", args.join(" ")))
     }
 

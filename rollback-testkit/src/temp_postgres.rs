@@ -262,8 +262,8 @@ impl TempPostgres {
                 dbname.replace('\\', "\\\\").replace('\'', "\\'")
             ))
             .args(["-c", sql]);
-        let out =
-            run_with_timeout(cmd, STEP_TIMEOUT).map_err(|e| format!("psql ({}): {e}", psql.display()))?;
+        let out = run_with_timeout(&mut cmd, STEP_TIMEOUT)
+            .map_err(|e| format!("psql ({}): {e}", psql.display()))?;
         if !out.status.success() {
             return Err(format!(
                 "psql failed: {}",
@@ -293,7 +293,7 @@ impl TempPostgres {
             None => Command::new(bin),
         };
         cmd.args(args).current_dir(self.root());
-        run_with_timeout(cmd, STEP_TIMEOUT).map_err(|e| format!("{}: {e}", bin.display()))
+        run_with_timeout(&mut cmd, STEP_TIMEOUT).map_err(|e| format!("{}: {e}", bin.display()))
     }
 }
 
@@ -353,7 +353,7 @@ pub fn server_bindir() -> Option<PathBuf> {
         |d: &Path| crate::integration::is_executable(&d.join("initdb")) && d.join("pg_ctl").exists();
     let mut pg_config = Command::new("pg_config");
     pg_config.arg("--bindir");
-    if let Ok(out) = run_with_timeout(pg_config, Duration::from_secs(10)) {
+    if let Ok(out) = run_with_timeout(&mut pg_config, Duration::from_secs(10)) {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         if out.status.success() && has_server(&dir) {
             return Some(dir);
