@@ -6,6 +6,8 @@
 //! Everything it starts is stopped and deleted when the [`DemoWorld`] is dropped (the
 //! cluster, the pm2 daemon, the temp dir), also when the caller fails or is interrupted.
 
+#![warn(missing_docs)]
+
 use rollback_core::{
     DirStateStore, HttpProbe, IntegrityChecks, Orchestrator, OrchestratorBuilder, Secret, Settings,
     SqlAssertion,

@@ -64,7 +64,8 @@ pub struct WatchdogBuilder {
     w: Watchdog,
 }
 
-/// Polls at an interval until cancelled. See the [module](self) and [`Watchdog::builder`].
+/// Polls probes and metrics at an interval until cancelled, runs the rules, asks the
+/// decision matrix, and starts at most one rollback at a time. See [`Watchdog::builder`].
 pub struct Watchdog {
     orchestrator: Arc<Orchestrator>,
     probes: Vec<Arc<dyn HealthProbe>>,
