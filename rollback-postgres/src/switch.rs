@@ -84,8 +84,24 @@ impl PostgresSnapshot {
         })?;
         // Row counts are checked on the staged copy now, while the app still serves, so a
         // copy that does not match its manifest is refused before anything is stopped.
+        // A restored database has no planner statistics and no visibility map: VACUUM
+        // (ANALYZE) it now, online, so that the app's first queries after the switch are
+        // planned well and the offline integrity check can count rows from the indexes.
         let counts = match self.connect(&staging).await {
-            Ok(staged) => integrity::compare_row_counts(&staged, &manifest.tables, id.as_str()).await,
+            Ok(staged) => {
+                let vacuumed = Instant::now();
+                match staged.batch_execute("VACUUM (ANALYZE)").await {
+                    Ok(()) => notes.push(format!(
+                        "VACUUM (ANALYZE) of {staging} in {:?}",
+                        vacuumed.elapsed()
+                    )),
+                    Err(e) => notes.push(format!(
+                        "VACUUM (ANALYZE) of {staging} failed ({}); run ANALYZE after the rollback",
+                        PgError::sql("VACUUM (ANALYZE)", e)
+                    )),
+                }
+                integrity::compare_row_counts(&staged, &manifest.tables, id.as_str()).await
+            }
             Err(e) => Err(e),
         };
         match counts {

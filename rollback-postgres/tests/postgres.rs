@@ -770,3 +770,39 @@ async fn an_unknown_database_is_a_clear_not_found_before_anything_changes() {
         "nothing was written"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_staged_copy_is_analyzed_before_the_switch() {
+    let Some(env) = setup("rollback-postgres staged analyze", "app") else {
+        return;
+    };
+    env.sql(
+        "app",
+        "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 1000) g",
+    )
+    .await;
+    let snap = env.db.snapshot("v1").await.expect("snapshot");
+    let prepared = env.db.prepare_restore(&snap.id).await.expect("prepare");
+    let staging = prepared.staged_at.clone().expect("staged");
+    let analyzed: Option<i64> = env
+        .client(&staging)
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM pg_stat_user_tables WHERE relname = 't' AND last_analyze IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        analyzed,
+        Some(1),
+        "planner statistics exist before the app runs on it"
+    );
+    assert!(
+        prepared.notes.iter().any(|n| n.contains("VACUUM (ANALYZE)")),
+        "{:?}",
+        prepared.notes
+    );
+}
