@@ -377,13 +377,7 @@ impl DemoWorld {
     /// Deploys v2 as a deploy tool would: run its migration, write its env file, build it,
     /// switch, restart.
     pub async fn deploy_v2(&self) -> Result<(), DemoError> {
-        let migration = std::fs::read_to_string(self.path("repo/migrations/002_v2.sql")).unwrap_or_default();
-        let migration = if migration.is_empty() {
-            MIGRATION_V2.to_string()
-        } else {
-            migration
-        };
-        self.sql(&migration)?;
+        self.sql(&std::fs::read_to_string(self.path("repo/migrations/002_v2.sql"))?)?;
         self.write_env("v2", "beta")?;
         let code = self.code()?;
         let v2 = rollback_core::CodeVersion::resolve(&code, &self.v2).await?;

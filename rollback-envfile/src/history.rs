@@ -128,15 +128,12 @@ impl History {
     fn save_labels(&self, labels: &BTreeMap<String, String>) -> Result<(), EnvFileError> {
         let json = serde_json::to_vec_pretty(labels)
             .map_err(|e| EnvFileError::Setup(format!("could not encode the label index: {e}")))?;
+        // Private to the directory's owner, like the backups it describes.
+        let dir = fs::metadata(&self.dir).map_err(EnvFileError::io("read", &self.dir))?;
         let mode = FileMode {
             mode: 0o600,
-            uid: 0,
-            gid: 0,
+            ..FileMode::of(&dir)
         };
-        let mode = fs::metadata(&self.dir).map_or(mode, |m| FileMode {
-            mode: 0o600,
-            ..FileMode::of(&m)
-        });
         atomic::write_atomically(&self.labels, &json, mode, &|_| Ok(()))
             .map_err(EnvFileError::io("write", &self.labels))
     }
