@@ -356,6 +356,7 @@ impl DemoWorld {
                     },
                 ],
                 expect_snapshot: None,
+                baseline: None,
             },
             ..Settings::default()
         };

@@ -14,10 +14,14 @@ pub struct Checkpoint {
     pub id: CheckpointId,
     /// Free text from the deploy tool, e.g. `"before v2.4.0"`.
     pub label: String,
-    /// When it was taken.
+    /// When it was finished (after the snapshot, the revision and the config backup).
     pub created_at: DateTime<Utc>,
     /// The database snapshot, when the orchestrator has a database.
     pub snapshot: Option<SnapshotId>,
+    /// The snapshot's consistency point ([`SnapshotInfo::created_at`]): writes after this
+    /// moment are not in the snapshot. Earlier than `created_at` by the length of the dump.
+    #[serde(default)]
+    pub snapshot_taken_at: Option<DateTime<Utc>>,
     /// The code revision that was live.
     pub revision: Option<RevisionId>,
     /// The config version that was live.
@@ -25,6 +29,10 @@ pub struct Checkpoint {
     /// True once the release passed its health gate. Rollback goes to the newest good one,
     /// never blindly to "the previous".
     pub good: bool,
+    /// What was already wrong when it was taken (orphan rows under a `NOT VALID` foreign
+    /// key, say): recorded, not refused. A rollback to it is measured against this baseline.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// Which parts of the world a rollback touches.
@@ -153,12 +161,18 @@ pub struct SnapshotInfo {
     pub id: SnapshotId,
     /// The label it was taken with.
     pub label: String,
-    /// When it was taken.
+    /// Its consistency point: the moment of the data it holds (for `pg_dump`, the start of
+    /// the dump's transaction, not its end).
     pub created_at: DateTime<Utc>,
     /// Size on disk in bytes, when known.
     pub size_bytes: Option<u64>,
     /// Where it lives (a directory, a bucket key), for humans.
     pub location: String,
+    /// What was already wrong in the data when it was taken (orphan rows under a foreign
+    /// key, a sequence behind its column): its integrity baseline, for humans. Never a
+    /// secret or row data.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// A snapshot made ready to be switched in (e.g. restored into a staging database).
@@ -186,14 +200,32 @@ pub struct PreservedDatabase {
     pub notes: Vec<String>,
 }
 
+/// Something a switch or an undo put aside instead of deleting (a renamed database, an
+/// archive), named so that the report can say where it is and what it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutAside {
+    /// Where it is now (a database name, a directory), for humans.
+    pub location: String,
+    /// What it holds and why it is kept, e.g. "the restored snapshot with the writes other
+    /// clients made into it after the switch; set aside because the rollback was undone".
+    pub holds: String,
+}
+
 /// What a database integrity check should look at.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntegrityChecks {
     /// SQL assertions: each query must return one row whose first column is true or a
     /// number greater than zero (the runbook's `SELECT COUNT(*) FROM users`).
     pub assertions: Vec<SqlAssertion>,
-    /// Compare row counts with the snapshot's manifest (after a restore).
+    /// Compare exact row counts with this snapshot's (only sound while nothing else writes:
+    /// on a staged copy, or a switched-in database no client can reach yet).
     pub expect_snapshot: Option<SnapshotId>,
+    /// Measure foreign keys and sequences against this snapshot's own integrity baseline:
+    /// what was already broken when it was taken (orphan rows under a `NOT VALID` key) is
+    /// reported but passes; only what is worse fails. `None` means every orphan row and
+    /// every sequence behind its column fails.
+    #[serde(default)]
+    pub baseline: Option<SnapshotId>,
 }
 
 /// A named SQL assertion.

@@ -382,9 +382,11 @@ mod tests {
                     label: "l".into(),
                     created_at: DateTime::from_timestamp(1_700_000_000 + i as i64, 0).unwrap(),
                     snapshot: None,
+                    snapshot_taken_at: None,
                     revision: None,
                     config: None,
                     good: true,
+                    warnings: Vec::new(),
                 })
                 .await
                 .unwrap();

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use rollback_core::{
     AdapterError, CheckResult, DatabaseSnapshot, ErrorKind, IntegrityChecks, IntegrityReport,
-    PreparedRestore, PreservedDatabase, SnapshotId, SnapshotInfo,
+    PreparedRestore, PreservedDatabase, PutAside, SnapshotId, SnapshotInfo,
 };
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -402,12 +402,12 @@ impl DatabaseSnapshot for PostgresSnapshot {
         self.preserve_live(label).await
     }
 
-    async fn restore(&self, prepared: &PreparedRestore) -> Result<(), AdapterError> {
-        self.switch_in(prepared).await
+    async fn restore(&self, prepared: &PreparedRestore) -> Result<Vec<PutAside>, AdapterError> {
+        self.switch_in(prepared).await.map(|()| Vec::new())
     }
 
-    async fn reinstate(&self, preserved: &PreservedDatabase) -> Result<(), AdapterError> {
-        self.reinstate_preserved(preserved).await
+    async fn reinstate(&self, preserved: &PreservedDatabase) -> Result<Vec<PutAside>, AdapterError> {
+        self.reinstate_preserved(preserved).await.map(|()| Vec::new())
     }
 
     async fn check_integrity(&self, checks: &IntegrityChecks) -> Result<IntegrityReport, AdapterError> {

@@ -95,6 +95,7 @@ impl PostgresSnapshot {
             created_at,
             size_bytes: Some(size_bytes),
             location: dir.display().to_string(),
+            warnings: Vec::new(),
         })
     }
 
@@ -127,6 +128,7 @@ impl PostgresSnapshot {
                     created_at: m.created_at,
                     size_bytes: Some(m.size_bytes),
                     location: dir.display().to_string(),
+                    warnings: Vec::new(),
                 }),
                 Err(e) => {
                     tracing::warn!(snapshot = %name, error = %e, "skipping a snapshot with a damaged manifest")

@@ -322,6 +322,7 @@ async fn restore_brings_back_the_snapshot_and_preserve_keeps_later_writes() {
                 sql: "SELECT count(*) FROM users".into(),
             }],
             expect_snapshot: Some(snap.id.clone()),
+            baseline: None,
         })
         .await
         .unwrap();
@@ -339,6 +340,7 @@ async fn restore_brings_back_the_snapshot_and_preserve_keeps_later_writes() {
         .db
         .check_integrity(&IntegrityChecks {
             expect_snapshot: Some(snap.id.clone()),
+            baseline: None,
             ..IntegrityChecks::default()
         })
         .await
@@ -413,6 +415,7 @@ async fn integrity_finds_not_valid_fk_orphans_behind_sequences_and_failed_assert
                 },
             ],
             expect_snapshot: None,
+            baseline: None,
         })
         .await
         .expect("checks run");

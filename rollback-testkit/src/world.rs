@@ -26,6 +26,8 @@ pub enum Method {
     DbReinstate,
     /// `DatabaseSnapshot::check_integrity`.
     DbCheckIntegrity,
+    /// `DatabaseSnapshot::check_prepared`.
+    DbCheckPrepared,
     /// `DatabaseSnapshot::list`.
     DbList,
     /// `DatabaseSnapshot::remove`.
@@ -44,6 +46,8 @@ pub enum Method {
     CodePreserveCurrent,
     /// `CodeVersion::activate`.
     CodeActivate,
+    /// `CodeVersion::check_activate`.
+    CodeCheckActivate,
     /// `CodeVersion::revert`.
     CodeRevert,
     /// `ConfigStore::current`.
@@ -143,6 +147,9 @@ pub struct DbContent {
     pub marker: String,
     /// How many rows (for the manifest row-count check).
     pub rows: u64,
+    /// Orphan rows under a foreign key (a `NOT VALID` key over old data, say). A snapshot
+    /// of content with orphans records them as its baseline and warns.
+    pub orphans: u64,
 }
 
 /// The database part of the world.
@@ -162,7 +169,8 @@ pub struct DbWorld {
     pub live_origin: String,
     /// False makes every database call fail as unreachable.
     pub reachable: bool,
-    /// True makes the foreign-key integrity check fail.
+    /// True makes the foreign-key integrity check of the live database fail (orphans that
+    /// no snapshot's baseline has).
     pub fk_orphans: bool,
     /// Live markers that make the app unhealthy (a broken migration, say).
     pub broken_markers: BTreeSet<String>,
@@ -190,6 +198,9 @@ pub struct CodeWorld {
     pub broken_builds: BTreeSet<RevisionId>,
     /// Trees that make the app unhealthy.
     pub broken_trees: BTreeSet<String>,
+    /// Uncommitted changes in the live tree (as in an in-place layout): `activate` of any
+    /// other revision refuses them, and `check_activate` says so before the stop.
+    pub dirty: Option<String>,
 }
 
 /// The config part of the world. Values are secrets.

@@ -331,17 +331,21 @@ impl Orchestrator {
         let id = CheckpointId::new(unique_id("cp"));
         let span = tracing::info_span!("checkpoint", checkpoint = %id, label);
         let _entered = span.enter();
-        let snapshot = match &self.database {
-            Some(db) => Some(
-                db.snapshot(label)
+        let (snapshot, snapshot_taken_at, mut warnings) = match &self.database {
+            Some(db) => {
+                let info = db
+                    .snapshot(label)
                     .await
                     .map_err(|error| RollbackError::Checkpoint {
                         what: "database snapshot",
                         error,
-                    })?
-                    .id,
-            ),
-            None => None,
+                    })?;
+                for w in &info.warnings {
+                    tracing::warn!(snapshot = %info.id, warning = %w, "checkpoint: already true when the snapshot was taken");
+                }
+                (Some(info.id), Some(info.created_at), info.warnings)
+            }
+            None => (None, None, Vec::new()),
         };
         let revision = match &self.code {
             Some(code) => Some(
@@ -373,6 +377,10 @@ impl Orchestrator {
             let result = probe.probe().await;
             if !result.healthy {
                 tracing::warn!(probe = %result.probe, detail = %result.detail, "checkpoint taken while unhealthy: not marked good");
+                warnings.push(format!(
+                    "taken while unhealthy ({}: {}): not marked good",
+                    result.probe, result.detail
+                ));
                 good = false;
             }
         }
@@ -381,9 +389,11 @@ impl Orchestrator {
             label: label.to_owned(),
             created_at: Utc::now(),
             snapshot,
+            snapshot_taken_at,
             revision,
             config,
             good,
+            warnings,
         };
         self.state
             .save_checkpoint(&checkpoint)

@@ -24,6 +24,19 @@ pub trait CodeVersion: Send + Sync {
     /// from untouched. A failed build changes nothing the app uses. Safe to call again.
     async fn prepare(&self, revision: &RevisionId) -> Result<PreparedRevision, AdapterError>;
 
+    /// Checks now, changing nothing, that [`activate`](Self::activate) would not refuse
+    /// `revision` for a reason that is already knowable (a working tree with uncommitted
+    /// changes, a release directory that cannot be written): pre-flight and `dry_run()`
+    /// call it so that the refusal comes before the app is stopped. A revision that already
+    /// is live passes.
+    ///
+    /// Optional: the provided version accepts everything. An adapter whose `activate` can
+    /// refuse should implement it.
+    async fn check_activate(&self, revision: &RevisionId) -> Result<(), AdapterError> {
+        let _ = revision;
+        Ok(())
+    }
+
     /// The revision live now as a prepared revision, kept so that `activate` can switch
     /// back to it without a build (the emergency backup of the code). Changes nothing
     /// the app uses.

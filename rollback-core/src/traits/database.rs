@@ -1,4 +1,6 @@
-use crate::domain::{IntegrityChecks, IntegrityReport, PreparedRestore, PreservedDatabase, SnapshotInfo};
+use crate::domain::{
+    IntegrityChecks, IntegrityReport, PreparedRestore, PreservedDatabase, PutAside, SnapshotInfo,
+};
 use crate::error::AdapterError;
 use crate::ids::SnapshotId;
 use async_trait::async_trait;
@@ -17,17 +19,36 @@ use std::time::Duration;
 pub trait DatabaseSnapshot: Send + Sync {
     /// Takes a consistent snapshot of the live database while it keeps serving. Never
     /// blocks writers for longer than the adapter's snapshot mechanism requires, and never
-    /// changes the live data.
+    /// changes the live data. Records the snapshot's own integrity baseline (what is
+    /// already broken in it: orphan rows per foreign key, sequences behind their columns)
+    /// and says so in [`SnapshotInfo::warnings`]: a database with broken keys is
+    /// snapshotted, not refused. `created_at` is the consistency point.
     async fn snapshot(&self, label: &str) -> Result<SnapshotInfo, AdapterError>;
 
-    /// Checks that the snapshot is complete and readable (checksums, archive listing).
-    /// A damaged snapshot gives [`ErrorKind::Corrupt`](crate::ErrorKind::Corrupt), an unknown
+    /// Checks that the snapshot is complete and readable (checksums, archive listing) and
+    /// that its metadata was not altered after it was written. A damaged snapshot gives [`ErrorKind::Corrupt`](crate::ErrorKind::Corrupt), an unknown
     /// one [`ErrorKind::NotFound`](crate::ErrorKind::NotFound). Changes nothing.
     async fn verify(&self, id: &SnapshotId) -> Result<(), AdapterError>;
 
     /// Makes the snapshot ready to be switched in (e.g. restores it into a staging database)
     /// without touching the live database. Safe to abandon and to call again.
     async fn prepare_restore(&self, id: &SnapshotId) -> Result<PreparedRestore, AdapterError>;
+
+    /// Runs [`check_integrity`](Self::check_integrity)'s checks on the prepared copy
+    /// instead of the live database, while the app still serves, so that whatever can be
+    /// found there is found before the stop. Changes nothing the switch relies on.
+    ///
+    /// Optional: the provided version returns a report with no checks, which tells the
+    /// orchestrator that nothing was verified online (it then relies on the check after the
+    /// switch). An adapter that stages a copy should implement it.
+    async fn check_prepared(
+        &self,
+        prepared: &PreparedRestore,
+        checks: &IntegrityChecks,
+    ) -> Result<IntegrityReport, AdapterError> {
+        let _ = (prepared, checks);
+        Ok(IntegrityReport::default())
+    }
 
     /// The emergency backup: keeps the live database aside so that it can be put back with
     /// [`reinstate`](Self::reinstate). Must finish before anything is replaced and must
@@ -37,16 +58,21 @@ pub trait DatabaseSnapshot: Send + Sync {
     async fn preserve_current(&self, label: &str) -> Result<PreservedDatabase, AdapterError>;
 
     /// Puts the prepared snapshot live. Idempotent: when the prepared snapshot already is
-    /// live, returns `Ok` and changes nothing. Never deletes the preserved database.
-    async fn restore(&self, prepared: &PreparedRestore) -> Result<(), AdapterError>;
+    /// live, returns `Ok` and changes nothing; a call interrupted half way is finished by
+    /// the next one (every shortcut completes what the interrupted call would have done).
+    /// Never deletes the preserved database; returns whatever else it had to put aside.
+    async fn restore(&self, prepared: &PreparedRestore) -> Result<Vec<PutAside>, AdapterError>;
 
     /// Puts a preserved database back live (the failure policy's undo), setting aside
-    /// whatever is live now. Idempotent. Never deletes anything.
-    async fn reinstate(&self, preserved: &PreservedDatabase) -> Result<(), AdapterError>;
+    /// whatever is live now. Idempotent. Never deletes anything: returns where it put what
+    /// was live (with what it holds), so that no write made into it is stranded unnamed.
+    async fn reinstate(&self, preserved: &PreservedDatabase) -> Result<Vec<PutAside>, AdapterError>;
 
-    /// Checks connectivity, the configured SQL assertions, foreign keys and, when asked,
-    /// row counts against a snapshot. Failed checks are reported in the result, not as an
-    /// error; an error means the checks could not run. Changes nothing.
+    /// Checks connectivity, the configured SQL assertions, foreign keys and sequences
+    /// (against [`IntegrityChecks::baseline`] when given: only what is worse than the
+    /// snapshot's own baseline fails) and, when asked, exact row counts against a snapshot.
+    /// Failed checks are reported in the result, not as an error; an error means the checks
+    /// could not run. Changes nothing.
     async fn check_integrity(&self, checks: &IntegrityChecks) -> Result<IntegrityReport, AdapterError>;
 
     /// All snapshots, newest first.

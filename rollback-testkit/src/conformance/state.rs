@@ -23,9 +23,11 @@ pub async fn state_store(store: &dyn StateStore) {
                 .single()
                 .expect("valid time"),
             snapshot: None,
+            snapshot_taken_at: None,
             revision: None,
             config: None,
             good: false,
+            warnings: Vec::new(),
         };
         store.save_checkpoint(&checkpoint).await.expect("save_checkpoint");
     }

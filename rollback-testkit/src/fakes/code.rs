@@ -35,6 +35,18 @@ impl FakeCode {
     }
 }
 
+/// Activating another revision over uncommitted changes is refused (the revision already
+/// live is not a switch).
+fn refuse_dirty(s: &crate::world::WorldState, revision: &RevisionId) -> Result<(), AdapterError> {
+    match &s.code.dirty {
+        Some(files) if s.code.active.as_ref() != Some(revision) => Err(AdapterError::new(
+            ErrorKind::Conflict,
+            format!("the live tree has uncommitted changes ({files}): commit or stash them first"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn location(rev: &RevisionId) -> String {
     format!("memory://releases/{}", &rev.as_str()[..rev.as_str().len().min(8)])
 }
@@ -157,6 +169,16 @@ impl CodeVersion for FakeCode {
         })
     }
 
+    async fn check_activate(&self, revision: &RevisionId) -> Result<(), AdapterError> {
+        let gate = self
+            .world
+            .enter(Method::CodeCheckActivate, revision.as_str())
+            .await?;
+        refuse_dirty(&self.world.lock(), revision)?;
+        gate.pass().await;
+        Ok(())
+    }
+
     async fn activate(&self, prepared: &PreparedRevision) -> Result<(), AdapterError> {
         let gate = self
             .world
@@ -164,6 +186,7 @@ impl CodeVersion for FakeCode {
             .await?;
         {
             let mut s = self.world.lock();
+            refuse_dirty(&s, &prepared.revision)?;
             if !s.code.prepared.contains(&prepared.revision) {
                 return Err(AdapterError::new(
                     ErrorKind::InvalidInput,

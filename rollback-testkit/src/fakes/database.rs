@@ -1,9 +1,10 @@
+use crate::world::WorldState;
 use crate::world::{DbContent, Method, World};
 use async_trait::async_trait;
 use chrono::Utc;
 use rollback_core::{
     AdapterError, CheckResult, DatabaseSnapshot, ErrorKind, IntegrityChecks, IntegrityReport,
-    PreparedRestore, PreservedDatabase, Secret, SnapshotId, SnapshotInfo,
+    PreparedRestore, PreservedDatabase, PutAside, Secret, SnapshotId, SnapshotInfo,
 };
 use std::time::Duration;
 
@@ -68,6 +69,14 @@ impl DatabaseSnapshot for FakeDatabase {
                 created_at: Utc::now(),
                 size_bytes: Some(live.rows * 100),
                 location: format!("memory://snapshots/snap-{n}"),
+                warnings: if live.orphans > 0 {
+                    vec![format!(
+                        "foreign keys: {} orphan rows already at snapshot time (the baseline)",
+                        live.orphans
+                    )]
+                } else {
+                    Vec::new()
+                },
             };
             s.db.snapshots
                 .insert(info.id.clone(), (info.clone(), live, false));
@@ -133,7 +142,31 @@ impl DatabaseSnapshot for FakeDatabase {
         })
     }
 
-    async fn restore(&self, prepared: &PreparedRestore) -> Result<(), AdapterError> {
+    async fn check_prepared(
+        &self,
+        prepared: &PreparedRestore,
+        checks: &IntegrityChecks,
+    ) -> Result<IntegrityReport, AdapterError> {
+        let gate = self
+            .world
+            .enter(Method::DbCheckPrepared, prepared.snapshot.as_str())
+            .await?;
+        self.reachable()?;
+        let report = {
+            let s = self.world.lock();
+            let staged = s.db.staged.get(&prepared.snapshot).ok_or_else(|| {
+                AdapterError::not_found(format!(
+                    "snapshot `{}` is not staged: call prepare_restore first",
+                    prepared.snapshot
+                ))
+            })?;
+            integrity_of(&s, Some(staged), false, checks)
+        };
+        gate.pass().await;
+        Ok(report)
+    }
+
+    async fn restore(&self, prepared: &PreparedRestore) -> Result<Vec<PutAside>, AdapterError> {
         let id = &prepared.snapshot;
         let gate = self.world.enter(Method::DbRestore, id.as_str()).await?;
         self.reachable()?;
@@ -159,12 +192,13 @@ impl DatabaseSnapshot for FakeDatabase {
             }
         }
         gate.pass().await;
-        Ok(())
+        Ok(Vec::new())
     }
 
-    async fn reinstate(&self, preserved: &PreservedDatabase) -> Result<(), AdapterError> {
+    async fn reinstate(&self, preserved: &PreservedDatabase) -> Result<Vec<PutAside>, AdapterError> {
         let gate = self.world.enter(Method::DbReinstate, &preserved.label).await?;
         self.reachable()?;
+        let mut aside = Vec::new();
         {
             let mut s = self.world.lock();
             let origin = format!("preserved:{}", preserved.label);
@@ -173,6 +207,13 @@ impl DatabaseSnapshot for FakeDatabase {
                     AdapterError::not_found(format!("no preserved database labelled `{}`", preserved.label))
                 })?;
                 if let Some(current) = s.db.live.take() {
+                    aside.push(PutAside {
+                        location: format!("memory://set-aside/{}", s.db.set_aside.len()),
+                        holds: format!(
+                            "the database that was live ({}, `{}`), with every write made into it",
+                            s.db.live_origin, current.marker
+                        ),
+                    });
                     s.db.set_aside.push(current);
                 }
                 s.db.live = Some(content);
@@ -180,7 +221,7 @@ impl DatabaseSnapshot for FakeDatabase {
             }
         }
         gate.pass().await;
-        Ok(())
+        Ok(aside)
     }
 
     async fn check_integrity(&self, checks: &IntegrityChecks) -> Result<IntegrityReport, AdapterError> {
@@ -188,44 +229,7 @@ impl DatabaseSnapshot for FakeDatabase {
         self.reachable()?;
         let report = {
             let s = self.world.lock();
-            let live = s.db.live.as_ref();
-            let mut out = vec![CheckResult {
-                name: "connectivity".into(),
-                passed: live.is_some(),
-                detail: if live.is_some() {
-                    "SELECT 1 answered"
-                } else {
-                    "no live database"
-                }
-                .into(),
-            }];
-            out.push(CheckResult {
-                name: "foreign keys".into(),
-                passed: !s.db.fk_orphans,
-                detail: if s.db.fk_orphans {
-                    "orphan rows found"
-                } else {
-                    "every foreign key valid"
-                }
-                .into(),
-            });
-            for a in &checks.assertions {
-                out.push(CheckResult {
-                    name: a.name.clone(),
-                    passed: live.is_some(),
-                    detail: "fake assertion".into(),
-                });
-            }
-            if let Some(id) = &checks.expect_snapshot {
-                let expected = s.db.snapshots.get(id).map(|(_, c, _)| c.rows);
-                let actual = live.map(|l| l.rows);
-                out.push(CheckResult {
-                    name: "row counts".into(),
-                    passed: expected.is_some() && expected == actual,
-                    detail: format!("expected {expected:?}, found {actual:?}"),
-                });
-            }
-            IntegrityReport { checks: out }
+            integrity_of(&s, s.db.live.as_ref(), s.db.fk_orphans, checks)
         };
         gate.pass().await;
         Ok(report)
@@ -266,12 +270,74 @@ impl DatabaseSnapshot for FakeDatabase {
     }
 }
 
+/// The fake's integrity checks of `content` (the live database or a staged copy):
+/// foreign keys measured against the baseline snapshot's orphans, assertions, row counts.
+fn integrity_of(
+    s: &WorldState,
+    content: Option<&DbContent>,
+    new_orphans: bool,
+    checks: &IntegrityChecks,
+) -> IntegrityReport {
+    let mut out = vec![CheckResult {
+        name: "connectivity".into(),
+        passed: content.is_some(),
+        detail: if content.is_some() {
+            "SELECT 1 answered"
+        } else {
+            "no live database"
+        }
+        .into(),
+    }];
+    let baseline = checks
+        .baseline
+        .as_ref()
+        .and_then(|id| s.db.snapshots.get(id))
+        .map_or(0, |(_, c, _)| c.orphans);
+    let orphans = content.map_or(0, |c| c.orphans);
+    let fk_ok = !new_orphans && orphans <= baseline;
+    out.push(CheckResult {
+        name: "foreign keys".into(),
+        passed: fk_ok,
+        detail: if new_orphans {
+            "orphan rows found that the baseline does not have".into()
+        } else if orphans > 0 {
+            format!("{orphans} orphan rows, baseline {baseline}")
+        } else {
+            "every foreign key valid".into()
+        },
+    });
+    for a in &checks.assertions {
+        out.push(CheckResult {
+            name: a.name.clone(),
+            passed: content.is_some(),
+            detail: "fake assertion".into(),
+        });
+    }
+    if let Some(id) = &checks.expect_snapshot {
+        let expected = s.db.snapshots.get(id).map(|(_, c, _)| c.rows);
+        let actual = content.map(|l| l.rows);
+        out.push(CheckResult {
+            name: "row counts".into(),
+            passed: expected.is_some() && expected == actual,
+            detail: format!("expected {expected:?}, found {actual:?}"),
+        });
+    }
+    IntegrityReport { checks: out }
+}
+
 impl DbContent {
-    /// Content with this marker and row count.
+    /// Content with this marker and row count, and no orphan rows.
     pub fn new(marker: impl Into<String>, rows: u64) -> Self {
         Self {
             marker: marker.into(),
             rows,
+            orphans: 0,
         }
+    }
+
+    /// The same content with `n` orphan rows under a foreign key.
+    pub fn with_orphans(mut self, n: u64) -> Self {
+        self.orphans = n;
+        self
     }
 }
