@@ -47,6 +47,19 @@ pub enum EnvFileError {
         #[source]
         source: std::io::Error,
     },
+    /// Backups would be written inside a git working tree, where `git add -A` would commit
+    /// them (secrets) and leave the tree dirty.
+    #[error(
+        "env-file backups would be kept in {dir}, inside the git working tree {worktree}, where \
+         `git add -A` would commit them: set `history_dir` to a directory outside the tree \
+         (or, if git ignores that directory, also call `allow_history_in_worktree()`)"
+    )]
+    HistoryInWorktree {
+        /// The history directory that was chosen or configured.
+        dir: PathBuf,
+        /// The root of the working tree it lies in.
+        worktree: PathBuf,
+    },
     /// The configuration of the store is unusable.
     #[error("invalid env-file store setup: {0}")]
     Setup(String),
@@ -62,7 +75,10 @@ impl EnvFileError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::LiveMissing { .. } | Self::UnknownVersion { .. } => ErrorKind::NotFound,
-            Self::Syntax { .. } | Self::MissingRequired { .. } | Self::Setup(_) => ErrorKind::InvalidInput,
+            Self::Syntax { .. }
+            | Self::MissingRequired { .. }
+            | Self::HistoryInWorktree { .. }
+            | Self::Setup(_) => ErrorKind::InvalidInput,
             Self::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => ErrorKind::NotFound,
                 std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,

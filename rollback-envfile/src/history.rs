@@ -1,14 +1,122 @@
-//! The stored versions of one env file: `<name>.backup.<UTC timestamp>` files (the runbook's
-//! naming, so backups it made by hand are listed too) and a small index of their labels.
+//! The stored versions of one env file: `<name>.backup.<stamp>` files (the runbook's naming,
+//! so backups it made by hand are listed too) and a small index of their labels.
+//!
+//! Order is by the stamp in the name (see [`parse_stamp`]), then by the collision counter
+//! the store appends (`-2`, `-3`, ...), then by name; a file's mtime counts only when its name
+//! has no stamp.
 
 use crate::atomic::{self, FileMode};
 use crate::error::EnvFileError;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use crate::worktree;
+use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+/// The stamp the store writes: UTC, milliseconds.
 const STAMP: &str = "%Y%m%dT%H%M%S%.3fZ";
+
+/// A stamp format a backup name may carry after `<name>.backup.`.
+struct Format {
+    fmt: &'static str,
+    /// How many characters the stamp takes (formats with variable-width fields are refused).
+    width: usize,
+    date_only: bool,
+    /// The stamp says UTC (`Z`); otherwise it is the host's local time, as `date` prints it.
+    utc: bool,
+}
+
+/// Tried in this order; the first that takes exactly its width and is followed by nothing,
+/// or by a non-alphanumeric character, wins.
+const FORMATS: &[Format] = &[
+    Format {
+        fmt: STAMP,
+        width: 20,
+        date_only: false,
+        utc: true,
+    },
+    Format {
+        fmt: "%Y%m%dT%H%M%SZ",
+        width: 16,
+        date_only: false,
+        utc: true,
+    },
+    Format {
+        fmt: "%Y-%m-%dT%H:%M:%SZ",
+        width: 20,
+        date_only: false,
+        utc: true,
+    },
+    Format {
+        fmt: "%Y-%m-%dT%H:%M:%S",
+        width: 19,
+        date_only: false,
+        utc: false,
+    },
+    Format {
+        fmt: "%Y%m%d_%H%M%S",
+        width: 15,
+        date_only: false,
+        utc: false,
+    },
+    Format {
+        fmt: "%Y%m%d%H%M%S",
+        width: 14,
+        date_only: false,
+        utc: false,
+    },
+    Format {
+        fmt: "%Y-%m-%d",
+        width: 10,
+        date_only: true,
+        utc: true,
+    },
+    Format {
+        fmt: "%Y%m%d",
+        width: 8,
+        date_only: true,
+        utc: true,
+    },
+];
+
+/// The time and collision counter in the part of a backup name after `<name>.backup.`.
+///
+/// Stamps without a zone (`date +%Y%m%d_%H%M%S`, as the runbook writes them) are read in
+/// the host's local time zone, as `date` printed them; an hour that does not exist locally
+/// (a daylight-saving gap) is read as UTC. A date alone is midnight UTC, so that it sorts the
+/// same on every host.
+pub(crate) fn parse_stamp(rest: &str) -> Option<(DateTime<Utc>, u32)> {
+    FORMATS.iter().find_map(|f| {
+        let (naive, remainder) = if f.date_only {
+            NaiveDate::parse_and_remainder(rest, f.fmt)
+                .ok()
+                .map(|(d, r)| (d.and_time(chrono::NaiveTime::MIN), r))?
+        } else {
+            NaiveDateTime::parse_and_remainder(rest, f.fmt).ok()?
+        };
+        if rest.len() - remainder.len() != f.width {
+            return None;
+        }
+        let counter = match remainder.chars().next() {
+            None => 0,
+            Some(c) if c.is_alphanumeric() => return None,
+            Some(_) => remainder
+                .strip_prefix('-')
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+        };
+        let at = if f.utc {
+            naive.and_utc()
+        } else {
+            Local
+                .from_local_datetime(&naive)
+                .earliest()
+                .map_or_else(|| naive.and_utc(), |t| t.with_timezone(&Utc))
+        };
+        Some((at, counter))
+    })
+}
 
 /// One stored version on disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,24 +125,52 @@ pub(crate) struct StoredVersion {
     pub name: String,
     pub path: PathBuf,
     pub created_at: DateTime<Utc>,
+    /// The collision counter in the name (`-2`), 0 without one.
+    counter: u32,
+    /// In the history directory, so retention may remove it (a hand-made backup elsewhere is
+    /// listed but never removed).
+    managed: bool,
 }
 
-/// The history directory of one env file.
+/// The history directory of one env file, and the directories where hand-made backups of
+/// it are looked for.
 #[derive(Clone, Debug)]
 pub(crate) struct History {
     pub dir: PathBuf,
+    /// Other directories listed (the live file's own directory and its real one).
+    others: Vec<PathBuf>,
     /// `<name>.backup.`
     prefix: String,
-    labels: PathBuf,
+    index: PathBuf,
+    /// Where earlier versions of this crate kept the index (`.<name>.backup-labels.json`).
+    legacy_indexes: Vec<PathBuf>,
 }
 
 impl History {
-    pub(crate) fn new(dir: PathBuf, live_name: &str) -> Self {
-        let labels = dir.join(format!(".{live_name}.backup-labels.json"));
+    /// The history of the file named `live_name` in `dir`, also listing hand-made backups
+    /// in `others`.
+    pub(crate) fn new(dir: PathBuf, others: &[PathBuf], live_name: &str) -> Self {
+        let real_dir = worktree::resolve_existing(&dir);
+        let mut seen = vec![real_dir];
+        let mut kept = Vec::new();
+        for other in others {
+            let real = worktree::resolve_existing(other);
+            if !seen.contains(&real) {
+                seen.push(real);
+                kept.push(other.clone());
+            }
+        }
+        let legacy = format!(".{live_name}.backup-labels.json");
+        let legacy_indexes = std::iter::once(&dir)
+            .chain(&kept)
+            .map(|d| d.join(&legacy))
+            .collect();
         Self {
+            index: dir.join(format!("{live_name}.backup-index.json")),
             dir,
+            others: kept,
             prefix: format!("{live_name}.backup."),
-            labels,
+            legacy_indexes,
         }
     }
 
@@ -43,43 +179,64 @@ impl History {
         id.starts_with(&self.prefix) && !id.contains('/') && !atomic::is_temp_name(id)
     }
 
-    /// All stored versions, newest first.
-    pub(crate) fn list(&self) -> Result<Vec<StoredVersion>, EnvFileError> {
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(EnvFileError::io("list", &self.dir)(e)),
-        };
-        let mut versions = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(EnvFileError::io("list", &self.dir))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !self.owns(&name) || !entry.file_type().is_ok_and(|t| t.is_file()) {
-                continue;
-            }
-            let created_at = self.stamp_of(&name).or_else(|| {
-                entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .map(DateTime::<Utc>::from)
-            });
-            versions.push(StoredVersion {
-                path: entry.path(),
-                created_at: created_at.unwrap_or_default(),
-                name,
-            });
+    /// The file of version `id`: in the history directory, else a hand-made one beside the
+    /// live file.
+    pub(crate) fn find(&self, id: &str) -> Option<PathBuf> {
+        if !self.owns(id) {
+            return None;
         }
-        versions.sort_by(|a, b| (b.created_at, &b.name).cmp(&(a.created_at, &a.name)));
+        std::iter::once(&self.dir)
+            .chain(&self.others)
+            .map(|d| d.join(id))
+            .find(|p| p.is_file())
+    }
+
+    /// All stored versions, newest first; a name found in two directories is the one in
+    /// the history directory.
+    pub(crate) fn list(&self) -> Result<Vec<StoredVersion>, EnvFileError> {
+        let mut versions: Vec<StoredVersion> = Vec::new();
+        for (dir, managed) in std::iter::once((&self.dir, true)).chain(self.others.iter().map(|d| (d, false)))
+        {
+            let entries = match fs::read_dir(dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(EnvFileError::io("list", dir)(e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(EnvFileError::io("list", dir))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !self.owns(&name)
+                    || !entry.file_type().is_ok_and(|t| t.is_file())
+                    || versions.iter().any(|v| v.name == name)
+                {
+                    continue;
+                }
+                let (created_at, counter) = match self.stamp_of(&name) {
+                    Some(stamp) => stamp,
+                    None => (
+                        entry
+                            .metadata()
+                            .and_then(|m| m.modified())
+                            .map(DateTime::<Utc>::from)
+                            .unwrap_or_default(),
+                        0,
+                    ),
+                };
+                versions.push(StoredVersion {
+                    path: entry.path(),
+                    created_at,
+                    counter,
+                    managed,
+                    name,
+                });
+            }
+        }
+        versions.sort_by(|a, b| (b.created_at, b.counter, &b.name).cmp(&(a.created_at, a.counter, &a.name)));
         Ok(versions)
     }
 
-    fn stamp_of(&self, name: &str) -> Option<DateTime<Utc>> {
-        let rest = name.strip_prefix(&self.prefix)?;
-        let stamp = rest.split_once('-').map_or(rest, |(s, _)| s);
-        NaiveDateTime::parse_from_str(stamp, STAMP)
-            .ok()
-            .map(|t| t.and_utc())
+    fn stamp_of(&self, name: &str) -> Option<(DateTime<Utc>, u32)> {
+        parse_stamp(name.strip_prefix(&self.prefix)?)
     }
 
     /// Stores `bytes` as a new version with `mode`; returns it.
@@ -90,7 +247,15 @@ impl History {
         label: &str,
         now: DateTime<Utc>,
     ) -> Result<StoredVersion, EnvFileError> {
-        fs::create_dir_all(&self.dir).map_err(EnvFileError::io("create the history directory", &self.dir))?;
+        // Only the owner may enter a directory the store creates: it holds secrets.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(EnvFileError::io(
+                "create the history directory (`history_dir` sets another)",
+                &self.dir,
+            ))?;
         let base = format!("{}{}", self.prefix, now.format(STAMP));
         let mut name = base.clone();
         let mut n = 1;
@@ -104,27 +269,28 @@ impl History {
         let mut labels = self.labels()?;
         labels.insert(name.clone(), label.to_string());
         self.save_labels(&labels)?;
+        let (created_at, counter) = self.stamp_of(&name).unwrap_or((now, 0));
         Ok(StoredVersion {
             name,
             path,
-            created_at: now,
+            created_at,
+            counter,
+            managed: true,
         })
     }
 
-    /// The labels of stored versions (a version made by hand has none).
+    /// The labels of stored versions (a version made by hand has none), including those of
+    /// an index left by an earlier version of this crate.
     pub(crate) fn labels(&self) -> Result<BTreeMap<String, String>, EnvFileError> {
-        match fs::read(&self.labels) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                EnvFileError::Setup(format!(
-                    "the label index {} is not valid JSON ({e}); remove it (labels are lost, versions are not)",
-                    self.labels.display()
-                ))
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-            Err(e) => Err(EnvFileError::io("read", &self.labels)(e)),
+        let mut labels = BTreeMap::new();
+        for legacy in &self.legacy_indexes {
+            labels.extend(read_index(legacy)?);
         }
+        labels.extend(read_index(&self.index)?);
+        Ok(labels)
     }
 
+    /// Writes the index, then removes any legacy index (its labels are in `labels`).
     fn save_labels(&self, labels: &BTreeMap<String, String>) -> Result<(), EnvFileError> {
         let json = serde_json::to_vec_pretty(labels)
             .map_err(|e| EnvFileError::Setup(format!("could not encode the label index: {e}")))?;
@@ -134,16 +300,32 @@ impl History {
             mode: 0o600,
             ..FileMode::of(&dir)
         };
-        atomic::write_atomically(&self.labels, &json, mode, &|_| Ok(()))
-            .map_err(EnvFileError::io("write", &self.labels))
+        atomic::write_atomically(&self.index, &json, mode, &|_| Ok(()))
+            .map_err(EnvFileError::io("write", &self.index))?;
+        for legacy in &self.legacy_indexes {
+            match fs::remove_file(legacy) {
+                Ok(()) => tracing::info!(
+                    from = %legacy.display(),
+                    to = %self.index.display(),
+                    "env-file label index migrated"
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(
+                    path = %legacy.display(),
+                    error = %e,
+                    "could not remove the old label index (its labels are in the new one)"
+                ),
+            }
+        }
+        Ok(())
     }
 
-    /// Removes all but the newest `keep` versions, never those in `protect`; returns what it
-    /// removed.
+    /// Removes all but the newest `keep` versions of the history directory, never those in
+    /// `protect` nor hand-made ones elsewhere; returns what it removed.
     pub(crate) fn retain(&self, keep: usize, protect: &[&str]) -> Result<Vec<PathBuf>, EnvFileError> {
         let mut removed = Vec::new();
         let mut labels = self.labels()?;
-        for version in self.list()?.into_iter().skip(keep) {
+        for version in self.list()?.into_iter().filter(|v| v.managed).skip(keep) {
             if protect.contains(&version.name.as_str()) {
                 continue;
             }
@@ -159,9 +341,55 @@ impl History {
     }
 }
 
-/// The history directory's default: beside the live file.
-pub(crate) fn dir_of(live: &Path) -> PathBuf {
-    live.parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+fn read_index(path: &Path) -> Result<BTreeMap<String, String>, EnvFileError> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            EnvFileError::Setup(format!(
+                "the label index {} is not valid JSON ({e}); remove it (labels are lost, versions are not)",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(EnvFileError::io("read", path)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_runbook_s_stamp_formats_parse() {
+        let local = |s: &str| {
+            let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap();
+            Local
+                .from_local_datetime(&naive)
+                .earliest()
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        let cases = [
+            ("20240102T030405.678Z", utc("2024-01-02T03:04:05.678Z"), 0),
+            ("20240102T030405.678Z-12", utc("2024-01-02T03:04:05.678Z"), 12),
+            ("20240102T030405Z", utc("2024-01-02T03:04:05Z"), 0),
+            ("2024-01-02T03:04:05Z", utc("2024-01-02T03:04:05Z"), 0),
+            ("2024-01-02T03:04:05", local("2024-01-02 03:04:05"), 0),
+            ("20240102_030405", local("2024-01-02 03:04:05"), 0),
+            ("20240102_030405.bak", local("2024-01-02 03:04:05"), 0),
+            ("20240102030405", local("2024-01-02 03:04:05"), 0),
+            ("2024-01-02", utc("2024-01-02T00:00:00Z"), 0),
+            ("20240102", utc("2024-01-02T00:00:00Z"), 0),
+            ("20240102-before-migration", utc("2024-01-02T00:00:00Z"), 0),
+        ];
+        for (stamp, at, counter) in cases {
+            assert_eq!(parse_stamp(stamp), Some((at, counter)), "{stamp}");
+        }
+        for not_a_stamp in ["old", "2024010", "202401021", "20240102x", "20241302", ""] {
+            assert_eq!(parse_stamp(not_a_stamp), None, "{not_a_stamp}");
+        }
+    }
 }

@@ -2,8 +2,9 @@
 
 use crate::atomic::{self, BeforeRename, FileMode};
 use crate::error::EnvFileError;
-use crate::history::{self, History, StoredVersion};
+use crate::history::{History, StoredVersion};
 use crate::parse::EnvFile;
+use crate::worktree;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rollback_core::{AdapterError, ConfigCheck, ConfigDiff, ConfigStore, ConfigVersion, ConfigVersionId};
@@ -21,12 +22,16 @@ pub const PREVIOUS: &str = "previous";
 
 type Hook = Arc<dyn Fn(&Path) -> io::Result<()> + Send + Sync>;
 
-/// Versions of one env file (say `.env.production`): backups beside it as
-/// `<name>.backup.<UTC timestamp>` (or in a configured directory), restores that are atomic
-/// and keep the replaced file, and diffs that never show a value.
+/// Versions of one env file (say `.env.production`): backups as
+/// `<name>.backup.<UTC timestamp>` beside it, or outside the git working tree it lives in,
+/// or in a configured directory (see [`EnvFileStore::new`]); restores that are atomic and
+/// keep the replaced file; diffs that never show a value.
 ///
 /// Ids: a backup's file name, [`LIVE`] for the live file, [`PREVIOUS`] for the version
-/// before the current one. Backups made by hand with the runbook's naming are listed too.
+/// before the current one. Backups made by hand with the runbook's naming
+/// (`<name>.backup.$(date +%Y%m%d_%H%M%S)` and similar stamps) are listed too, from the
+/// history directory and from the live file's own directory; versions are ordered by the
+/// stamp in their names (see the crate docs), not by file times.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -46,7 +51,8 @@ type Hook = Arc<dyn Fn(&Path) -> io::Result<()> + Send + Sync>;
 #[derive(Clone)]
 pub struct EnvFileStore {
     live: PathBuf,
-    history: History,
+    history_dir: Option<PathBuf>,
+    allow_in_worktree: bool,
     keep: Option<usize>,
     required: Vec<String>,
     before_rename: Option<Hook>,
@@ -57,7 +63,8 @@ impl std::fmt::Debug for EnvFileStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EnvFileStore")
             .field("live", &self.live)
-            .field("history_dir", &self.history.dir)
+            .field("history_dir", &self.history_dir)
+            .field("allow_in_worktree", &self.allow_in_worktree)
             .field("keep", &self.keep)
             .field("required", &self.required)
             .finish_non_exhaustive()
@@ -65,16 +72,29 @@ impl std::fmt::Debug for EnvFileStore {
 }
 
 impl EnvFileStore {
-    /// A store for the env file at `live`, backups beside it, all kept, no required keys.
+    /// A store for the env file at `live`: all backups kept, no required keys, and backups
+    /// where git will not commit them. Unless [`history_dir`](Self::history_dir) says
+    /// otherwise, the history directory is, at each operation:
+    /// - beside the file, when the file's real directory (symlinks followed: for a link into
+    ///   a shared directory, that directory) is in no git working tree;
+    /// - otherwise outside the tree: `<parent of the tree>/.rollback-env-history/<tree
+    ///   name>/<the file's directory within the tree>/`, created with mode 0700. For
+    ///   `/srv/app/.env.production` in the tree `/srv/app`, that is
+    ///   `/srv/.rollback-env-history/app/`. With nested trees (submodules) the outermost
+    ///   counts. A tree at `/` has no outside: operations fail with
+    ///   [`EnvFileError::HistoryInWorktree`]; set a `history_dir`.
+    ///
+    /// A working tree is any ancestor directory holding a `.git` (directory or file); the
+    /// store reads no git configuration and no `.gitignore`. Hand-made backups beside the
+    /// live file (or beside its link target) are listed wherever the history is, and never
+    /// removed by retention. The label index is `<name>.backup-index.json` in the history
+    /// directory; an index left by earlier versions (`.<name>.backup-labels.json`) is read,
+    /// and replaced at the next write.
     pub fn new(live: impl AsRef<Path>) -> Self {
-        let live = live.as_ref().to_path_buf();
-        let name = live
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
         Self {
-            history: History::new(history::dir_of(&live), &name),
-            live,
+            live: live.as_ref().to_path_buf(),
+            history_dir: None,
+            allow_in_worktree: false,
             keep: None,
             required: Vec::new(),
             before_rename: None,
@@ -82,18 +102,27 @@ impl EnvFileStore {
         }
     }
 
-    /// Keeps backups in `dir` instead of beside the file (created when needed).
+    /// Keeps backups in `dir` (created with mode 0700 when needed) instead of the default
+    /// of [`new`](Self::new). A `dir` inside a git working tree is refused with
+    /// [`EnvFileError::HistoryInWorktree`] at the first operation, unless
+    /// [`allow_history_in_worktree`](Self::allow_history_in_worktree) is called too.
     pub fn history_dir(mut self, dir: impl AsRef<Path>) -> Self {
-        let name = self
-            .live
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        self.history = History::new(dir.as_ref().to_path_buf(), &name);
+        self.history_dir = Some(dir.as_ref().to_path_buf());
         self
     }
 
-    /// After each backup, removes all but the newest `n` backups (at least 1 is kept).
+    /// Accepts a [`history_dir`](Self::history_dir) inside a git working tree. The store
+    /// cannot tell whether git ignores it: call this only when a `.gitignore` rule covers
+    /// the directory, or backups holding secrets will be committed by the next `git add -A`.
+    /// (A directory inside the tree's `.git` is never tracked and needs no opt-in.) It does
+    /// not change the default history directory, which is always outside the tree.
+    pub fn allow_history_in_worktree(mut self) -> Self {
+        self.allow_in_worktree = true;
+        self
+    }
+
+    /// After each backup, removes all but the newest `n` backups of the history directory
+    /// (at least 1 is kept; hand-made backups elsewhere are never removed).
     pub fn keep_last(mut self, n: usize) -> Self {
         self.keep = Some(n.max(1));
         self
@@ -114,9 +143,36 @@ impl EnvFileStore {
         &self.live
     }
 
-    /// Where backups are kept.
-    pub fn history_path(&self) -> &Path {
-        &self.history.dir
+    /// Where backups are kept: the [`history_dir`](Self::history_dir), or the default
+    /// described on [`new`](Self::new). Looks at the file system (a few `stat` calls).
+    ///
+    /// # Errors
+    /// [`EnvFileError::HistoryInWorktree`] when that directory is inside a git working tree
+    /// and not allowed there.
+    pub fn history_path(&self) -> Result<PathBuf, EnvFileError> {
+        self.history().map(|h| h.dir)
+    }
+
+    /// The history as the file system is now: the directory, and where hand-made backups
+    /// may lie.
+    fn history(&self) -> Result<History, EnvFileError> {
+        let name = self.file_name()?;
+        let dir = match &self.history_dir {
+            Some(dir) => {
+                if !self.allow_in_worktree {
+                    if let Some(tree) = worktree::tracking_worktree(&worktree::resolve_existing(dir)) {
+                        return Err(EnvFileError::HistoryInWorktree {
+                            dir: dir.clone(),
+                            worktree: tree,
+                        });
+                    }
+                }
+                dir.clone()
+            }
+            None => worktree::default_history_dir(&self.live)?,
+        };
+        let others = [worktree::dir_of(&self.live), worktree::real_dir_of(&self.live)];
+        Ok(History::new(dir, &others, name))
     }
 
     /// Test hook: runs between the complete temp file and the rename of a restore.
@@ -164,7 +220,7 @@ impl EnvFileStore {
     }
 
     /// The path of a version id.
-    fn resolve(&self, id: &str) -> Result<PathBuf, EnvFileError> {
+    fn resolve(&self, history: &History, id: &str) -> Result<PathBuf, EnvFileError> {
         match id {
             LIVE => {
                 self.read_live()?;
@@ -173,22 +229,19 @@ impl EnvFileStore {
             PREVIOUS => {
                 let (live, _) = self.read_live()?;
                 let live = digest(&live);
-                for v in self.history.list()? {
+                for v in history.list()? {
                     if digest(&read(&v.path)?) != live {
                         return Ok(v.path);
                     }
                 }
                 Err(EnvFileError::UnknownVersion {
                     id: format!("{PREVIOUS} (no stored version differs from the live file)"),
-                    dir: self.history.dir.clone(),
+                    dir: history.dir.clone(),
                 })
             }
-            id if self.history.owns(id) && self.history.dir.join(id).is_file() => {
-                Ok(self.history.dir.join(id))
-            }
-            id => Err(EnvFileError::UnknownVersion {
+            id => history.find(id).ok_or_else(|| EnvFileError::UnknownVersion {
                 id: id.to_string(),
-                dir: self.history.dir.clone(),
+                dir: history.dir.clone(),
             }),
         }
     }
@@ -243,17 +296,19 @@ impl EnvFileStore {
     }
 
     /// Stores the live file; retention never removes the new backup nor `protect`.
-    fn backup_now(&self, label: &str, protect: Option<&str>) -> Result<StoredVersion, EnvFileError> {
-        self.file_name()?;
+    fn backup_now(
+        &self,
+        history: &History,
+        label: &str,
+        protect: Option<&str>,
+    ) -> Result<StoredVersion, EnvFileError> {
         let (bytes, meta) = self.read_live()?;
-        let stored = self
-            .history
-            .store(&bytes, FileMode::of(&meta), label, Utc::now())?;
+        let stored = history.store(&bytes, FileMode::of(&meta), label, Utc::now())?;
         tracing::info!(file = %self.live.display(), backup = %stored.name, "env file backed up");
         if let Some(keep) = self.keep {
             let mut keep_these = vec![stored.name.as_str()];
             keep_these.extend(protect);
-            for removed in self.history.retain(keep, &keep_these)? {
+            for removed in history.retain(keep, &keep_these)? {
                 tracing::info!(backup = %removed.display(), "old env-file backup removed (retention)");
             }
         }
@@ -264,7 +319,8 @@ impl EnvFileStore {
         if id == LIVE {
             return self.read_live().map(drop);
         }
-        let path = self.resolve(id)?;
+        let history = self.history()?;
+        let path = self.resolve(&history, id)?;
         self.check(id, &path)?;
         let wanted = read(&path)?;
         let mut mode = FileMode::of(&fs::metadata(&path).map_err(EnvFileError::io("read", &path))?);
@@ -287,13 +343,13 @@ impl EnvFileStore {
                     ..live_mode
                 };
                 let digest_live = digest(&live);
-                let already_kept = self
-                    .history
+                let already_kept = history
                     .list()?
                     .iter()
                     .any(|v| read(&v.path).is_ok_and(|b| digest(&b) == digest_live));
                 if !already_kept {
                     self.backup_now(
+                        &history,
                         &format!("replaced by a restore of {id}"),
                         path.file_name().and_then(|n| n.to_str()),
                     )?;
@@ -312,9 +368,11 @@ impl EnvFileStore {
         Ok(())
     }
 
-    /// Removes all but the newest `keep` backups now; returns the removed files.
+    /// Removes all but the newest `keep` backups of the history directory now (hand-made
+    /// backups elsewhere are never removed); returns the removed files.
     pub async fn apply_retention(&self, keep: usize) -> Result<Vec<PathBuf>, AdapterError> {
-        self.blocking(move |s| s.history.retain(keep.max(1), &[])).await
+        self.blocking(move |s| s.history()?.retain(keep.max(1), &[]))
+            .await
     }
 }
 
@@ -336,16 +394,18 @@ impl ConfigStore for EnvFileStore {
     async fn backup(&self, label: &str) -> Result<ConfigVersion, AdapterError> {
         let label = label.to_string();
         self.blocking(move |s| {
-            let stored = s.backup_now(&label, None)?;
-            Ok(s.version(&stored, &s.history.labels()?))
+            let history = s.history()?;
+            let stored = s.backup_now(&history, &label, None)?;
+            Ok(s.version(&stored, &history.labels()?))
         })
         .await
     }
 
     async fn list(&self) -> Result<Vec<ConfigVersion>, AdapterError> {
         self.blocking(|s| {
-            let labels = s.history.labels()?;
-            Ok(s.history.list()?.iter().map(|v| s.version(v, &labels)).collect())
+            let history = s.history()?;
+            let labels = history.labels()?;
+            Ok(history.list()?.iter().map(|v| s.version(v, &labels)).collect())
         })
         .await
     }
@@ -353,7 +413,7 @@ impl ConfigStore for EnvFileStore {
     async fn verify(&self, version: &ConfigVersionId) -> Result<ConfigCheck, AdapterError> {
         let id = version.as_str().to_string();
         self.blocking(move |s| {
-            let path = s.resolve(&id)?;
+            let path = s.resolve(&s.history()?, &id)?;
             s.check(&id, &path)
         })
         .await
@@ -367,8 +427,9 @@ impl ConfigStore for EnvFileStore {
     async fn diff(&self, a: &ConfigVersionId, b: &ConfigVersionId) -> Result<ConfigDiff, AdapterError> {
         let (a, b) = (a.as_str().to_string(), b.as_str().to_string());
         self.blocking(move |s| {
-            let fa = s.parse(&s.resolve(&a)?)?;
-            let fb = s.parse(&s.resolve(&b)?)?;
+            let history = s.history()?;
+            let fa = s.parse(&s.resolve(&history, &a)?)?;
+            let fb = s.parse(&s.resolve(&history, &b)?)?;
             let (ma, mb) = (fa.to_map(), fb.to_map());
             let mut diff = ConfigDiff::default();
             for (k, va) in &ma {

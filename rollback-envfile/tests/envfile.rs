@@ -339,3 +339,372 @@ async fn retention_during_a_restore_keeps_the_version_being_restored() {
         "the restored version is still stored"
     );
 }
+
+// ---- Issue 12 (6): history order comes from the names, never from file times. ----
+
+/// Sets a file's modification time to `now + offset`.
+fn set_mtime(path: &Path, offset: std::time::Duration, later: bool) {
+    let now = std::time::SystemTime::now();
+    let at = if later { now + offset } else { now - offset };
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(at)
+        .unwrap();
+}
+
+#[tokio::test]
+async fn history_is_ordered_by_the_stamps_in_the_names_not_by_mtime() {
+    let (dir, live) = setup();
+    // Oldest first, one of each stamp format the runbook (or this crate) writes.
+    let oldest_first = [
+        ".env.production.backup.20240101",
+        ".env.production.backup.2024-02-01",
+        ".env.production.backup.20240301_120000",
+        ".env.production.backup.20240401120000",
+        ".env.production.backup.2024-05-01T12:00:00",
+        ".env.production.backup.20240601T120000.000Z",
+        ".env.production.backup.20240601T120000.000Z-2",
+        ".env.production.backup.20240601T120000.000Z-10",
+    ];
+    let n = oldest_first.len() as u64;
+    for (i, name) in oldest_first.iter().enumerate() {
+        let path = dir.path().join(name);
+        fs::write(&path, format!("V={i}\n")).unwrap();
+        // mtimes against the names' order: the oldest name is the newest file, and all
+        // are newer than the backup made below.
+        set_mtime(&path, std::time::Duration::from_secs(3600 * (n - i as u64)), true);
+    }
+    fs::write(&live, "V=live\n").unwrap();
+    let store = EnvFileStore::new(&live);
+    let mine = store.backup("mine").await.unwrap();
+    let ids: Vec<String> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.id.to_string())
+        .collect();
+    let mut expected = vec![mine.id.to_string()];
+    expected.extend(oldest_first.iter().rev().map(|s| s.to_string()));
+    assert_eq!(ids, expected, "newest first, by the stamps in the names");
+
+    // `previous`: the newest version that differs from live is the `-10` one.
+    store.restore(&PREVIOUS.into()).await.unwrap();
+    assert_eq!(fs::read_to_string(&live).unwrap(), "V=7\n");
+}
+
+#[tokio::test]
+async fn equal_stamps_are_ordered_by_name_whatever_the_mtimes() {
+    let (dir, live) = setup();
+    fs::write(&live, "V=live\n").unwrap();
+    // Both are midnight UTC on the same day.
+    let (a, b) = (
+        dir.path().join(".env.production.backup.20240101"),
+        dir.path().join(".env.production.backup.2024-01-01"),
+    );
+    fs::write(&a, "V=a\n").unwrap();
+    fs::write(&b, "V=b\n").unwrap();
+    let store = EnvFileStore::new(&live);
+    let mut orders = Vec::new();
+    for a_is_newer in [true, false] {
+        set_mtime(&a, std::time::Duration::from_secs(60), a_is_newer);
+        set_mtime(&b, std::time::Duration::from_secs(60), !a_is_newer);
+        let ids: Vec<String> = store
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| v.id.to_string())
+            .collect();
+        orders.push(ids);
+    }
+    assert_eq!(orders[0], orders[1], "the mtimes change nothing");
+    assert_eq!(
+        orders[0],
+        [
+            ".env.production.backup.20240101",
+            ".env.production.backup.2024-01-01"
+        ]
+    );
+}
+
+// ---- Issue 12 (4): no backup where git would track it. ----
+
+/// A `git` command in `repo`, isolated from the user's and the system's git config.
+fn git(repo: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=rollback-test",
+            "-c",
+            "user.email=rollback-test@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(repo)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// True when the `git` CLI runs; otherwise says loudly that the test is skipped, or panics
+/// when `ROLLBACK_REQUIRE_INTEGRATION=1`.
+fn git_available(test: &str) -> bool {
+    let found = std::process::Command::new("git")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("ROLLBACK_REQUIRE_INTEGRATION").as_deref() != Ok("1"),
+            "{test}: the git CLI is required (ROLLBACK_REQUIRE_INTEGRATION=1) but not found"
+        );
+        eprintln!(
+            "SKIPPED {test}: the git CLI is not on PATH (set ROLLBACK_REQUIRE_INTEGRATION=1 to fail instead)"
+        );
+    }
+    found
+}
+
+/// Files under `root` (not in `.git`) whose names look like env-file backups or indexes.
+fn backup_like_files(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type().unwrap().is_dir() {
+                if name != ".git" {
+                    stack.push(entry.path());
+                }
+            } else if name.contains(".backup") {
+                found.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn in_place_layout_backups_and_their_index_stay_out_of_the_git_working_tree() {
+    if !git_available("in_place_layout_backups_and_their_index_stay_out_of_the_git_working_tree") {
+        return;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let repo = base.path().join("app");
+    fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q"]);
+    fs::write(repo.join(".gitignore"), ".env.production\n").unwrap();
+    fs::write(repo.join("server.js"), "console.log('hi')\n").unwrap();
+    let live = repo.join(".env.production");
+    fs::write(&live, format!("DB_PASSWORD={CANARY}\n")).unwrap();
+    fs::set_permissions(&live, fs::Permissions::from_mode(0o600)).unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "release 1"]);
+    let status = |repo: &Path| git(repo, &["status", "--porcelain", "--untracked-files=all"]);
+    assert_eq!(status(&repo), "", "a clean tree to start from");
+
+    let store = EnvFileStore::new(&live);
+    let v1 = store.backup("before deploy").await.unwrap();
+    fs::write(&live, "DB_PASSWORD=rotated\n").unwrap();
+    store.restore(&v1.id).await.unwrap();
+    assert_eq!(
+        fs::read_to_string(&live).unwrap(),
+        format!("DB_PASSWORD={CANARY}\n")
+    );
+
+    // What a `git add -A` deploy would commit: nothing.
+    assert_eq!(status(&repo), "", "backup and restore leave the tree clean");
+    assert_eq!(backup_like_files(&repo), Vec::<PathBuf>::new());
+    let history = store.history_path().unwrap();
+    let outside = base.path().canonicalize().unwrap().join(".rollback-env-history");
+    assert_eq!(history, outside.join("app"));
+    assert_eq!(mode(&outside), 0o700);
+    assert_eq!(mode(&history), 0o700);
+    assert!(history.join(".env.production.backup-index.json").is_file());
+    let versions = store.list().await.unwrap();
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    assert!(versions
+        .iter()
+        .all(|v| Path::new(&v.location).starts_with(&history)));
+    assert_eq!(mode(Path::new(&versions[0].location)), 0o600);
+
+    // A backup the runbook made by hand beside the file is still listed and restorable.
+    let hand_made = ".env.production.backup.20261101_120000";
+    fs::write(repo.join(hand_made), "DB_PASSWORD=by-hand\n").unwrap();
+    let listed: Vec<String> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.id.to_string())
+        .collect();
+    assert!(listed.contains(&hand_made.to_string()), "{listed:?}");
+    store.restore(&ConfigVersionId::new(hand_made)).await.unwrap();
+    assert_eq!(fs::read_to_string(&live).unwrap(), "DB_PASSWORD=by-hand\n");
+    assert_eq!(
+        backup_like_files(&repo),
+        [repo.join(hand_made)],
+        "the restore's own backup of the replaced file went outside the tree too"
+    );
+}
+
+#[tokio::test]
+async fn a_history_dir_inside_a_working_tree_is_refused_unless_allowed() {
+    let base = tempfile::tempdir().unwrap();
+    // An ordinary repository (`.git` directory) and a linked worktree (`.git` file).
+    let repo = base.path().join("app");
+    fs::create_dir_all(repo.join(".git")).unwrap();
+    let linked = base.path().join("app-hotfix");
+    fs::create_dir_all(&linked).unwrap();
+    fs::write(linked.join(".git"), "gitdir: ../app/.git/worktrees/app-hotfix\n").unwrap();
+    for tree in [&repo, &linked] {
+        let live = tree.join(".env.production");
+        fs::write(&live, "A=1\n").unwrap();
+        let inside = tree.join("config/env-history");
+        let err = EnvFileStore::new(&live)
+            .history_dir(&inside)
+            .backup("x")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        let text = err.to_string();
+        for needle in ["history_dir", "allow_history_in_worktree", "git add -A"] {
+            assert!(text.contains(needle), "{needle}: {text}");
+        }
+        assert!(!inside.exists(), "nothing written");
+        let err = EnvFileStore::new(&live)
+            .history_dir(&inside)
+            .history_path()
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            rollback_envfile::EnvFileError::HistoryInWorktree { .. }
+        ));
+
+        let allowed = EnvFileStore::new(&live)
+            .history_dir(&inside)
+            .allow_history_in_worktree();
+        let v = allowed.backup("x").await.unwrap();
+        assert!(Path::new(&v.location).starts_with(&inside));
+    }
+    // Inside `.git` nothing is ever tracked; outside the tree is fine.
+    let live = repo.join(".env.production");
+    for ok in [repo.join(".git/rollback-env"), base.path().join("env-history")] {
+        let v = EnvFileStore::new(&live)
+            .history_dir(&ok)
+            .backup("x")
+            .await
+            .unwrap();
+        assert!(Path::new(&v.location).starts_with(&ok));
+    }
+}
+
+#[tokio::test]
+async fn a_symlinked_env_file_in_a_working_tree_is_backed_up_beside_its_target() {
+    let base = tempfile::tempdir().unwrap();
+    let base = base.path().canonicalize().unwrap();
+    let repo = base.join("app");
+    fs::create_dir_all(repo.join(".git")).unwrap();
+    let shared = base.join("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::write(shared.join(".env.production"), "V=1\n").unwrap();
+    let live = repo.join(".env.production");
+    std::os::unix::fs::symlink("../shared/.env.production", &live).unwrap();
+    // Made by hand beside the link, as the runbook does from the app directory.
+    fs::write(repo.join(".env.production.backup.20240101_120000"), "V=0\n").unwrap();
+
+    let store = EnvFileStore::new(&live);
+    assert_eq!(store.history_path().unwrap(), shared);
+    let v1 = store.backup("v1").await.unwrap();
+    assert!(Path::new(&v1.location).starts_with(&shared), "{}", v1.location);
+    let ids: Vec<String> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.id.to_string())
+        .collect();
+    assert_eq!(
+        ids,
+        [v1.id.to_string(), ".env.production.backup.20240101_120000".into()]
+    );
+    store.restore(&PREVIOUS.into()).await.unwrap();
+    assert_eq!(
+        fs::read_to_string(shared.join(".env.production")).unwrap(),
+        "V=0\n"
+    );
+    assert!(fs::symlink_metadata(&live).unwrap().file_type().is_symlink());
+    assert!(
+        fs::read_dir(&repo)
+            .unwrap()
+            .filter_map(Result::ok)
+            .all(|e| !e.file_name().to_string_lossy().contains("backup-")),
+        "no index in the tree"
+    );
+}
+
+#[tokio::test]
+async fn the_label_index_of_an_earlier_version_is_read_and_migrated() {
+    let (dir, live) = setup();
+    fs::write(&live, "V=2\n").unwrap();
+    let old = ".env.production.backup.20240101T000000.000Z";
+    fs::write(dir.path().join(old), "V=1\n").unwrap();
+    let legacy = dir.path().join("..env.production.backup-labels.json");
+    fs::write(&legacy, format!("{{\"{old}\": \"made by 0.1\"}}")).unwrap();
+    let store = EnvFileStore::new(&live);
+    let listed = store.list().await.unwrap();
+    assert_eq!(listed[0].label, "made by 0.1");
+    assert!(legacy.exists(), "listing writes nothing");
+
+    let new = store.backup("new").await.unwrap();
+    assert!(!legacy.exists(), "the old index is replaced");
+    assert!(dir.path().join(".env.production.backup-index.json").is_file());
+    let labels: Vec<(String, String)> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| (v.id.to_string(), v.label))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            (new.id.to_string(), "new".to_string()),
+            (old.to_string(), "made by 0.1".to_string())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn retention_never_removes_hand_made_backups_outside_the_history_dir() {
+    let (dir, live) = setup();
+    let hand_made = dir.path().join(".env.production.backup.20240101_120000");
+    fs::write(&hand_made, "V=0\n").unwrap();
+    let store = EnvFileStore::new(&live)
+        .history_dir(dir.path().join("history"))
+        .keep_last(1);
+    for n in 1..=3 {
+        fs::write(&live, format!("V={n}\n")).unwrap();
+        store.backup("b").await.unwrap();
+    }
+    assert!(hand_made.exists());
+    assert_eq!(
+        store.list().await.unwrap().len(),
+        2,
+        "the newest one + the hand-made one"
+    );
+}
