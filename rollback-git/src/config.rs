@@ -44,7 +44,8 @@ pub struct InPlaceOptions {
     /// separate build only proves the revision builds.
     pub artifacts: Vec<PathBuf>,
     /// When set, `activate` resets this branch to the revision and checks it out (attached
-    /// HEAD) instead of detaching HEAD at it.
+    /// HEAD) instead of detaching HEAD at it. A revision already checked out is left as it
+    /// is, whichever branch HEAD is on.
     pub reset_branch: Option<String>,
     /// How many prepared checkouts to keep.
     pub keep: usize,

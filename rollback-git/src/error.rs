@@ -67,11 +67,22 @@ pub enum GitError {
         reason: String,
     },
     /// The live working tree has uncommitted changes.
-    #[error("the working tree `{path}` has uncommitted changes ({files}): commit or discard them, or set allow_dirty(true) to overwrite them")]
+    #[error("the working tree `{path}` has uncommitted changes ({files}): commit them, or stash them (`git stash`), or set allow_dirty(true) to overwrite them")]
     DirtyTree {
         /// The working tree.
         path: PathBuf,
         /// The changed files.
+        files: String,
+    },
+    /// Untracked files in the live working tree stand where the revision to activate has
+    /// files: checking it out would overwrite them.
+    #[error("the working tree `{path}` has untracked files where revision {revision} has files ({files}): move them away or commit them, or set allow_dirty(true) to overwrite them")]
+    UntrackedInTheWay {
+        /// The working tree.
+        path: PathBuf,
+        /// The revision that would be checked out.
+        revision: String,
+        /// The untracked files in the way.
         files: String,
     },
     /// A build command exited unsuccessfully.
@@ -185,6 +196,7 @@ impl GitError {
             | GitError::AmbiguousRevision { .. }
             | GitError::NotACommit { .. }
             | GitError::DirtyTree { .. }
+            | GitError::UntrackedInTheWay { .. }
             | GitError::Invalid(_) => ErrorKind::InvalidInput,
             GitError::UnknownRevision { .. }
             | GitError::NoCurrentRelease { .. }

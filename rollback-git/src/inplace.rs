@@ -47,7 +47,41 @@ fn holder(worktrees: &Path, oid: git2::Oid) -> Result<PathBuf, GitError> {
     Ok(dir)
 }
 
-/// Checks `prepared` out in the live tree and moves its artifacts in.
+/// What [`activate`] would refuse `revision` for, found now and changing nothing: an
+/// unknown commit, uncommitted changes or untracked files in the way (unless allowed), a
+/// worktrees directory that cannot receive the live artifacts. The revision already
+/// checked out passes: activating it changes nothing.
+pub(crate) fn check(
+    repo_path: &Path,
+    worktrees: &Path,
+    allow_dirty: bool,
+    revision: &RevisionId,
+) -> Result<(), GitError> {
+    let repo = repo::open(repo_path)?;
+    let commit = repo::find_commit(&repo, revision.as_str())?;
+    let head = repo::head_commit(&repo)?;
+    if head.as_ref().map(|h| h.id()) == Some(commit.id()) {
+        return Ok(());
+    }
+    ensure_switchable(&repo, head.as_ref(), &commit, allow_dirty)?;
+    releases::probe_creatable(worktrees)
+}
+
+/// The refusals of a switch from `head` to `target`, shared by [`check`] and [`activate`]
+/// so that both say the same thing.
+fn ensure_switchable(
+    repo: &git2::Repository,
+    head: Option<&git2::Commit<'_>>,
+    target: &git2::Commit<'_>,
+    allow_dirty: bool,
+) -> Result<(), GitError> {
+    repo::ensure_clean(repo, allow_dirty)?;
+    repo::ensure_nothing_in_the_way(repo, head, target, allow_dirty)
+}
+
+/// Checks `prepared` out in the live tree and moves its artifacts in. A revision that is
+/// already checked out is left exactly as it is (tree, HEAD, branch, artifacts), dirty or
+/// not: the failure policy's switch back to [`preserve`]d code is then a no-op.
 pub(crate) fn activate(
     repo_path: &Path,
     worktrees: &Path,
@@ -59,36 +93,34 @@ pub(crate) fn activate(
     let repo = repo::open(repo_path)?;
     let commit = repo::find_commit(&repo, prepared.revision.as_str())?;
     let head = repo::head_commit(&repo)?;
-    let attached = repo::head_branch(&repo);
-    let branch_ok = match &opts.reset_branch {
-        Some(b) => attached.as_deref() == Some(b.as_str()),
-        None => attached.is_none(),
-    };
-    if head.as_ref().map(|h| h.id()) == Some(commit.id()) && branch_ok {
+    if head.as_ref().map(|h| h.id()) == Some(commit.id()) {
+        // Nothing to check out. Not even HEAD moves: detaching a branch checked out by the
+        // last deploy, or resetting another one, would change what nobody asked to change.
         tracing::info!(revision = %commit.id(), "already live in place");
         return Ok(());
     }
-    repo::ensure_clean(&repo, allow_dirty)?;
+    ensure_switchable(&repo, head.as_ref(), &commit, allow_dirty)?;
     let workdir = repo
         .workdir()
         .ok_or_else(|| GitError::BareRepository {
             path: repo_path.to_path_buf(),
         })?
         .to_path_buf();
-    if head.as_ref().map(|h| h.id()) != Some(commit.id()) {
-        let mut cb = CheckoutBuilder::new();
-        if allow_dirty {
-            cb.force();
-        } else {
-            cb.safe();
-        }
-        repo.checkout_tree(commit.as_object(), Some(&mut cb))
-            .map_err(GitError::git(format!(
-                "checking {} out in {}",
-                commit.id(),
-                workdir.display()
-            )))?;
+    // Where the live artifacts go, made before the live tree changes so that a worktrees
+    // directory that cannot be written refuses the switch instead of halving it.
+    let aside = head.as_ref().map(|old| holder(worktrees, old.id())).transpose()?;
+    let mut cb = CheckoutBuilder::new();
+    if allow_dirty {
+        cb.force();
+    } else {
+        cb.safe();
     }
+    repo.checkout_tree(commit.as_object(), Some(&mut cb))
+        .map_err(GitError::git(format!(
+            "checking {} out in {}",
+            commit.id(),
+            workdir.display()
+        )))?;
     repo.set_head_detached(commit.id())
         .map_err(GitError::git("detaching HEAD"))?;
     if let Some(branch) = &opts.reset_branch {
@@ -98,8 +130,7 @@ pub(crate) fn activate(
             .map_err(GitError::git(format!("checking out branch {branch}")))?;
     }
     let mut protect = vec![location.clone()];
-    if let Some(old) = head.filter(|h| h.id() != commit.id()) {
-        let aside = holder(worktrees, old.id())?;
+    if let Some(aside) = aside {
         move_artifacts(&workdir, &location, &aside, &opts.artifacts)?;
         protect.push(aside);
     }

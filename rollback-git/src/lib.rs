@@ -30,11 +30,19 @@
 //! `prepare` checks the revision out into `<worktrees_dir>/<hash>` (inside `.git` by default)
 //! and builds it there, so a failing build never touches the live tree. `activate` checks the
 //! revision out in the live tree (detached HEAD, or a branch reset with
-//! [`InPlaceOptions::reset_branch`]), refusing uncommitted changes (naming the files) unless
-//! [`allow_dirty`](GitCodeBuilder::allow_dirty), and moves the configured build
-//! [`artifacts`](InPlaceOptions::artifacts) (`node_modules`, `dist`) in by rename; the live
-//! artifacts are moved aside with their revision, so switching back needs no build.
-//! `current()` is the working tree's HEAD. The checkout itself is not atomic: prefer releases.
+//! [`InPlaceOptions::reset_branch`]), refusing uncommitted changes and untracked files in the
+//! way (naming the files) unless [`allow_dirty`](GitCodeBuilder::allow_dirty), and moves the
+//! configured build [`artifacts`](InPlaceOptions::artifacts) (`node_modules`, `dist`) in by
+//! rename; the live artifacts are moved aside with their revision, so switching back needs no
+//! build. The revision already checked out is left exactly as it is (dirty files, attached
+//! branch and all), so switching back to [`preserve_current`](CodeVersion::preserve_current)
+//! when nothing changed is a no-op. `current()` is the working tree's HEAD. The checkout
+//! itself is not atomic: prefer releases.
+//!
+//! Both layouts: [`check_activate`](CodeVersion::check_activate) finds, changing nothing,
+//! what `activate` would refuse (a dirty tree in place, a releases directory or `current`
+//! link that cannot be written), with the same error, so that pre-flight refuses before the
+//! app stops.
 //!
 //! Both layouts: [`revert`](CodeVersion::revert) computes each revert in memory and only then
 //! moves the branch (never rewriting history); a conflict changes nothing. In place, the
@@ -340,6 +348,24 @@ impl CodeVersion for GitCode {
         Ok(prepared)
     }
 
+    /// In place: the refusals of `activate` (uncommitted changes or untracked files in the
+    /// way unless [`allow_dirty`](GitCodeBuilder::allow_dirty), an unknown commit, a
+    /// worktrees directory that cannot be written), with the same error. Releases: the
+    /// commit exists, `current` is a symlink (or absent), and the releases directory and
+    /// the link's directory can be written (probed with a file created and removed at
+    /// once). The revision already live passes in both layouts. Changes nothing.
+    async fn check_activate(&self, revision: &RevisionId) -> Result<(), AdapterError> {
+        let (repo_path, layout, revision) = (self.repo.clone(), self.layout.clone(), revision.clone());
+        let allow_dirty = self.allow_dirty;
+        Ok(blocking(move || match layout {
+            Resolved::Releases { dir, link, .. } => check_release(&repo_path, &dir, &link, &revision),
+            Resolved::InPlace { worktrees, .. } => {
+                inplace::check(&repo_path, &worktrees, allow_dirty, &revision)
+            }
+        })
+        .await?)
+    }
+
     async fn preserve_current(&self) -> Result<PreparedRevision, AdapterError> {
         let (repo_path, layout) = (self.repo.clone(), self.layout.clone());
         Ok(blocking(move || match layout {
@@ -389,7 +415,27 @@ impl CodeVersion for GitCode {
     }
 }
 
-/// Swaps `link` to the prepared release (a no-op when it already points there), then prunes.
+/// What [`activate_release`] would refuse `revision` for, found now and changing nothing.
+fn check_release(repo_path: &Path, dir: &Path, link: &Path, revision: &RevisionId) -> Result<(), GitError> {
+    let repo = repo::open(repo_path)?;
+    let commit = repo::find_commit(&repo, revision.as_str())?;
+    // `current` must be a symlink (or missing): activate refuses anything else, with this error.
+    if let Some(live) = releases::link_target(link)? {
+        if releases::read_revision(&live).as_deref() == Some(commit.id().to_string().as_str()) {
+            return Ok(());
+        }
+    }
+    // `prepare` (re)creates a missing releases directory; the link's directory must exist.
+    releases::probe_creatable(dir)?;
+    match link.parent() {
+        Some(parent) => releases::probe_writable(parent),
+        None => Ok(()),
+    }
+}
+
+/// Swaps `link` to the prepared release, then prunes. When `link` already points there,
+/// nothing at all changes (no swap, no pruning): switching back to the preserved live
+/// release is then a no-op.
 fn activate_release(
     base: &Path,
     link: &Path,
@@ -401,10 +447,15 @@ fn activate_release(
     // REVISION file) can be switched back to; only releases in `base` are ever pruned.
     let dir = std::fs::canonicalize(&dir).map_err(GitError::io("resolving", &dir))?;
     let previous = releases::link_target(link)?;
-    if previous.as_deref() != Some(dir.as_path()) {
-        releases::swap_link(link, &dir)?;
-        tracing::info!(revision = %prepared.revision, release = %dir.display(), link = %link.display(), "release activated");
+    let live = previous
+        .as_deref()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()));
+    if live.as_deref() == Some(dir.as_path()) {
+        tracing::info!(revision = %prepared.revision, release = %dir.display(), "release already live");
+        return Ok(());
     }
+    releases::swap_link(link, &dir)?;
+    tracing::info!(revision = %prepared.revision, release = %dir.display(), link = %link.display(), "release activated");
     releases::touch(&dir);
     let mut protect = vec![dir];
     protect.extend(previous);

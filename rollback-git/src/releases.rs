@@ -44,18 +44,56 @@ pub(crate) fn read_revision(dir: &Path) -> Option<String> {
 
 /// Checks `dir` is writable by creating and removing a probe file (creating `dir` if needed).
 pub(crate) fn ensure_writable(dir: &Path) -> Result<(), GitError> {
-    let not_writable = |reason: String| GitError::NotWritable {
-        path: dir.to_path_buf(),
-        reason,
-    };
     if dir.exists() && !dir.is_dir() {
-        return Err(not_writable("it exists and is not a directory".into()));
+        return Err(not_writable(dir, "it exists and is not a directory".into()));
     }
-    fs::create_dir_all(dir).map_err(|e| not_writable(format!("cannot create it ({e})")))?;
+    fs::create_dir_all(dir).map_err(|e| not_writable(dir, format!("cannot create it ({e})")))?;
+    probe_writable(dir)
+}
+
+/// Checks that the existing directory `dir` is writable, changing nothing lasting: a probe
+/// file with a fresh name is created and removed at once. Unlike permission bits, the
+/// probe also sees read-only mounts, ACLs and a full disk.
+pub(crate) fn probe_writable(dir: &Path) -> Result<(), GitError> {
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(not_writable(dir, "it exists and is not a directory".into())),
+        Err(e) => return Err(not_writable(dir, format!("cannot read it ({e})"))),
+    }
     let probe = dir.join(format!(".write-probe-{}", unique_suffix()));
-    fs::write(&probe, b"probe").map_err(|e| not_writable(format!("cannot create a file in it ({e})")))?;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| not_writable(dir, format!("cannot create a file in it ({e})")))?;
     let _ = fs::remove_file(&probe);
     Ok(())
+}
+
+/// [`probe_writable`] for a directory that may not exist yet (`prepare` and `activate`
+/// create it): then its nearest existing ancestor must be a writable directory. Creates
+/// nothing lasting.
+pub(crate) fn probe_creatable(dir: &Path) -> Result<(), GitError> {
+    match dir.ancestors().find(|a| fs::symlink_metadata(a).is_ok()) {
+        Some(existing) if existing != dir => probe_writable(existing).map_err(|e| match e {
+            GitError::NotWritable { path, reason } => not_writable(
+                dir,
+                format!(
+                    "it does not exist and cannot be created in `{}` ({reason})",
+                    path.display()
+                ),
+            ),
+            other => other,
+        }),
+        _ => probe_writable(dir),
+    }
+}
+
+fn not_writable(dir: &Path, reason: String) -> GitError {
+    GitError::NotWritable {
+        path: dir.to_path_buf(),
+        reason,
+    }
 }
 
 /// Checks a revision out into `<base>/<hash>` and builds it there. Idempotent: a finished

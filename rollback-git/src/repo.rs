@@ -3,7 +3,7 @@
 
 use crate::error::GitError;
 use chrono::{DateTime, TimeZone, Utc};
-use git2::{Commit, ErrorCode, ObjectType, Oid, Repository, Sort, StatusOptions};
+use git2::{Commit, Delta, ErrorCode, ObjectType, Oid, Repository, Sort, StatusOptions};
 use rollback_core::{Revision, RevisionId};
 use std::path::Path;
 
@@ -285,14 +285,85 @@ pub(crate) fn ensure_clean(repo: &Repository, allow_dirty: bool) -> Result<(), G
     if dirty.is_empty() {
         return Ok(());
     }
-    let shown: Vec<&str> = dirty.iter().take(10).map(String::as_str).collect();
-    let more = dirty.len() - shown.len();
     Err(GitError::DirtyTree {
         path: repo.workdir().unwrap_or(repo.path()).to_path_buf(),
-        files: if more > 0 {
-            format!("{} and {more} more", shown.join(", "))
-        } else {
-            shown.join(", ")
-        },
+        files: list_files(&dirty),
     })
+}
+
+/// Refuses untracked files standing where `target` has files that `head` does not track
+/// (a safe checkout would refuse them without naming them) unless allowed. Ignored files
+/// are not counted: a checkout overwrites them, as git does.
+pub(crate) fn ensure_nothing_in_the_way(
+    repo: &Repository,
+    head: Option<&Commit<'_>>,
+    target: &Commit<'_>,
+    allow_dirty: bool,
+) -> Result<(), GitError> {
+    if allow_dirty {
+        return Ok(());
+    }
+    let Some(workdir) = repo.workdir() else {
+        return Ok(());
+    };
+    let old_tree = head
+        .map(Commit::tree)
+        .transpose()
+        .map_err(GitError::git("reading the live tree"))?;
+    let new_tree = target
+        .tree()
+        .map_err(GitError::git(format!("reading the tree of {}", target.id())))?;
+    let diff = repo
+        .diff_tree_to_tree(old_tree.as_ref(), Some(&new_tree), None)
+        .map_err(GitError::git("comparing the live tree with the revision"))?;
+    let tracked = |p: &Path| old_tree.as_ref().is_some_and(|t| t.get_path(p).is_ok());
+    let mut in_the_way: Vec<String> = Vec::new();
+    for delta in diff.deltas() {
+        if delta.status() != Delta::Added {
+            continue;
+        }
+        let Some(path) = delta.new_file().path() else {
+            continue;
+        };
+        // The added file's own path, or a directory on its way that is a file here.
+        let blocker = std::iter::once(path)
+            .chain(path.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()))
+            .find(|p| {
+                let Ok(meta) = std::fs::symlink_metadata(workdir.join(p)) else {
+                    return false;
+                };
+                if *p == path {
+                    !meta.is_dir() || std::fs::read_dir(workdir.join(p)).is_ok_and(|mut d| d.next().is_some())
+                } else {
+                    !meta.is_dir() && !tracked(p)
+                }
+            });
+        if let Some(b) = blocker {
+            if !repo.is_path_ignored(b).unwrap_or(false) {
+                let b = b.to_string_lossy().into_owned();
+                if !in_the_way.contains(&b) {
+                    in_the_way.push(b);
+                }
+            }
+        }
+    }
+    if in_the_way.is_empty() {
+        return Ok(());
+    }
+    Err(GitError::UntrackedInTheWay {
+        path: workdir.to_path_buf(),
+        revision: target.id().to_string(),
+        files: list_files(&in_the_way),
+    })
+}
+
+/// The first ten names, then how many more.
+fn list_files(files: &[String]) -> String {
+    let shown: Vec<&str> = files.iter().take(10).map(String::as_str).collect();
+    let more = files.len() - shown.len();
+    if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
 }

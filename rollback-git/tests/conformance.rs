@@ -23,7 +23,11 @@ async fn releases_layout_passes_the_conformance_suite() {
         std::fs::read_to_string(tmp.path().join("current/built.txt")).expect("built file"),
         "v0\n"
     );
-    rollback_testkit::conformance::code_version(&code, &Fixture { repo: repo.clone() }).await;
+    let fixture = Fixture {
+        repo: repo.clone(),
+        live_tree: false,
+    };
+    rollback_testkit::conformance::code_version(&code, &fixture).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,5 +40,10 @@ async fn in_place_layout_passes_the_conformance_suite() {
         .build_command(["cp", "app.txt", "built.txt"])
         .build()
         .expect("adapter");
-    rollback_testkit::conformance::code_version(&code, &Fixture { repo: repo.clone() }).await;
+    // With a dirty-tree hook: check_activate must refuse what activate refuses.
+    let fixture = Fixture {
+        repo: repo.clone(),
+        live_tree: true,
+    };
+    rollback_testkit::conformance::code_version(&code, &fixture).await;
 }

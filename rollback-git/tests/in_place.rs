@@ -1,4 +1,5 @@
-//! In-place layout: dirty trees, artifacts moved in and back, branch reset, failing builds.
+//! In-place layout: dirty trees (refused by check_activate before the stop), untracked files
+//! in the way, artifacts moved in and back, branch reset, no-op re-activation, failing builds.
 
 mod common;
 
@@ -142,5 +143,226 @@ async fn reset_branch_checks_the_branch_out_at_the_revision() {
     assert_eq!(
         std::fs::read_to_string(repo.join("app.txt")).expect("read"),
         "v0\n"
+    );
+}
+
+/// What pre-flight does: `check_activate` before the stop must refuse what `activate` would
+/// refuse after it, with the same kind and message, and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_activate_refuses_a_dirty_tree_before_the_stop_as_activate_would() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    let c0 = init_repo(&repo);
+    let c1 = commit_files(&repo, &[("app.txt", "v1\n")], "v1");
+    let code = adapter(&repo, InPlaceOptions::default());
+    let p0 = code.prepare(&rev(c0)).await.expect("prepare");
+
+    code.check_activate(&rev(c0)).await.expect("a clean tree passes");
+    std::fs::write(repo.join("app.txt"), "hand edit\n").expect("edit");
+    let warned = code
+        .check_activate(&rev(c0))
+        .await
+        .expect_err("pre-flight refuses the dirty tree");
+    assert_eq!(warned.kind(), ErrorKind::InvalidInput, "{warned}");
+    for needle in ["uncommitted changes", "app.txt", "commit", "stash", "allow_dirty"] {
+        assert!(
+            warned.to_string().contains(needle),
+            "`{needle}` missing from: {warned}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(repo.join("app.txt")).expect("read"),
+        "hand edit\n",
+        "check_activate changes nothing"
+    );
+    let refused = code.activate(&p0).await.expect_err("activate refuses it too");
+    assert_eq!(refused.kind(), warned.kind());
+    assert_eq!(
+        refused.to_string(),
+        warned.to_string(),
+        "the same refusal, before the stop"
+    );
+
+    code.check_activate(&rev(c1))
+        .await
+        .expect("the live revision passes even when dirty: activating it checks nothing out");
+    assert_err(
+        code.check_activate(&rev(git2::Oid::zero())).await,
+        ErrorKind::NotFound,
+        &["not found"],
+    );
+    let forced = GitCode::builder(&repo)
+        .in_place(InPlaceOptions::default())
+        .allow_dirty(true)
+        .build()
+        .expect("adapter");
+    forced.check_activate(&rev(c0)).await.expect("allow_dirty passes");
+    assert_eq!(code.current().await.expect("current").id, rev(c1));
+}
+
+/// Untracked files where the revision has files: a safe checkout refuses them after the
+/// stop without naming them; check_activate and activate name them first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untracked_files_in_the_way_are_named_before_the_checkout() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    let c0 = init_repo(&repo);
+    let c1 = commit_files(
+        &repo,
+        &[("added.txt", "tracked in v1\n"), ("lib/util.js", "x\n")],
+        "v1",
+    );
+    let code = adapter(&repo, InPlaceOptions::default());
+    let p0 = code.prepare(&rev(c0)).await.expect("prepare c0");
+    let p1 = code.prepare(&rev(c1)).await.expect("prepare c1");
+    code.activate(&p0).await.expect("back to c0");
+    assert!(!repo.join("added.txt").exists() && !repo.join("lib").exists());
+
+    // An ignored file in the way is no obstacle (a checkout overwrites it, as git does).
+    std::fs::write(repo.join(".git/info/exclude"), "added.txt\n").expect("exclude");
+    std::fs::write(repo.join("added.txt"), "ignored local copy\n").expect("ignored");
+    code.check_activate(&rev(c1))
+        .await
+        .expect("an ignored file is not in the way");
+    code.activate(&p1).await.expect("and activate overwrites it");
+    assert_eq!(
+        std::fs::read_to_string(repo.join("added.txt")).expect("read"),
+        "tracked in v1\n"
+    );
+    code.activate(&p0).await.expect("back to c0 again");
+    assert!(!repo.join("added.txt").exists() && !repo.join("lib").exists());
+
+    std::fs::write(repo.join(".git/info/exclude"), "").expect("exclude");
+    std::fs::write(repo.join("added.txt"), "untracked local copy\n").expect("untracked");
+    std::fs::write(repo.join("lib"), "a file where v1 has a directory\n").expect("untracked");
+    let warned = code.check_activate(&rev(c1)).await.expect_err("in the way");
+    assert_eq!(warned.kind(), ErrorKind::InvalidInput, "{warned}");
+    for needle in ["untracked", "added.txt", "lib", "allow_dirty"] {
+        assert!(
+            warned.to_string().contains(needle),
+            "`{needle}` missing from: {warned}"
+        );
+    }
+    let refused = code.activate(&p1).await.expect_err("activate refuses the same");
+    assert_eq!(refused.to_string(), warned.to_string());
+    assert_eq!(code.current().await.expect("current").id, rev(c0));
+    assert_eq!(
+        std::fs::read_to_string(repo.join("added.txt")).expect("read"),
+        "untracked local copy\n",
+        "nothing overwritten"
+    );
+
+    std::fs::remove_file(repo.join("lib")).expect("rm");
+    std::fs::remove_file(repo.join("added.txt")).expect("rm");
+    code.check_activate(&rev(c1)).await.expect("nothing in the way");
+    code.activate(&p1).await.expect("activate");
+    assert_eq!(code.current().await.expect("current").id, rev(c1));
+}
+
+/// After a normal deploy (`git pull` on main) the tree is on a branch, often with local
+/// files. Switching back to the preserved release when nothing changed (the failure policy
+/// re-activating the pre-rollback code) must change nothing: no refusal, no detach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activating_the_preserved_revision_changes_nothing_on_a_dirty_tree_with_a_branch() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    init_repo(&repo);
+    let c1 = commit_files(&repo, &[("app.txt", "v1\n")], "v1");
+    let code = adapter(&repo, InPlaceOptions::default());
+    std::fs::write(repo.join("app.txt"), "hot fix on the server\n").expect("edit");
+    std::fs::write(repo.join("notes.txt"), "untracked\n").expect("untracked");
+
+    let preserved = code.preserve_current().await.expect("preserve");
+    assert_eq!(preserved.revision, rev(c1));
+    code.check_activate(&preserved.revision)
+        .await
+        .expect("the live revision passes pre-flight");
+    code.activate(&preserved).await.expect("a no-op");
+    code.activate(&preserved).await.expect("still a no-op");
+
+    let git = Repository::open(&repo).expect("open");
+    let head = git.find_reference("HEAD").expect("HEAD");
+    assert_eq!(
+        head.symbolic_target(),
+        Some("refs/heads/main"),
+        "HEAD stays on main"
+    );
+    let main = git.find_reference("refs/heads/main").expect("main");
+    assert_eq!(main.target(), Some(c1), "main unchanged");
+    assert_eq!(
+        std::fs::read_to_string(repo.join("app.txt")).expect("read"),
+        "hot fix on the server\n",
+        "the edit stays"
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("notes.txt")).expect("read"),
+        "untracked\n"
+    );
+
+    // The same with reset_branch configured and HEAD elsewhere: nothing moves either.
+    git.set_head_detached(c1).expect("detach");
+    let reset = adapter(
+        &repo,
+        InPlaceOptions {
+            reset_branch: Some("main".into()),
+            ..InPlaceOptions::default()
+        },
+    );
+    let preserved = reset.preserve_current().await.expect("preserve");
+    reset.activate(&preserved).await.expect("a no-op");
+    let git = Repository::open(&repo).expect("open");
+    assert!(git.head_detached().expect("head"), "HEAD left detached");
+    assert_eq!(
+        std::fs::read_to_string(repo.join("app.txt")).expect("read"),
+        "hot fix on the server\n"
+    );
+}
+
+/// The live artifacts are moved into the worktrees directory during the switch: one that
+/// cannot be written is found before the stop, and refused by activate before the live tree
+/// changes. A missing one that can be created is fine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worktrees_dir_that_cannot_be_written_is_found_before_the_switch() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    let c0 = init_repo(&repo);
+    let c1 = commit_files(&repo, &[("app.txt", "v1\n")], "v1");
+    let worktrees = tmp.path().join("worktrees");
+    let code = adapter(
+        &repo,
+        InPlaceOptions {
+            worktrees_dir: Some(worktrees.clone()),
+            ..InPlaceOptions::default()
+        },
+    );
+    let p0 = code.prepare(&rev(c0)).await.expect("prepare");
+    let kept = tmp.path().join("kept");
+    std::fs::rename(&worktrees, &kept).expect("move aside");
+    code.check_activate(&rev(c0))
+        .await
+        .expect("a missing worktrees dir is created when needed");
+    assert!(!worktrees.exists(), "check_activate creates nothing");
+    std::fs::write(&worktrees, "a file").expect("file");
+    assert_err(
+        code.check_activate(&rev(c0)).await,
+        ErrorKind::PermissionDenied,
+        &["worktrees", "not writable"],
+    );
+    std::fs::remove_file(&worktrees).expect("rm");
+    std::fs::rename(&kept, &worktrees).expect("move back");
+    std::fs::write(
+        worktrees.join(&rev(c1).as_str()[..12]),
+        "in the way of the holder",
+    )
+    .expect("file");
+    code.activate(&p0).await.expect_err("the holder cannot be made");
+    assert_eq!(
+        code.current().await.expect("current").id,
+        rev(c1),
+        "refused before the checkout"
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("app.txt")).expect("read"),
+        "v1\n"
     );
 }

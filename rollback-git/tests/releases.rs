@@ -320,3 +320,125 @@ async fn a_build_timeout_also_ends_what_the_step_started() {
     }
     panic!("the grandchild {pid} outlived the build timeout");
 }
+
+/// Pre-flight: a releases directory that cannot be written, or a `current` that is not a
+/// symlink, is refused by `check_activate` before the stop, as `activate` would refuse it
+/// after. The live release passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_activate_refuses_what_activate_would_in_the_releases_layout() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    let c0 = init_repo(&repo);
+    let c1 = commit_files(&repo, &[("app.txt", "v1\n")], "v1");
+    let (releases, current) = (tmp.path().join("releases"), tmp.path().join("current"));
+    let code = GitCode::builder(&repo)
+        .releases(&releases, &current)
+        .build()
+        .expect("adapter");
+    let p0 = code.prepare(&rev(c0)).await.expect("prepare");
+    let p1 = code.prepare(&rev(c1)).await.expect("prepare");
+    code.check_activate(&rev(c0)).await.expect("no link yet: passes");
+    code.activate(&p0).await.expect("activate");
+    code.check_activate(&rev(c1)).await.expect("writable: passes");
+    code.check_activate(&rev(c0))
+        .await
+        .expect("the live release passes");
+    assert_err(
+        code.check_activate(&rev(git2::Oid::zero())).await,
+        ErrorKind::NotFound,
+        &["not found"],
+    );
+    let probes: Vec<_> = std::fs::read_dir(&releases)
+        .expect("dir")
+        .chain(std::fs::read_dir(tmp.path()).expect("dir"))
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("probe"))
+        .collect();
+    assert!(probes.is_empty(), "the probes leave nothing behind: {probes:?}");
+
+    // `current` is a directory (a hand-made deploy): activate refuses it, so pre-flight does.
+    std::fs::remove_file(&current).expect("rm link");
+    std::fs::create_dir(&current).expect("mkdir");
+    let warned = code.check_activate(&rev(c1)).await.expect_err("not a link");
+    assert_eq!(warned.kind(), ErrorKind::InvalidInput, "{warned}");
+    let refused = code.activate(&p1).await.expect_err("activate refuses it too");
+    assert_eq!(refused.to_string(), warned.to_string());
+    assert!(warned.to_string().contains("not a symlink"), "{warned}");
+}
+
+/// The releases directory cannot be written. Tests here run as root, which ignores
+/// permission bits, so the case used is the releases path having become a regular file;
+/// the permission-bit case runs only where it means something.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_activate_refuses_a_releases_dir_that_cannot_be_written() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    let c0 = init_repo(&repo);
+    let releases = tmp.path().join("releases");
+    let code = GitCode::builder(&repo)
+        .releases(&releases, tmp.path().join("current"))
+        .build()
+        .expect("adapter");
+    std::fs::remove_dir_all(&releases).expect("rm");
+    std::fs::write(&releases, "not a directory").expect("file");
+    assert_err(
+        code.check_activate(&rev(c0)).await,
+        ErrorKind::PermissionDenied,
+        &["releases", "not writable", "not a directory"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(&releases).expect("read"),
+        "not a directory",
+        "changes nothing"
+    );
+
+    std::fs::remove_file(&releases).expect("rm");
+    std::fs::create_dir(&releases).expect("mkdir");
+    code.check_activate(&rev(c0)).await.expect("writable again");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&releases, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+    // Root (as on the CI machines) writes anyway: then there is nothing to refuse.
+    let ignores_permissions = std::fs::write(releases.join("root-check"), "").is_ok();
+    if !ignores_permissions {
+        assert_err(
+            code.check_activate(&rev(c0)).await,
+            ErrorKind::PermissionDenied,
+            &["releases", "not writable"],
+        );
+    }
+    std::fs::set_permissions(&releases, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// Activating the live release again (the failure policy switching back when nothing
+/// changed) is a no-op: no swap, and no pruning of the release that was just prepared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activating_the_live_release_again_changes_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    let c0 = init_repo(&repo);
+    let current = tmp.path().join("current");
+    let code = GitCode::builder(&repo)
+        .releases(tmp.path().join("releases"), &current)
+        .keep(1)
+        .build()
+        .expect("adapter");
+    let p0 = code.prepare(&rev(c0)).await.expect("prepare");
+    code.activate(&p0).await.expect("activate");
+    let preserved = code.preserve_current().await.expect("preserve");
+    let c1 = commit_files(&repo, &[("app.txt", "v1\n")], "v1");
+    let p1 = code.prepare(&rev(c1)).await.expect("prepare the target");
+    let link = std::fs::read_link(&current).expect("link");
+    let revision_mtime = || {
+        std::fs::metadata(std::path::Path::new(&preserved.location).join("REVISION"))
+            .and_then(|m| m.modified())
+            .expect("mtime")
+    };
+    let before = revision_mtime();
+    code.activate(&preserved).await.expect("a no-op");
+    assert_eq!(std::fs::read_link(&current).expect("link"), link, "no swap");
+    assert_eq!(revision_mtime(), before, "not even touched");
+    assert!(
+        std::path::Path::new(&p1.location).join("REVISION").is_file(),
+        "the prepared target is not pruned by a no-op"
+    );
+}

@@ -62,9 +62,11 @@ pub fn commit_removal(path: &Path, name: &str, subject: &str) -> Oid {
         .expect("commit")
 }
 
-/// The conformance fixture: commits on the repository's HEAD.
+/// The conformance fixture: commits on the repository's HEAD. With `live_tree` (in place)
+/// it can also make the live working tree dirty.
 pub struct Fixture {
     pub repo: PathBuf,
+    pub live_tree: bool,
 }
 
 #[async_trait]
@@ -74,6 +76,31 @@ impl CodeFixture for Fixture {
         let oid = commit_files(&self.repo, &[("log.txt", &format!("{log}{subject}\n"))], subject);
         RevisionId::new(oid.to_string())
     }
+
+    /// In place: an edited tracked file (`app.txt`) and an untracked one; `false` puts
+    /// `app.txt` back as HEAD has it and removes the untracked file.
+    async fn set_dirty(&self, dirty: bool) -> bool {
+        if !self.live_tree {
+            return false;
+        }
+        if dirty {
+            std::fs::write(self.repo.join("app.txt"), "an uncommitted edit\n").expect("edit");
+            std::fs::write(self.repo.join("scratch.txt"), "untracked\n").expect("untracked");
+        } else {
+            std::fs::write(self.repo.join("app.txt"), head_content(&self.repo, "app.txt")).expect("restore");
+            std::fs::remove_file(self.repo.join("scratch.txt")).expect("rm untracked");
+        }
+        true
+    }
+}
+
+/// The content of `name` in HEAD's tree.
+pub fn head_content(repo: &Path, name: &str) -> Vec<u8> {
+    let git = Repository::open(repo).expect("open");
+    let tree = git.head().expect("head").peel_to_tree().expect("tree");
+    let entry = tree.get_path(Path::new(name)).expect("tracked");
+    let blob = git.find_blob(entry.id()).expect("blob");
+    blob.content().to_vec()
 }
 
 /// Asserts an error of `kind` whose message contains every one of `needles`.

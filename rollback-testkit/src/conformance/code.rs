@@ -7,11 +7,23 @@ use rollback_core::{CodeVersion, ErrorKind, RevisionId};
 pub trait CodeFixture: Send + Sync {
     /// Commits a change with this subject and returns the new revision (not activated).
     async fn commit(&self, subject: &str) -> RevisionId;
+
+    /// Optional: gives the live code uncommitted changes (`true`: edit a tracked file of an
+    /// in-place working tree, say) or takes them away again (`false`), for adapters whose
+    /// `activate` refuses such changes. Returns whether it did anything; the default does
+    /// nothing and returns `false`, which skips the dirty-tree part of the suite.
+    async fn set_dirty(&self, dirty: bool) -> bool {
+        let _ = dirty;
+        false
+    }
 }
 
 /// The [`CodeVersion`] contract: resolve by full and short id, typed errors for unknown
 /// specs, history newest first, prepare + activate switch what runs (idempotently),
-/// preserve_current gives the live release back, revert adds commits without rewriting.
+/// preserve_current gives the live release back, check_activate passes what activate takes
+/// and (with [`CodeFixture::set_dirty`]) refuses a dirty tree before activate would, with the
+/// same kind, while the live revision passes and re-activates as a no-op; revert adds
+/// commits without rewriting.
 pub async fn code_version(code: &dyn CodeVersion, fixture: &dyn CodeFixture) {
     let c1 = fixture.commit("conformance: one").await;
     let c2 = fixture.commit("conformance: two").await;
@@ -65,6 +77,50 @@ pub async fn code_version(code: &dyn CodeVersion, fixture: &dyn CodeFixture) {
         live.id,
         "the preserved release activates without a build"
     );
+
+    // check_activate: what activate would refuse is found before the stop, changing nothing.
+    code.check_activate(&c1)
+        .await
+        .expect("check_activate passes a revision that activate takes");
+    code.check_activate(&live.id)
+        .await
+        .expect("check_activate passes the live revision");
+    assert_eq!(
+        code.current().await.expect("current").id,
+        live.id,
+        "check_activate changes nothing"
+    );
+    if fixture.set_dirty(true).await {
+        let warned = code
+            .check_activate(&c1)
+            .await
+            .expect_err("check_activate refuses a revision over uncommitted changes");
+        let refused = code
+            .activate(&p1)
+            .await
+            .expect_err("activate refuses the uncommitted changes check_activate found");
+        assert_eq!(
+            warned.kind(),
+            refused.kind(),
+            "check_activate refuses with activate's kind: check_activate said `{warned}`, activate said `{refused}`"
+        );
+        assert_eq!(
+            code.current().await.expect("current").id,
+            live.id,
+            "a refused activate changes nothing"
+        );
+        code.check_activate(&live.id)
+            .await
+            .expect("the live revision passes check_activate even over uncommitted changes");
+        code.activate(&preserved).await.expect(
+            "activating the preserved release while it is live is a no-op, even over uncommitted changes",
+        );
+        assert_eq!(code.current().await.expect("current").id, live.id);
+        assert!(
+            fixture.set_dirty(false).await,
+            "the fixture takes the uncommitted changes away again"
+        );
+    }
 
     expect_error(
         code.prepare(&RevisionId::new("0".repeat(40))).await,
