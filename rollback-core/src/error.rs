@@ -122,14 +122,18 @@ pub enum RollbackError {
         holder: LockHolder,
     },
     /// A rollback was interrupted and must be resumed (or abandoned) before a new one starts.
+    /// Refusing changes nothing: the lock its dead holder left stays for `resume()`.
     #[error(
-        "rollback {id} did not finish (its process stopped at step `{step}`): call resume() to finish it"
+        "rollback {id} did not finish (its process stopped at step `{step}`; {}): call resume() to finish it",
+        .holder.as_ref().map_or_else(|| "no lock is held".to_owned(), |h| format!("the lock is still held by {h}"))
     )]
     Unfinished {
         /// The unfinished rollback.
         id: RollbackId,
         /// The last step it journaled.
         step: Step,
+        /// Who holds the lock now (usually the dead process that ran it: pid, host, since).
+        holder: Option<LockHolder>,
     },
     /// `resume()` was called but no rollback is unfinished.
     #[error("nothing to resume: every journaled rollback has finished")]

@@ -3,7 +3,7 @@
 
 use crate::domain::{
     CheckResult, Checkpoint, CodeStrategy, ConfigVersion, PreparedRestore, PreparedRevision,
-    PreservedDatabase, ProbeResult, Scenario, Scope,
+    PreservedDatabase, ProbeResult, PutAside, Scenario, Scope,
 };
 use crate::ids::RollbackId;
 use crate::plan::Step;
@@ -25,7 +25,11 @@ pub enum JournalStatus {
         /// Why it failed.
         cause: String,
     },
-    /// Ended; the outcome says how.
+    /// Every step has ended with this outcome; the report is being written and the lock
+    /// released. `resume()` finishes that (a crash here never leaves a stale lock and no
+    /// report).
+    Finishing(Outcome),
+    /// Ended; the outcome says how. The report is written.
     Finished(Outcome),
 }
 
@@ -57,6 +61,12 @@ pub struct Artifacts {
     pub preserved_code: Option<PreparedRevision>,
     /// The emergency backup of the config.
     pub preserved_config: Option<ConfigVersion>,
+    /// True once the staged snapshot passed the full integrity check online (prepare).
+    #[serde(default)]
+    pub staged_verified: bool,
+    /// What the switch or the failure policy put aside (never deleted), with what it holds.
+    #[serde(default)]
+    pub put_aside: Vec<PutAside>,
 }
 
 /// The journal of one rollback.
@@ -78,7 +88,7 @@ pub struct Journal {
     pub artifacts: Artifacts,
     /// When the app was stopped (start of the downtime window).
     pub stopped_at: Option<DateTime<Utc>>,
-    /// When the app was healthy again (end of the downtime window).
+    /// When the first health probe passed after the start (end of the downtime window).
     pub healthy_at: Option<DateTime<Utc>>,
     /// Health probe results of post-verify (or of the recovery).
     pub health: Vec<ProbeResult>,
@@ -104,5 +114,11 @@ impl Journal {
     /// True while `resume()` has something to do.
     pub fn is_unfinished(&self) -> bool {
         !matches!(self.status, JournalStatus::Finished(_))
+    }
+
+    /// True when `step` began (in this run or before a resume), whatever its outcome: its
+    /// changes may have happened, so the failure policy must consider undoing them.
+    pub fn began(&self, step: Step) -> bool {
+        self.steps.iter().any(|r| r.step == step)
     }
 }

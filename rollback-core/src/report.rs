@@ -136,15 +136,21 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// The window the app was not serving: from stop to healthy again.
+/// The window the app was not serving: from the moment the stop was issued to the moment
+/// the first passing health probe answered. Post-verify's later checks (integrity after the
+/// start) are not downtime: they are reported on their own.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DowntimeWindow {
-    /// When the app was stopped.
+    /// When the stop was issued (the app stops answering from here).
     pub stopped_at: DateTime<Utc>,
-    /// When the health probes passed again, if they did.
+    /// When the first passing health probe answered after the start, if one did.
     pub healthy_at: Option<DateTime<Utc>>,
     /// The length of the window, when it closed.
     pub duration: Option<Duration>,
+    /// How long post-verify took in all (health gate and the checks after it), for
+    /// comparison; not part of the downtime.
+    #[serde(default)]
+    pub post_verify: Option<Duration>,
 }
 
 /// Everything about one rollback, for humans (Markdown) and machines (JSON).
@@ -213,24 +219,36 @@ impl RollbackReport {
         let _ = writeln!(md, "- **Scope:** {}", self.scope);
         let _ = writeln!(
             md,
-            "- **Checkpoint:** `{}` ({}, taken {})",
+            "- **Checkpoint:** `{}` ({}, data as of {}, finished {})",
             self.checkpoint.id,
             self.checkpoint.label,
+            self.checkpoint
+                .snapshot_taken_at
+                .unwrap_or(self.checkpoint.created_at)
+                .to_rfc3339(),
             self.checkpoint.created_at.to_rfc3339()
         );
+        for w in &self.checkpoint.warnings {
+            let _ = writeln!(md, "  - checkpoint warning: {w}");
+        }
         let _ = writeln!(md, "- **Started:** {}", self.started_at.to_rfc3339());
         let _ = writeln!(md, "- **Total duration:** {}", fmt_duration(self.total_duration));
         match &self.downtime {
             Some(DowntimeWindow {
                 stopped_at,
                 duration: Some(d),
+                post_verify,
                 ..
             }) => {
                 let _ = writeln!(
                     md,
-                    "- **Downtime:** {} (stopped {}, healthy again after)",
+                    "- **Downtime:** {} (from the stop at {} to the first passing health probe){}",
                     fmt_duration(*d),
-                    stopped_at.to_rfc3339()
+                    stopped_at.to_rfc3339(),
+                    post_verify.map_or_else(String::new, |p| format!(
+                        "; post-verify took {} in all",
+                        fmt_duration(p)
+                    ))
                 );
             }
             Some(DowntimeWindow { stopped_at, .. }) => {

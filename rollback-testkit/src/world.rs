@@ -172,6 +172,9 @@ pub struct DbWorld {
     /// True makes the foreign-key integrity check of the live database fail (orphans that
     /// no snapshot's baseline has).
     pub fk_orphans: bool,
+    /// Orphan rows every staged copy gains (a restore that lost parent rows): the check of
+    /// the staged copy finds them while the app still serves.
+    pub staging_adds_orphans: u64,
     /// Live markers that make the app unhealthy (a broken migration, say).
     pub broken_markers: BTreeSet<String>,
 }

@@ -51,6 +51,11 @@ impl CodeFixture for Fixture {
     async fn commit(&self, subject: &str) -> RevisionId {
         self.code.commit(subject, &format!("tree of {subject}"))
     }
+
+    async fn set_dirty(&self, dirty: bool) -> bool {
+        self.world.lock().code.dirty = dirty.then(|| "src/edited.js".to_owned());
+        true
+    }
 }
 
 #[async_trait]

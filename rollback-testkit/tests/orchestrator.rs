@@ -462,9 +462,11 @@ async fn a_scope_without_its_adapter_is_refused_before_anything_runs() {
 // ---- crash and resume ---------------------------------------------------------------------
 
 /// Methods the run calls, each a place the process can die.
-const CRASH_POINTS: [(Method, When); 14] = [
+const CRASH_POINTS: [(Method, When); 16] = [
     (Method::ProcessStatus, When::Nth(1)),
     (Method::DbPrepareRestore, When::Nth(1)),
+    (Method::DbCheckPrepared, When::Nth(1)),
+    (Method::CodeCheckActivate, When::Nth(1)),
     (Method::CodePrepare, When::Nth(1)),
     (Method::ProcessStop, When::Nth(1)),
     (Method::DbPreserveCurrent, When::Nth(1)),

@@ -69,8 +69,24 @@ impl<'a> Run<'a> {
         checkpoint: Checkpoint,
         request: RollbackRequest,
     ) -> Result<RollbackReport, RollbackError> {
+        // An unfinished rollback is refused before the lock is touched, so that its dead
+        // holder (pid, host, since) stays on record for the resume() that follows.
+        if let Some(unfinished) = o.unfinished().await? {
+            let holder = o.lock_holder().await?;
+            if let Some(holder) = holder.clone().filter(|h| !lock::is_stale(h)) {
+                // It is still running (here or elsewhere): wait for it.
+                return Err(RollbackError::Locked { holder });
+            }
+            return Err(RollbackError::Unfinished {
+                step: unfinished.last_step(),
+                id: unfinished.id,
+                holder,
+            });
+        }
         let lock_started = Utc::now();
         let (lock, taken_over) = lock::acquire(&*o.state, &id).await?;
+        // A rollback that crashed between the check above and the lock (or that another
+        // process started meanwhile) is refused too; our own fresh lock is released.
         let unfinished = match o.unfinished().await {
             Ok(u) => u,
             Err(e) => {
@@ -83,6 +99,7 @@ impl<'a> Run<'a> {
             return Err(RollbackError::Unfinished {
                 step: unfinished.last_step(),
                 id: unfinished.id,
+                holder: taken_over,
             });
         }
         let mut lock_items = vec![ChecklistItem::done(format!("lock taken: {}", lock.holder))];
@@ -167,8 +184,10 @@ impl<'a> Run<'a> {
     }
 
     async fn drive(&mut self) -> Result<RollbackReport, RollbackError> {
-        if let JournalStatus::Recovering { step, cause } = self.journal.status.clone() {
-            return self.recover(step, cause).await;
+        match self.journal.status.clone() {
+            JournalStatus::Recovering { step, cause } => return self.recover(step, cause).await,
+            JournalStatus::Finishing(outcome) => return self.finish_journaled(outcome).await,
+            JournalStatus::Running | JournalStatus::Finished(_) => {}
         }
         for step in RUN_STEPS {
             if self.journal.is_done(step) {
@@ -256,22 +275,40 @@ impl<'a> Run<'a> {
         let o = self.o;
         let scope = self.journal.request.scope;
         let cp = &self.journal.checkpoint;
+        // Stage the snapshot, then run the full integrity check on the staged copy while
+        // the app still serves: whatever it finds is found before the stop.
         let stage_db = async {
-            match (
-                &o.database,
-                &cp.snapshot,
-                &self.journal.artifacts.prepared_restore,
-            ) {
-                (Some(db), Some(snapshot), None) if scope.database => Some(
-                    o.timed(
+            let (Some(db), Some(snapshot), true) = (&o.database, &cp.snapshot, scope.database) else {
+                return None;
+            };
+            let (prepared, fresh) = match &self.journal.artifacts.prepared_restore {
+                Some(p) => (p.clone(), false),
+                None => match o
+                    .timed(
                         Step::Prepare,
                         "staging the database snapshot",
                         db.prepare_restore(snapshot),
                     )
-                    .await,
-                ),
-                _ => None,
+                    .await
+                {
+                    Ok(p) => (p, true),
+                    Err(e) => return Some(Err(e)),
+                },
+            };
+            if self.journal.artifacts.staged_verified {
+                return Some(Ok((prepared, fresh, None)));
             }
+            let mut checks = o.settings.integrity.clone();
+            checks.expect_snapshot = Some(snapshot.clone());
+            checks.baseline = Some(snapshot.clone());
+            let checked = o
+                .timed(
+                    Step::Prepare,
+                    "checking the staged copy's integrity",
+                    db.check_prepared(&prepared, &checks),
+                )
+                .await;
+            Some(checked.map(|report| (prepared, fresh, Some(report))))
         };
         let build_code = async {
             let (Some(code), true, None) = (&o.code, scope.code, &self.journal.artifacts.prepared_revision)
@@ -307,18 +344,51 @@ impl<'a> Run<'a> {
         let (staged, built) = tokio::join!(stage_db, build_code);
         let mut errors = Vec::new();
         match staged {
-            Some(Ok(prepared)) => {
-                self.items.push(ChecklistItem::done(match &prepared.staged_at {
-                    Some(at) => format!(
-                        "snapshot {} staged at {at} while the app serves",
+            Some(Ok((prepared, fresh, report))) => {
+                if fresh {
+                    self.items.push(ChecklistItem::done(match &prepared.staged_at {
+                        Some(at) => format!(
+                            "snapshot {} staged at {at} while the app serves",
+                            prepared.snapshot
+                        ),
+                        None => format!(
+                            "snapshot {} cannot be staged: it will be restored in place (slower)",
+                            prepared.snapshot
+                        ),
+                    }));
+                    self.journal.notes.extend(prepared.notes.iter().cloned());
+                }
+                match report {
+                    Some(report) if report.checks.is_empty() => self.journal.notes.push(format!(
+                        "the staged copy of snapshot {} could not be checked online (the adapter cannot): integrity is checked after the switch only",
                         prepared.snapshot
-                    ),
-                    None => format!(
-                        "snapshot {} cannot be staged: it will be restored in place (slower)",
-                        prepared.snapshot
-                    ),
-                }));
-                self.journal.notes.extend(prepared.notes.iter().cloned());
+                    )),
+                    Some(report) => {
+                        for c in &report.checks {
+                            self.items.push(ChecklistItem {
+                                text: format!("staged copy integrity: {} ({})", c.name, c.detail),
+                                checked: c.passed,
+                            });
+                        }
+                        self.journal.integrity.extend(report.checks.iter().cloned());
+                        if report.passed() {
+                            self.journal.artifacts.staged_verified = true;
+                        } else {
+                            errors.push(format!(
+                                "the staged copy of snapshot {} fails its integrity checks, so the rollback stops before the app does: {}",
+                                prepared.snapshot,
+                                report
+                                    .checks
+                                    .iter()
+                                    .filter(|c| !c.passed)
+                                    .map(|c| format!("{} ({})", c.name, c.detail))
+                                    .collect::<Vec<_>>()
+                                    .join("; ")
+                            ));
+                        }
+                    }
+                    None => {}
+                }
                 self.journal.artifacts.prepared_restore = Some(prepared);
             }
             Some(Err(e)) => errors.push(format!("staging the snapshot: {e}")),
@@ -433,29 +503,32 @@ impl<'a> Run<'a> {
         else {
             return Err(Failure::Step("no prepared snapshot in the journal".into()));
         };
-        o.timed(
-            Step::RestoreDatabase,
-            "switching the snapshot in",
-            db.restore(&prepared),
-        )
-        .await?;
+        let aside = o
+            .timed(
+                Step::RestoreDatabase,
+                "switching the snapshot in",
+                db.restore(&prepared),
+            )
+            .await?;
         self.items.push(ChecklistItem::done(format!(
             "snapshot {} is live",
             prepared.snapshot
         )));
-        let snapshot_time = self.journal.checkpoint.created_at.to_rfc3339();
-        let kept = self
-            .journal
-            .artifacts
-            .preserved_database
-            .as_ref()
-            .map_or_else(|| "nowhere".to_owned(), |p| p.location.clone());
-        self.journal.notes.push(format!(
-            "writes made after snapshot {} (taken {snapshot_time}) are not in the live database; they are kept in the pre-rollback database at {kept}",
-            prepared.snapshot
-        ));
+        for a in aside {
+            self.items.push(ChecklistItem::done(format!(
+                "set aside, not deleted: {} ({})",
+                a.location, a.holds
+            )));
+            if !self.journal.artifacts.put_aside.contains(&a) {
+                self.journal.artifacts.put_aside.push(a);
+            }
+        }
+        self.save().await?;
+        // Nothing but the rollback writes yet: exact row counts hold, and foreign keys and
+        // sequences are measured against the snapshot's own baseline.
         let mut checks = o.settings.integrity.clone();
         checks.expect_snapshot = Some(prepared.snapshot.clone());
+        checks.baseline = Some(prepared.snapshot.clone());
         self.integrity(Step::RestoreDatabase, &checks).await
     }
 
@@ -530,8 +603,7 @@ impl<'a> Run<'a> {
     }
 
     async fn post_verify(&mut self) -> Result<(), Failure> {
-        let results = wait_healthy(self.o).await?;
-        let healthy = results.iter().all(|r| r.healthy);
+        let (results, healthy_at) = wait_healthy(self.o).await?;
         for r in &results {
             self.items.push(ChecklistItem {
                 text: format!("health: {} ({})", r.probe, r.detail),
@@ -539,15 +611,19 @@ impl<'a> Run<'a> {
             });
         }
         self.journal.health = results;
-        if !healthy {
+        let Some(healthy_at) = healthy_at else {
             return Err(Failure::Step(format!(
                 "not healthy within {}s of the start",
                 self.o.settings.health_timeout.as_secs_f64()
             )));
-        }
-        self.journal.healthy_at = Some(Utc::now());
+        };
+        self.journal.healthy_at = Some(healthy_at);
         if self.journal.request.scope.database {
-            let checks = self.o.settings.integrity.clone();
+            // Other clients may write as soon as the app runs: no exact row counts here,
+            // only what must hold whatever they write, measured against the baseline.
+            let mut checks = self.o.settings.integrity.clone();
+            checks.expect_snapshot = None;
+            checks.baseline = self.journal.checkpoint.snapshot.clone();
             self.integrity(Step::PostVerify, &checks).await?;
         }
         Ok(())
@@ -614,7 +690,7 @@ impl<'a> Run<'a> {
                 FailurePolicy::Halt => Outcome::Halted {
                     step,
                     cause: cause.clone(),
-                    statement: self.state_statement(),
+                    statement: self.state_statement(None),
                 },
             }
         };
@@ -626,61 +702,101 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// Puts the emergency backup back and starts the app. Idempotent, so an interrupted
+    /// Undoes exactly the steps whose changes may have happened (the journal says which
+    /// began), then starts the app when every undo succeeded. Idempotent, so an interrupted
     /// recovery is resumed by running it again.
     async fn recover(&mut self, step: Step, cause: String) -> Result<RollbackReport, RollbackError> {
         self.emit(step, ProgressKind::Recovering);
         tracing::warn!(rollback = %self.journal.id, step = %step, "putting the pre-rollback state back");
         let o = self.o;
         let artifacts = self.journal.artifacts.clone();
-        let mut items = Vec::new();
-        let mut problem = None;
-        macro_rules! attempt {
-            ($what:expr, $step:expr, $fut:expr) => {
-                if problem.is_none() {
-                    match o.timed($step, $what, $fut).await {
-                        Ok(_) => items.push(ChecklistItem::done($what)),
-                        Err(e) => {
-                            items.push(ChecklistItem::not_done($what));
-                            problem = Some(format!("{}: {e}", $what));
-                        }
+        let mut log = RecoveryLog::default();
+        if self.journal.began(Step::Start) {
+            let r = o
+                .timed(Step::Stop, "stopping the app", o.process.stop(&o.app))
+                .await;
+            log.record("stop the app (it was started on the rolled-back state)", &r);
+            log.stop = Some(r.map(drop));
+        }
+        // The database: preserve_current may already have moved the live database aside,
+        // so it is put back whenever it was kept (reinstate is idempotent).
+        if let (Some(db), Some(p)) = (&o.database, &artifacts.preserved_database) {
+            let r = o
+                .timed(
+                    Step::RestoreDatabase,
+                    "putting the pre-rollback database back",
+                    db.reinstate(p),
+                )
+                .await;
+            log.record(
+                &format!("put the pre-rollback database back from {}", p.location),
+                &r,
+            );
+            if let Ok(aside) = &r {
+                for a in aside {
+                    if !self.journal.artifacts.put_aside.contains(a) {
+                        self.journal.artifacts.put_aside.push(a.clone());
                     }
                 }
-            };
+            }
+            log.database = Some(r.map(drop));
         }
-        attempt!("stop the app", Step::Stop, o.process.stop(&o.app));
-        if let (Some(db), Some(p)) = (&o.database, &artifacts.preserved_database) {
-            attempt!(
-                &format!("put the pre-rollback database back from {}", p.location),
-                Step::RestoreDatabase,
-                db.reinstate(p)
-            );
+        // The code and the config: only when their step began (an undo of a step that never
+        // ran is a change of its own, and can fail on what it never touched).
+        if let (Some(code), Some(p), true) = (
+            &o.code,
+            &artifacts.preserved_code,
+            self.journal.began(Step::ActivateCode),
+        ) {
+            let r = o
+                .timed(
+                    Step::ActivateCode,
+                    "activating the pre-rollback release",
+                    code.activate(p),
+                )
+                .await;
+            log.record(&format!("activate the pre-rollback release {}", p.revision), &r);
+            log.code = Some(r);
         }
-        if let (Some(code), Some(p)) = (&o.code, &artifacts.preserved_code) {
-            attempt!(
-                &format!("activate the pre-rollback release {}", p.revision),
-                Step::ActivateCode,
-                code.activate(p)
-            );
+        if let (Some(config), Some(v), true) = (
+            &o.config,
+            &artifacts.preserved_config,
+            self.journal.began(Step::RestoreConfig),
+        ) {
+            let r = o
+                .timed(
+                    Step::RestoreConfig,
+                    "putting the pre-rollback config back",
+                    config.restore(&v.id),
+                )
+                .await;
+            log.record(&format!("put the pre-rollback config {} back", v.id), &r);
+            log.config = Some(r);
         }
-        if let (Some(config), Some(v)) = (&o.config, &artifacts.preserved_config) {
-            attempt!(
-                &format!("put the pre-rollback config {} back", v.id),
-                Step::RestoreConfig,
-                config.restore(&v.id)
-            );
+        if let Err(e) = self.save().await {
+            tracing::error!(error = %e, "could not journal the recovery's progress");
         }
-        attempt!("start the app", Step::Start, o.process.start(&o.app));
-        if problem.is_none() {
+        if log.problems.is_empty() {
+            let r = o
+                .timed(Step::Start, "starting the app", o.process.start(&o.app))
+                .await;
+            log.record("start the app", &r);
+            log.start = Some(r.map(drop));
+        } else {
+            log.items.push(ChecklistItem::not_done(
+                "start the app: not attempted, the state is not consistent (see above)",
+            ));
+        }
+        if log.problems.is_empty() {
             match wait_healthy(o).await {
-                Ok(results) => {
-                    let healthy = results.iter().all(|r| r.healthy);
-                    items.push(ChecklistItem {
+                Ok((results, healthy_at)) => {
+                    let healthy = healthy_at.is_some();
+                    log.items.push(ChecklistItem {
                         text: "the pre-rollback state answers its health probes".into(),
                         checked: healthy,
                     });
                     if healthy {
-                        self.journal.healthy_at = Some(Utc::now());
+                        self.journal.healthy_at = healthy_at;
                     } else {
                         self.journal.notes.push(
                             "after recovery the app runs the pre-rollback state but its health probes fail (as before the rollback)".into(),
@@ -688,23 +804,24 @@ impl<'a> Run<'a> {
                     }
                     self.journal.health = results;
                 }
-                Err(e) => items.push(ChecklistItem::not_done(format!(
+                Err(e) => log.items.push(ChecklistItem::not_done(format!(
                     "health after recovery: {}",
                     e.message()
                 ))),
             }
         }
-        self.journal.recovery = items;
-        let outcome = match problem {
-            None => Outcome::RestoredPreRollbackState {
+        self.journal.recovery = log.items.clone();
+        let outcome = if log.problems.is_empty() {
+            Outcome::RestoredPreRollbackState {
                 step,
                 cause: cause.clone(),
-            },
-            Some(p) => Outcome::Halted {
+            }
+        } else {
+            Outcome::Halted {
                 step,
-                cause: format!("{cause}; then recovery failed: {p}"),
-                statement: self.state_statement(),
-            },
+                cause: format!("{cause}; then recovery failed: {}", log.problems.join("; ")),
+                statement: self.state_statement(Some(&log)),
+            }
         };
         let report = self.finish(outcome).await;
         Err(RollbackError::StepFailed {
@@ -714,51 +831,88 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// What is live and where the backups are, for a human taking over.
-    fn state_statement(&self) -> String {
+    /// Exactly what is live and where the backups are, for a human taking over: built from
+    /// the journal (which steps began and ended) and, after a recovery, from what each undo
+    /// did.
+    fn state_statement(&self, recovery: Option<&RecoveryLog>) -> String {
         let j = &self.journal;
         let a = &j.artifacts;
         let mut parts = Vec::new();
-        let app_state = if j.stopped_at.is_none() {
-            "the app was not stopped"
-        } else if j.is_done(Step::Start) {
-            "the app was started on the rolled-back state"
-        } else {
-            "the app is STOPPED"
+        let app_state = match recovery.and_then(|r| r.start.as_ref()) {
+            Some(Ok(())) => "the app was started again on the pre-rollback state",
+            Some(Err(_)) => "the app is STOPPED (starting it again failed)",
+            None if j.stopped_at.is_none() => "the app was not stopped",
+            None if recovery.and_then(|r| r.stop.as_ref()).is_some_and(Result::is_ok) => {
+                "the app is STOPPED (recovery stopped it and did not start it again)"
+            }
+            None if j.is_done(Step::Start) && recovery.is_none() => {
+                "the app was started on the rolled-back state"
+            }
+            None => "the app is STOPPED",
         };
         parts.push(app_state.to_owned());
         if let Some(p) = &a.preserved_database {
-            if j.is_done(Step::RestoreDatabase) {
-                parts.push(format!(
+            match recovery.and_then(|r| r.database.as_ref()) {
+                Some(Ok(())) => parts.push(format!(
+                    "the pre-rollback database is live again (put back from {})",
+                    p.location
+                )),
+                Some(Err(e)) => parts.push(format!(
+                    "the pre-rollback database could NOT be put back ({e}): it is at {} ({}); put it back with reinstate()",
+                    p.location, p.method
+                )),
+                None if j.is_done(Step::RestoreDatabase) => parts.push(format!(
                     "the database is the restored snapshot; the pre-rollback database is kept at {}",
                     p.location
-                ));
-            } else {
-                parts.push(format!(
-                    "the live database was set aside at {} ({}) and may not be live: put it back with reinstate() or finish the restore",
+                )),
+                None if j.began(Step::RestoreDatabase) => parts.push(format!(
+                    "the switch to the snapshot was interrupted, so the live database may be missing or the snapshot; the pre-rollback database is at {} ({}): finish with resume() or put it back with reinstate()",
                     p.location, p.method
-                ));
+                )),
+                None => parts.push(format!(
+                    "the live database was kept aside at {} ({}) and the snapshot was not switched in: put it back with reinstate()",
+                    p.location, p.method
+                )),
             }
         }
         if let Some(p) = &a.preserved_code {
-            if j.is_done(Step::ActivateCode) {
-                parts.push(format!(
+            match recovery.and_then(|r| r.code.as_ref()) {
+                Some(Ok(())) => parts.push(format!("the code is the pre-rollback release {} again", p.revision)),
+                Some(Err(e)) => parts.push(format!(
+                    "the pre-rollback release {} could NOT be activated again ({e}); it is at {}",
+                    p.revision, p.location
+                )),
+                None if j.is_done(Step::ActivateCode) => parts.push(format!(
                     "the code is the target revision; the pre-rollback release {} is at {}",
                     p.revision, p.location
-                ));
-            } else {
-                parts.push(format!("the code is unchanged (revision {})", p.revision));
+                )),
+                None if j.began(Step::ActivateCode) => parts.push(format!(
+                    "activating the target revision was interrupted (activation is atomic: either it or the pre-rollback release {} at {} is active)",
+                    p.revision, p.location
+                )),
+                None => parts.push(format!("the code is unchanged (revision {})", p.revision)),
             }
         }
         if let Some(v) = &a.preserved_config {
-            if j.is_done(Step::RestoreConfig) {
-                parts.push(format!(
+            match recovery.and_then(|r| r.config.as_ref()) {
+                Some(Ok(())) => parts.push(format!("the config is the pre-rollback version {} again", v.id)),
+                Some(Err(e)) => parts.push(format!(
+                    "the pre-rollback config {} could NOT be put back ({e}); it is at {}",
+                    v.id, v.location
+                )),
+                None if j.is_done(Step::RestoreConfig) => parts.push(format!(
                     "the config is the checkpoint's; the pre-rollback config is version {}",
                     v.id
-                ));
-            } else {
-                parts.push(format!("the config is unchanged (backed up as {})", v.id));
+                )),
+                None if j.began(Step::RestoreConfig) => parts.push(format!(
+                    "putting the checkpoint's config in place was interrupted (atomic: either it or the pre-rollback version {} is live)",
+                    v.id
+                )),
+                None => parts.push(format!("the config is unchanged (backed up as {})", v.id)),
             }
+        }
+        for p in &a.put_aside {
+            parts.push(format!("set aside, not deleted: {} ({})", p.location, p.holds));
         }
         parts.push(format!("the journal is rollback {}", j.id));
         parts.join("; ")
@@ -816,27 +970,38 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// Step 12: journal the end, write the report, release the lock.
+    /// Step 12: journal the outcome (`finishing`), write the report, journal `finished`,
+    /// release the lock. A crash anywhere in here is finished by `resume()`.
     async fn finish(&mut self, outcome: Outcome) -> RollbackReport {
-        let _ = self.begin(Step::Report).await;
-        self.journal.status = JournalStatus::Finished(outcome.clone());
-        if let Some(record) = self.journal.steps.last_mut() {
-            record.duration = elapsed_since(record.started_at);
-            record.outcome = StepOutcome::Ok;
-            record.checklist = vec![ChecklistItem::done("journal `finished` written")];
+        if self.journal.steps.last().map(|r| r.step) != Some(Step::Report) {
+            let _ = self.begin(Step::Report).await;
         }
+        self.journal.status = JournalStatus::Finishing(outcome.clone());
         if let Err(e) = self.save().await {
             tracing::error!(error = %e, "could not journal the end of the rollback");
         }
+        let mut items = vec![ChecklistItem::done("journal `finishing` written")];
+        if let Some(record) = self.journal.steps.last_mut() {
+            record.duration = elapsed_since(record.started_at);
+            record.outcome = StepOutcome::Ok;
+        }
         let mut report = build_report(self.o, &self.journal);
         match self.o.state.save_report(&report).await {
-            Ok(location) => {
-                if let Some(r) = report.steps.last_mut() {
-                    r.checklist
-                        .push(ChecklistItem::done(format!("report written to {location}")));
-                }
+            Ok(location) => items.push(ChecklistItem::done(format!("report written to {location}"))),
+            Err(e) => {
+                tracing::error!(error = %e, "could not store the rollback report");
+                items.push(ChecklistItem::not_done(format!("report not stored: {e}")));
             }
-            Err(e) => tracing::error!(error = %e, "could not store the rollback report"),
+        }
+        self.journal.status = JournalStatus::Finished(outcome);
+        if let Some(record) = self.journal.steps.last_mut() {
+            record.checklist = items.clone();
+        }
+        if let Some(r) = report.steps.last_mut() {
+            r.checklist = items;
+        }
+        if let Err(e) = self.save().await {
+            tracing::error!(error = %e, "could not journal the end of the rollback");
         }
         if let Err(e) = self.o.state.unlock(&self.lock.holder.token).await {
             tracing::error!(error = %e, "could not release the rollback lock: clear it with clear_stale_lock()");
@@ -845,16 +1010,63 @@ impl<'a> Run<'a> {
         tracing::info!(rollback = %report.id, outcome = %report.outcome, "rollback finished");
         report
     }
+
+    /// Finishes a rollback whose process died while finishing: writes the report of the
+    /// journaled outcome and releases the lock; a failed outcome is returned as the error
+    /// it was.
+    async fn finish_journaled(&mut self, outcome: Outcome) -> Result<RollbackReport, RollbackError> {
+        let report = self.finish(outcome.clone()).await;
+        match outcome {
+            Outcome::Succeeded | Outcome::Investigated => Ok(report),
+            Outcome::Aborted { step, cause }
+            | Outcome::RestoredPreRollbackState { step, cause }
+            | Outcome::Halted { step, cause, .. } => Err(RollbackError::StepFailed {
+                step,
+                cause,
+                report: Box::new(report),
+            }),
+        }
+    }
+}
+
+/// What a recovery did, undo by undo: `None` where an undo was not needed.
+#[derive(Default)]
+struct RecoveryLog {
+    stop: Option<Result<(), AdapterError>>,
+    database: Option<Result<(), AdapterError>>,
+    code: Option<Result<(), AdapterError>>,
+    config: Option<Result<(), AdapterError>>,
+    start: Option<Result<(), AdapterError>>,
+    items: Vec<ChecklistItem>,
+    problems: Vec<String>,
+}
+
+impl RecoveryLog {
+    fn record<T>(&mut self, what: &str, result: &Result<T, AdapterError>) {
+        match result {
+            Ok(_) => self.items.push(ChecklistItem::done(what)),
+            Err(e) => {
+                self.items.push(ChecklistItem::not_done(format!("{what}: {e}")));
+                self.problems.push(format!("{what}: {e}"));
+            }
+        }
+    }
 }
 
 fn elapsed_since(start: chrono::DateTime<Utc>) -> std::time::Duration {
     (Utc::now() - start).to_std().unwrap_or_default()
 }
 
-/// Probes until every probe passes or the health timeout ends; returns the last results.
+/// Probes until every probe passes or the health timeout ends; returns the last results
+/// and, when they passed, the moment the passing round answered (the end of the downtime
+/// window, not the end of post-verify). Probes soon after a start come fast (from 20 ms,
+/// doubling up to `health_interval`), so the window is not stretched by the polling.
 /// With no probe configured, the process manager's status stands in for health.
-async fn wait_healthy(o: &Orchestrator) -> Result<Vec<ProbeResult>, AdapterError> {
+async fn wait_healthy(
+    o: &Orchestrator,
+) -> Result<(Vec<ProbeResult>, Option<chrono::DateTime<Utc>>), AdapterError> {
     let deadline = tokio::time::Instant::now() + o.settings.health_timeout;
+    let mut interval = std::time::Duration::from_millis(20).min(o.settings.health_interval);
     loop {
         let results = if o.probes.is_empty() {
             let started = tokio::time::Instant::now();
@@ -882,10 +1094,15 @@ async fn wait_healthy(o: &Orchestrator) -> Result<Vec<ProbeResult>, AdapterError
             )
             .await?
         };
-        if results.iter().all(|r| r.healthy) || tokio::time::Instant::now() >= deadline {
-            return Ok(results);
+        let answered_at = Utc::now();
+        if results.iter().all(|r| r.healthy) {
+            return Ok((results, Some(answered_at)));
         }
-        tokio::time::sleep(o.settings.health_interval).await;
+        if tokio::time::Instant::now() >= deadline {
+            return Ok((results, None));
+        }
+        tokio::time::sleep(interval).await;
+        interval = (interval * 2).min(o.settings.health_interval);
     }
 }
 
@@ -968,10 +1185,18 @@ pub(super) async fn preflight_checks(
                                     code.resolve(rev.as_str()),
                                 )
                                 .await;
-                            (
-                                format!("revision {rev} resolves"),
-                                r.map(|r| format!("{} {}", r.short, r.subject)),
-                            )
+                            let r = match r {
+                                Ok(found) => o
+                                    .timed(
+                                        Step::Preflight,
+                                        "checking the revision can be activated",
+                                        code.check_activate(&found.id),
+                                    )
+                                    .await
+                                    .map(|()| format!("{} {}; can be activated", found.short, found.subject)),
+                                Err(e) => Err(e),
+                            };
+                            (format!("revision {rev} resolves and can be activated"), r)
                         }
                         None => ("code revision".to_owned(), missing("code revision")),
                     }
@@ -1089,7 +1314,7 @@ async fn live_match(o: &Orchestrator, cp: &Checkpoint, request: &RollbackRequest
 pub(super) fn build_report(o: &Orchestrator, j: &Journal) -> RollbackReport {
     let finished_at = Utc::now();
     let outcome = match &j.status {
-        JournalStatus::Finished(outcome) => outcome.clone(),
+        JournalStatus::Finished(outcome) | JournalStatus::Finishing(outcome) => outcome.clone(),
         JournalStatus::Running | JournalStatus::Recovering { .. } => Outcome::Halted {
             step: j.last_step(),
             cause: "the rollback has not finished".into(),
@@ -1105,6 +1330,33 @@ pub(super) fn build_report(o: &Orchestrator, j: &Journal) -> RollbackReport {
     }
     if let Some(v) = &j.artifacts.preserved_config {
         emergency_backup.push(format!("config: version {} at {}", v.id, v.location));
+    }
+    for p in &j.artifacts.put_aside {
+        emergency_backup.push(format!("set aside, not deleted: {} ({})", p.location, p.holds));
+    }
+    let mut notes = j.notes.clone();
+    if let (Some(snapshot), Some(p)) = (&j.checkpoint.snapshot, &j.artifacts.preserved_database) {
+        let taken = j
+            .checkpoint
+            .snapshot_taken_at
+            .unwrap_or(j.checkpoint.created_at)
+            .to_rfc3339();
+        let database_live = match &outcome {
+            Outcome::RestoredPreRollbackState { .. } => false,
+            _ => j.is_done(Step::RestoreDatabase),
+        };
+        if database_live {
+            notes.push(format!(
+                "writes made after snapshot {snapshot} (its data is as of {taken}) are not in the live database; they are kept in the pre-rollback database at {}",
+                p.location
+            ));
+        } else if j.began(Step::RestoreDatabase)
+            && matches!(outcome, Outcome::RestoredPreRollbackState { .. })
+        {
+            notes.push(
+                "the pre-rollback database is live again, with every write made before the rollback; writes made into the restored copy while it was live are in the set-aside databases listed with the emergency backup".to_owned(),
+            );
+        }
     }
     let mut next_actions = Vec::new();
     match &outcome {
@@ -1144,6 +1396,12 @@ pub(super) fn build_report(o: &Orchestrator, j: &Journal) -> RollbackReport {
             stopped_at,
             healthy_at: j.healthy_at,
             duration: j.healthy_at.and_then(|h| (h - stopped_at).to_std().ok()),
+            post_verify: j
+                .steps
+                .iter()
+                .rev()
+                .find(|r| r.step == Step::PostVerify && r.outcome.is_ok())
+                .map(|r| r.duration),
         }),
         steps: j.steps.clone(),
         health: j.health.clone(),
@@ -1151,7 +1409,7 @@ pub(super) fn build_report(o: &Orchestrator, j: &Journal) -> RollbackReport {
         recovery: j.recovery.clone(),
         emergency_backup,
         outcome,
-        notes: j.notes.clone(),
+        notes,
         next_actions,
     }
 }

@@ -40,7 +40,7 @@ impl FakeCode {
 fn refuse_dirty(s: &crate::world::WorldState, revision: &RevisionId) -> Result<(), AdapterError> {
     match &s.code.dirty {
         Some(files) if s.code.active.as_ref() != Some(revision) => Err(AdapterError::new(
-            ErrorKind::Conflict,
+            ErrorKind::InvalidInput,
             format!("the live tree has uncommitted changes ({files}): commit or stash them first"),
         )),
         _ => Ok(()),

@@ -107,7 +107,8 @@ impl DatabaseSnapshot for FakeDatabase {
         self.reachable()?;
         {
             let mut s = self.world.lock();
-            let content = s.db.snapshots.get(id).ok_or_else(|| unknown(id))?.1.clone();
+            let mut content = s.db.snapshots.get(id).ok_or_else(|| unknown(id))?.1.clone();
+            content.orphans += s.db.staging_adds_orphans;
             s.db.staged.insert(id.clone(), content);
         }
         gate.pass().await;

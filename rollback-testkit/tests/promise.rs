@@ -1,0 +1,462 @@
+//! The promise under real-world state (issue 12), against the fakes: nothing fails after the
+//! stop that could be known before it, recovery undoes exactly what happened, the app is
+//! never left stopped without a statement that is true, and a crash while finishing is
+//! finished by `resume()`.
+
+use async_trait::async_trait;
+use rollback_core::{
+    AdapterError, Checkpoint, ErrorKind, FailurePolicy, Journal, LockHolder, Orchestrator, Outcome,
+    ProcessState, RollbackError, RollbackReport, RollbackRequest, RollbackTarget, Scope, StateStore, Step,
+};
+use rollback_testkit::{DbContent, Fault, MemoryStateStore, Method, Rig, When, APP};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn online(rig: &Rig) -> bool {
+    rig.world
+        .end_state()
+        .apps
+        .iter()
+        .any(|(a, s)| a.as_str() == APP && *s == ProcessState::Online)
+}
+
+/// A rig at v1 with a good checkpoint, then a bad v2 deployed (every part broken).
+async fn deployed() -> (Rig, Orchestrator) {
+    let rig = Rig::new();
+    let o = rig.orchestrator().build().unwrap();
+    o.checkpoint("before v2").await.unwrap();
+    rig.deploy_bad_release(Scope::ALL);
+    rig.world.clear_calls();
+    (rig, o)
+}
+
+// ---- 1. the snapshot's own baseline ---------------------------------------------------------
+
+#[tokio::test]
+async fn orphans_already_there_at_checkpoint_time_warn_and_do_not_fail_the_rollback() {
+    let rig = Rig::new();
+    rig.world.lock().db.live = Some(DbContent::new("v1 data", 100).with_orphans(3));
+    let o = rig.orchestrator().build().unwrap();
+    let cp = o.checkpoint("before v2").await.unwrap();
+    assert!(cp.good, "broken keys are recorded, not refused");
+    assert!(
+        cp.warnings.iter().any(|w| w.contains("3 orphan rows")),
+        "the checkpoint says so: {:?}",
+        cp.warnings
+    );
+    assert!(cp.snapshot_taken_at.is_some_and(|t| t <= cp.created_at));
+    rig.deploy_bad_release(Scope::ALL);
+    let report = o
+        .rollback(RollbackTarget::LastGood, "v2 broken", Scope::ALL)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert!(report
+        .to_markdown()
+        .contains("checkpoint warning: foreign keys: 3 orphan rows"));
+}
+
+#[tokio::test]
+async fn a_staged_copy_worse_than_its_baseline_is_refused_before_the_stop() {
+    let (rig, o) = deployed().await;
+    let before = rig.world.end_state();
+    rig.world.lock().db.staging_adds_orphans = 2;
+    let err = o
+        .rollback(RollbackTarget::LastGood, "v2 broken", Scope::ALL)
+        .await
+        .unwrap_err();
+    let report = err.report().expect("a report");
+    assert!(
+        matches!(
+            report.outcome,
+            Outcome::Aborted {
+                step: Step::Prepare,
+                ..
+            }
+        ),
+        "{}",
+        report.outcome
+    );
+    assert!(
+        report.outcome.to_string().contains("foreign keys"),
+        "{}",
+        report.outcome
+    );
+    assert_eq!(
+        rig.world.count(Method::ProcessStop),
+        0,
+        "the app was never stopped"
+    );
+    assert_eq!(rig.world.end_state(), before, "nothing changed");
+}
+
+#[tokio::test]
+async fn the_staged_copy_is_checked_while_the_app_serves_and_post_start_checks_use_the_baseline() {
+    let (rig, o) = deployed().await;
+    o.rollback(RollbackTarget::LastGood, "v2 broken", Scope::ALL)
+        .await
+        .unwrap();
+    let calls: Vec<Method> = rig.world.calls().into_iter().map(|c| c.method).collect();
+    let checked = calls.iter().position(|m| *m == Method::DbCheckPrepared);
+    let stopped = calls.iter().position(|m| *m == Method::ProcessStop);
+    assert!(
+        checked.is_some() && checked < stopped,
+        "check_prepared runs before the stop: {calls:?}"
+    );
+}
+
+// ---- 2. recovery undoes exactly what happened ---------------------------------------------
+
+/// Every mutation after the stop that can fail, with the scopes that reach it.
+fn failures_after_the_stop() -> Vec<(Method, When, Scope)> {
+    let all = [Scope::ALL, Scope::CODE, Scope::CONFIG, Scope::DATABASE_AND_CODE];
+    let mut out = Vec::new();
+    for scope in all {
+        if scope.database {
+            out.push((Method::DbPreserveCurrent, When::Nth(1), scope));
+            out.push((Method::DbRestore, When::Nth(1), scope));
+            out.push((Method::DbCheckIntegrity, When::Nth(1), scope));
+            out.push((Method::DbCheckIntegrity, When::Nth(2), scope));
+        }
+        if scope.code {
+            out.push((Method::CodePreserveCurrent, When::Nth(1), scope));
+            out.push((Method::CodeActivate, When::Nth(1), scope));
+        }
+        if scope.config {
+            out.push((Method::ConfigBackup, When::Nth(1), scope));
+            out.push((Method::ConfigRestore, When::Nth(1), scope));
+        }
+        out.push((Method::ProcessStart, When::Nth(1), scope));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_failure_at_every_step_after_the_stop_leaves_the_app_answering_and_undoes_only_what_ran() {
+    for (method, when, scope) in failures_after_the_stop() {
+        let (rig, o) = deployed().await;
+        let before = rig.world.end_state();
+        rig.world.inject(method, when, Fault::Fail(ErrorKind::Failed));
+        let err = o
+            .rollback(RollbackTarget::LastGood, "v2 broken", scope)
+            .await
+            .unwrap_err();
+        let report = err.report().expect("a report");
+        assert!(
+            matches!(report.outcome, Outcome::RestoredPreRollbackState { .. }),
+            "{method:?} {when:?} {scope}: {}",
+            report.outcome
+        );
+        assert!(online(&rig), "{method:?} {when:?} {scope}: the app answers again");
+        assert_eq!(rig.world.end_state(), before, "{method:?} {when:?} {scope}");
+        let failed = match report.outcome {
+            Outcome::RestoredPreRollbackState { step, .. } => step,
+            _ => unreachable!(),
+        };
+        // An undo of a step that never began is a change of its own: never made.
+        let activations = rig.world.count(Method::CodeActivate);
+        let config_restores = rig.world.count(Method::ConfigRestore);
+        if failed < Step::ActivateCode {
+            assert_eq!(
+                activations, 0,
+                "{method:?} {scope}: code never touched, never undone"
+            );
+        }
+        if failed < Step::RestoreConfig {
+            assert_eq!(
+                config_restores, 0,
+                "{method:?} {scope}: config never touched, never undone"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn recovery_after_a_database_failure_does_not_reactivate_an_in_place_tree_it_never_touched() {
+    let (rig, o) = deployed().await;
+    // An in-place tree with uncommitted changes: re-activating "the pre-rollback release"
+    // would be refused and leave the app stopped.
+    rig.world
+        .inject(Method::DbRestore, When::Nth(1), Fault::Fail(ErrorKind::Failed));
+    rig.world.inject(
+        Method::CodeActivate,
+        When::Always,
+        Fault::Fail(ErrorKind::Conflict),
+    );
+    let err = o
+        .rollback(RollbackTarget::LastGood, "v2 broken", Scope::ALL)
+        .await
+        .unwrap_err();
+    let report = err.report().unwrap();
+    assert!(
+        matches!(
+            report.outcome,
+            Outcome::RestoredPreRollbackState {
+                step: Step::RestoreDatabase,
+                ..
+            }
+        ),
+        "{}",
+        report.outcome
+    );
+    assert!(online(&rig));
+}
+
+// ---- 3. what activate would refuse is found in pre-flight ---------------------------------
+
+#[tokio::test]
+async fn a_dirty_live_tree_is_refused_in_preflight_and_dry_run_before_the_stop() {
+    let (rig, o) = deployed().await;
+    rig.world.lock().code.dirty = Some("src/app.js".into());
+    let request = RollbackRequest::new(RollbackTarget::LastGood, "v2 broken", Scope::CODE);
+    let Err(RollbackError::Preflight { failures }) = o.dry_run(&request).await else {
+        panic!("dry_run must refuse a dirty tree");
+    };
+    assert!(failures[0].to_string().contains("src/app.js"), "{}", failures[0]);
+    let err = o.rollback_with(request).await.unwrap_err();
+    let RollbackError::Preflight { failures } = err else {
+        panic!("pre-flight must refuse a dirty tree: {err}");
+    };
+    assert!(failures.iter().any(|f| f.error.kind() == ErrorKind::InvalidInput));
+    assert_eq!(rig.world.count(Method::ProcessStop), 0);
+    assert_eq!(rig.world.count(Method::CodeActivate), 0);
+}
+
+// ---- 5. the halted statement is true ------------------------------------------------------
+
+#[tokio::test]
+async fn a_halted_statement_says_what_recovery_actually_did() {
+    let (rig, o) = deployed().await;
+    // The config cannot be put in place, nor put back: recovery halts, after the database
+    // and the code were put back.
+    rig.world.inject(
+        Method::ConfigRestore,
+        When::Always,
+        Fault::Fail(ErrorKind::PermissionDenied),
+    );
+    let err = o
+        .rollback(RollbackTarget::LastGood, "v2 broken", Scope::ALL)
+        .await
+        .unwrap_err();
+    let report = err.report().unwrap();
+    let Outcome::Halted { statement, .. } = &report.outcome else {
+        panic!("expected Halted, got {}", report.outcome);
+    };
+    assert_eq!(
+        rig.world.end_state().db_marker.as_deref(),
+        Some("v2 data"),
+        "put back"
+    );
+    assert!(
+        statement.contains("pre-rollback database is live again"),
+        "{statement}"
+    );
+    assert!(!statement.contains("restored snapshot"), "{statement}");
+    assert!(!statement.contains("may not be live"), "{statement}");
+    assert!(
+        statement.contains("the code is the pre-rollback release"),
+        "{statement}"
+    );
+    assert!(statement.contains("could NOT be put back"), "{statement}");
+    assert!(statement.contains("STOPPED"), "{statement}");
+    assert!(
+        report
+            .emergency_backup
+            .iter()
+            .any(|e| e.contains("set aside, not deleted") && e.contains("snapshot:")),
+        "the restored copy set aside by reinstate is named: {:?}",
+        report.emergency_backup
+    );
+}
+
+#[tokio::test]
+async fn halt_policy_names_a_set_aside_database_that_was_never_switched() {
+    let rig = Rig::new();
+    let mut settings = Rig::settings();
+    settings.failure_policy = FailurePolicy::Halt;
+    let o = rig.orchestrator().settings(settings).build().unwrap();
+    o.checkpoint("before v2").await.unwrap();
+    rig.deploy_bad_release(Scope::ALL);
+    rig.world.inject(
+        Method::CodePreserveCurrent,
+        When::Nth(1),
+        Fault::Fail(ErrorKind::Failed),
+    );
+    let err = o
+        .rollback(RollbackTarget::LastGood, "v2", Scope::ALL)
+        .await
+        .unwrap_err();
+    let Outcome::Halted { statement, .. } = &err.report().unwrap().outcome else {
+        panic!("expected Halted");
+    };
+    assert!(
+        statement.contains("kept aside") && statement.contains("reinstate()"),
+        "{statement}"
+    );
+    assert!(
+        statement.contains("the code is unchanged") || !statement.contains("target revision"),
+        "{statement}"
+    );
+}
+
+// ---- 8. downtime ends at the first passing probe ------------------------------------------
+
+#[tokio::test]
+async fn downtime_ends_when_the_first_probe_passes_not_a_polling_interval_later() {
+    let (rig, o) = deployed().await;
+    let mut settings = Rig::settings();
+    settings.health_interval = Duration::from_secs(10);
+    settings.health_timeout = Duration::from_secs(30);
+    let o2 = rig.orchestrator().settings(settings).build().unwrap();
+    drop(o);
+    // The first probe after the start fails (the app is still binding its port).
+    rig.world.inject(
+        Method::HealthProbe,
+        When::Nth(1),
+        Fault::Fail(ErrorKind::Unavailable),
+    );
+    let report = o2
+        .rollback(RollbackTarget::LastGood, "v2", Scope::ALL)
+        .await
+        .unwrap();
+    let window = report.downtime.expect("a downtime window");
+    let downtime = window.duration.expect("closed");
+    assert!(
+        downtime < Duration::from_secs(5),
+        "the window must not include a 10 s polling interval: {downtime:?}"
+    );
+    assert!(window.post_verify.is_some());
+    assert_eq!(rig.world.count(Method::HealthProbe), 2);
+}
+
+// ---- 9. a crash while finishing -------------------------------------------------------------
+
+/// A state store whose `save_report` never returns once armed: the process "dies" while
+/// writing the report.
+#[derive(Clone)]
+struct DiesWritingTheReport {
+    inner: MemoryStateStore,
+    armed: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl StateStore for DiesWritingTheReport {
+    async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), AdapterError> {
+        self.inner.save_checkpoint(checkpoint).await
+    }
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, AdapterError> {
+        self.inner.checkpoints().await
+    }
+    async fn save_journal(&self, journal: &Journal) -> Result<(), AdapterError> {
+        self.inner.save_journal(journal).await
+    }
+    async fn journals(&self) -> Result<Vec<Journal>, AdapterError> {
+        self.inner.journals().await
+    }
+    async fn save_report(&self, report: &RollbackReport) -> Result<String, AdapterError> {
+        if self.armed.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        self.inner.save_report(report).await
+    }
+    async fn try_lock(&self, holder: &LockHolder) -> Result<Option<LockHolder>, AdapterError> {
+        self.inner.try_lock(holder).await
+    }
+    async fn lock_holder(&self) -> Result<Option<LockHolder>, AdapterError> {
+        self.inner.lock_holder().await
+    }
+    async fn unlock(&self, token: &str) -> Result<(), AdapterError> {
+        self.inner.unlock(token).await
+    }
+}
+
+#[tokio::test]
+async fn a_crash_while_writing_the_report_is_finished_by_resume() {
+    let rig = Rig::new();
+    let store = DiesWritingTheReport {
+        inner: MemoryStateStore::new(),
+        armed: Arc::new(AtomicBool::new(false)),
+    };
+    let o = rig.orchestrator().state(Arc::new(store.clone())).build().unwrap();
+    o.checkpoint("before v2").await.unwrap();
+    rig.deploy_bad_release(Scope::ALL);
+    store.armed.store(true, Ordering::SeqCst);
+    let died = tokio::time::timeout(
+        Duration::from_secs(5),
+        o.rollback(RollbackTarget::LastGood, "v2", Scope::ALL),
+    )
+    .await;
+    assert!(died.is_err(), "the run hangs in save_report and is dropped");
+    drop(o);
+    store.armed.store(false, Ordering::SeqCst);
+
+    let o = rig
+        .orchestrator()
+        .state(Arc::new(store.inner.clone()))
+        .build()
+        .unwrap();
+    assert!(o.unfinished().await.unwrap().is_some(), "finishing is resumable");
+    assert!(
+        o.lock_holder().await.unwrap().is_some(),
+        "the dead run's lock is still there"
+    );
+    let report = o.resume().await.unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert_eq!(
+        store.inner.reports().len(),
+        1,
+        "the report is written once resumed"
+    );
+    assert_eq!(o.lock_holder().await.unwrap(), None, "the lock is released");
+    assert!(o.unfinished().await.unwrap().is_none());
+    assert_eq!(rig.world.end_state().db_marker.as_deref(), Some("v1 data"));
+}
+
+// ---- 11. refusing a new rollback changes nothing ------------------------------------------
+
+#[tokio::test]
+async fn a_refusal_because_of_an_unfinished_rollback_names_the_dead_holder_and_keeps_its_lock() {
+    let (rig, o) = deployed().await;
+    rig.world
+        .inject(Method::CodeActivate, When::Nth(1), Fault::CrashBefore);
+    let crashed =
+        rollback_testkit::run_until_crash(&rig.world, o.rollback(RollbackTarget::LastGood, "v2", Scope::ALL))
+            .await;
+    assert!(crashed.is_none());
+    drop(o);
+    rig.world.clear_faults();
+    rig.world.reset_crash();
+
+    let o = rig.orchestrator().build().unwrap();
+    let dead = o.lock_holder().await.unwrap().expect("the dead run's lock");
+    let refused = o
+        .rollback(RollbackTarget::LastGood, "again", Scope::ALL)
+        .await
+        .unwrap_err();
+    let RollbackError::Unfinished { step, holder, .. } = &refused else {
+        panic!("expected Unfinished, got {refused}");
+    };
+    assert_eq!(*step, Step::ActivateCode);
+    assert_eq!(holder.as_ref(), Some(&dead), "the dead holder is named");
+    let text = refused.to_string();
+    assert!(
+        text.contains(&format!("pid {}", dead.pid)) || text.contains(&dead.pid.to_string()),
+        "{text}"
+    );
+    assert_eq!(
+        o.lock_holder().await.unwrap().as_ref(),
+        Some(&dead),
+        "refusing changed nothing: the lock is still there for resume()"
+    );
+    let report = o.resume().await.unwrap();
+    assert!(report.outcome.is_success());
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("took over the stale lock")),
+        "{:?}",
+        report.notes
+    );
+}
