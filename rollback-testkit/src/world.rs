@@ -28,6 +28,10 @@ pub enum Method {
     DbCheckIntegrity,
     /// `DatabaseSnapshot::check_prepared`.
     DbCheckPrepared,
+    /// `DatabaseSnapshot::prove_unchanged`.
+    DbProveUnchanged,
+    /// `DatabaseSnapshot::open`.
+    DbOpen,
     /// `DatabaseSnapshot::list`.
     DbList,
     /// `DatabaseSnapshot::remove`.
@@ -87,6 +91,7 @@ impl Method {
                 | Method::DbPreserveCurrent
                 | Method::DbRestore
                 | Method::DbReinstate
+                | Method::DbOpen
                 | Method::DbRemove
                 | Method::CodePrepare
                 | Method::CodeActivate
@@ -172,6 +177,11 @@ pub struct DbWorld {
     /// True makes the foreign-key integrity check of the live database fail (orphans that
     /// no snapshot's baseline has).
     pub fk_orphans: bool,
+    /// True while the live database is closed to every client but the adapter (after a
+    /// switch of a verified copy, or a reinstate, until `open`): the app cannot use it.
+    pub sealed: bool,
+    /// Staged snapshots that `check_prepared` verified (and sealed).
+    pub verified_staged: BTreeSet<SnapshotId>,
     /// Orphan rows every staged copy gains (a restore that lost parent rows): the check of
     /// the staged copy finds them while the app still serves.
     pub staging_adds_orphans: u64,
@@ -289,7 +299,7 @@ impl WorldState {
             .is_none_or(|c| !self.code.broken_trees.contains(&c.tree));
         // A world without a database is fine; one whose database was set aside is not.
         let db_ok = match &self.db.live {
-            Some(l) => !self.db.broken_markers.contains(&l.marker),
+            Some(l) => !self.db.broken_markers.contains(&l.marker) && !self.db.sealed,
             None => self.db.snapshots.is_empty() && self.db.preserved.is_empty(),
         };
         let config_ok = !self

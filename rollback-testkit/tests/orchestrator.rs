@@ -83,15 +83,26 @@ async fn migration_failure_restores_database_and_code_and_keeps_the_v2_data() {
             _ => assert_eq!(r.outcome, StepOutcome::Ok, "{:?}", r.step),
         }
     }
+    let prepare = report.steps.iter().find(|r| r.step == Step::Prepare).unwrap();
+    assert!(
+        prepare
+            .checklist
+            .iter()
+            .any(|i| i.checked && i.text.contains("staged copy integrity: foreign keys")),
+        "the full check runs on the staged copy, online"
+    );
     let restore = report
         .steps
         .iter()
         .find(|r| r.step == Step::RestoreDatabase)
         .unwrap();
-    assert!(restore
-        .checklist
-        .iter()
-        .any(|i| i.checked && i.text.contains("foreign keys")));
+    assert!(
+        restore
+            .checklist
+            .iter()
+            .any(|i| i.checked && i.text.contains("switched-in copy unchanged")),
+        "offline, a cheap proof that it is the verified copy"
+    );
     let downtime = report.downtime.as_ref().expect("the app was stopped");
     assert!(
         downtime.duration.is_some(),
@@ -209,7 +220,9 @@ fn step_faults() -> Vec<(Step, Method)> {
         (Step::EmergencyBackup, Method::CodePreserveCurrent),
         (Step::EmergencyBackup, Method::ConfigBackup),
         (Step::RestoreDatabase, Method::DbRestore),
-        (Step::RestoreDatabase, Method::DbCheckIntegrity),
+        (Step::RestoreDatabase, Method::DbProveUnchanged),
+        (Step::Start, Method::DbOpen),
+        (Step::PostVerify, Method::DbCheckIntegrity),
         (Step::ActivateCode, Method::CodeActivate),
         (Step::RestoreConfig, Method::ConfigRestore),
         (Step::Start, Method::ProcessStart),
@@ -305,10 +318,12 @@ async fn halt_policy_leaves_a_documented_state_and_deletes_nothing() {
             panic!("{method:?}: expected Halted, got {}", report.outcome);
         };
         assert_eq!(*at, step);
-        assert!(
-            statement.contains("the app is STOPPED"),
-            "{method:?}: {statement}"
-        );
+        let expected = if step == Step::PostVerify {
+            "the app was started on the rolled-back state"
+        } else {
+            "the app is STOPPED"
+        };
+        assert!(statement.contains(expected), "{method:?}: {statement}");
         assert_eq!(
             rig.world.count(Method::DbReinstate),
             0,
@@ -462,7 +477,9 @@ async fn a_scope_without_its_adapter_is_refused_before_anything_runs() {
 // ---- crash and resume ---------------------------------------------------------------------
 
 /// Methods the run calls, each a place the process can die.
-const CRASH_POINTS: [(Method, When); 16] = [
+const CRASH_POINTS: [(Method, When); 17] = [
+    (Method::DbProveUnchanged, When::Nth(1)),
+    (Method::DbOpen, When::Nth(1)),
     (Method::ProcessStatus, When::Nth(1)),
     (Method::DbPrepareRestore, When::Nth(1)),
     (Method::DbCheckPrepared, When::Nth(1)),
@@ -473,12 +490,11 @@ const CRASH_POINTS: [(Method, When); 16] = [
     (Method::CodePreserveCurrent, When::Nth(1)),
     (Method::ConfigBackup, When::Nth(1)),
     (Method::DbRestore, When::Nth(1)),
-    (Method::DbCheckIntegrity, When::Nth(1)),
     (Method::CodeActivate, When::Nth(1)),
     (Method::ConfigRestore, When::Nth(1)),
     (Method::ProcessStart, When::Nth(1)),
     (Method::HealthProbe, When::Nth(1)),
-    (Method::DbCheckIntegrity, When::Nth(2)),
+    (Method::DbCheckIntegrity, When::Nth(1)),
 ];
 
 async fn uninterrupted_end_state() -> EndState {

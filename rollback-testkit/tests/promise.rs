@@ -116,8 +116,9 @@ fn failures_after_the_stop() -> Vec<(Method, When, Scope)> {
         if scope.database {
             out.push((Method::DbPreserveCurrent, When::Nth(1), scope));
             out.push((Method::DbRestore, When::Nth(1), scope));
+            out.push((Method::DbProveUnchanged, When::Nth(1), scope));
+            out.push((Method::DbOpen, When::Nth(1), scope));
             out.push((Method::DbCheckIntegrity, When::Nth(1), scope));
-            out.push((Method::DbCheckIntegrity, When::Nth(2), scope));
         }
         if scope.code {
             out.push((Method::CodePreserveCurrent, When::Nth(1), scope));
@@ -458,5 +459,72 @@ async fn a_refusal_because_of_an_unfinished_rollback_names_the_dead_holder_and_k
             .any(|n| n.contains("took over the stale lock")),
         "{:?}",
         report.notes
+    );
+}
+
+// ---- issue 20: the switched-in database stays closed until the app starts ------------------
+
+fn order_of(rig: &Rig) -> Vec<Method> {
+    rig.world.calls().into_iter().map(|c| c.method).collect()
+}
+
+#[tokio::test]
+async fn the_switched_in_database_is_opened_only_right_before_the_start() {
+    let (rig, o) = deployed().await;
+    o.rollback(RollbackTarget::LastGood, "v2", Scope::ALL)
+        .await
+        .unwrap();
+    let calls = order_of(&rig);
+    let at = |m: Method| {
+        calls
+            .iter()
+            .position(|c| *c == m)
+            .unwrap_or_else(|| panic!("{m:?} in {calls:?}"))
+    };
+    assert!(at(Method::DbRestore) < at(Method::DbProveUnchanged));
+    assert!(at(Method::DbProveUnchanged) < at(Method::DbOpen));
+    assert!(at(Method::DbOpen) < at(Method::ProcessStart));
+    assert!(
+        !calls[at(Method::DbRestore)..at(Method::DbOpen)].contains(&Method::DbCheckIntegrity),
+        "no connection to the sealed copy before it opens: {calls:?}"
+    );
+    assert!(!rig.world.lock().db.sealed);
+}
+
+#[tokio::test]
+async fn recovery_opens_the_put_back_database_right_before_the_start() {
+    let (rig, o) = deployed().await;
+    rig.world
+        .inject(Method::ProcessStart, When::Nth(1), Fault::Fail(ErrorKind::Failed));
+    let err = o
+        .rollback(RollbackTarget::LastGood, "v2", Scope::ALL)
+        .await
+        .unwrap_err();
+    let report = err.report().unwrap();
+    assert!(
+        matches!(
+            report.outcome,
+            Outcome::RestoredPreRollbackState {
+                step: Step::Start,
+                ..
+            }
+        ),
+        "{}",
+        report.outcome
+    );
+    let calls = order_of(&rig);
+    let reinstate = calls.iter().position(|c| *c == Method::DbReinstate).unwrap();
+    let open = calls.iter().rposition(|c| *c == Method::DbOpen).unwrap();
+    let start = calls.iter().rposition(|c| *c == Method::ProcessStart).unwrap();
+    assert!(reinstate < open && open < start, "{calls:?}");
+    assert!(!rig.world.lock().db.sealed);
+    assert!(online(&rig));
+    assert!(
+        report
+            .emergency_backup
+            .iter()
+            .any(|e| e.contains("set aside, not deleted")),
+        "the restored copy that was live (and open) is named: {:?}",
+        report.emergency_backup
     );
 }

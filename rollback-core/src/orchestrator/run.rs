@@ -524,6 +524,33 @@ impl<'a> Run<'a> {
             }
         }
         self.save().await?;
+        // The staged copy was verified online: a cheap proof that the live database is that
+        // copy, unchanged, is enough while the app is down.
+        if self.journal.artifacts.staged_verified {
+            let proof = o
+                .timed(
+                    Step::RestoreDatabase,
+                    "proving the switched-in database is the verified copy",
+                    db.prove_unchanged(&prepared),
+                )
+                .await?;
+            if let Some(proof) = proof {
+                self.items.push(ChecklistItem {
+                    text: format!("integrity: {} ({})", proof.name, proof.detail),
+                    checked: proof.passed,
+                });
+                let passed = proof.passed;
+                let detail = proof.detail.clone();
+                self.journal.integrity.push(proof);
+                return if passed {
+                    Ok(())
+                } else {
+                    Err(Failure::Step(format!(
+                        "the switched-in database is not provably the copy verified online: {detail}"
+                    )))
+                };
+            }
+        }
         // Nothing but the rollback writes yet: exact row counts hold, and foreign keys and
         // sequences are measured against the snapshot's own baseline.
         let mut checks = o.settings.integrity.clone();
@@ -595,6 +622,14 @@ impl<'a> Run<'a> {
 
     async fn start_app(&mut self) -> Result<(), Failure> {
         let o = self.o;
+        if let (true, Some(db)) = (self.journal.request.scope.database, &o.database) {
+            let notes = o
+                .timed(Step::Start, "opening the database to clients", db.open())
+                .await?;
+            self.items
+                .push(ChecklistItem::done("the database is open to clients"));
+            self.journal.notes.extend(notes);
+        }
         o.timed(Step::Start, "starting the app", o.process.start(&o.app))
             .await?;
         self.items
@@ -776,6 +811,19 @@ impl<'a> Run<'a> {
         if let Err(e) = self.save().await {
             tracing::error!(error = %e, "could not journal the recovery's progress");
         }
+        if let (true, Some(db), true) = (
+            log.problems.is_empty(),
+            &o.database,
+            artifacts.preserved_database.is_some(),
+        ) {
+            let r = o
+                .timed(Step::Start, "opening the database to clients", db.open())
+                .await;
+            log.record("open the pre-rollback database to clients", &r);
+            if let Ok(notes) = r {
+                self.journal.notes.extend(notes);
+            }
+        }
         if log.problems.is_empty() {
             let r = o
                 .timed(Step::Start, "starting the app", o.process.start(&o.app))
@@ -854,15 +902,25 @@ impl<'a> Run<'a> {
         if let Some(p) = &a.preserved_database {
             match recovery.and_then(|r| r.database.as_ref()) {
                 Some(Ok(())) => parts.push(format!(
-                    "the pre-rollback database is live again (put back from {})",
-                    p.location
+                    "the pre-rollback database is live again (put back from {}){}",
+                    p.location,
+                    if recovery.and_then(|r| r.start.as_ref()).is_none() {
+                        ", possibly still closed to clients: DatabaseSnapshot::open() opens it"
+                    } else {
+                        ""
+                    }
                 )),
                 Some(Err(e)) => parts.push(format!(
                     "the pre-rollback database could NOT be put back ({e}): it is at {} ({}); put it back with reinstate()",
                     p.location, p.method
                 )),
                 None if j.is_done(Step::RestoreDatabase) => parts.push(format!(
-                    "the database is the restored snapshot; the pre-rollback database is kept at {}",
+                    "the database is the restored snapshot{}; the pre-rollback database is kept at {}",
+                    if j.is_done(Step::Start) {
+                        ""
+                    } else {
+                        ", possibly still closed to clients (DatabaseSnapshot::open() opens it)"
+                    },
                     p.location
                 )),
                 None if j.began(Step::RestoreDatabase) => parts.push(format!(

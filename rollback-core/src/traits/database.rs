@@ -1,5 +1,5 @@
 use crate::domain::{
-    IntegrityChecks, IntegrityReport, PreparedRestore, PreservedDatabase, PutAside, SnapshotInfo,
+    CheckResult, IntegrityChecks, IntegrityReport, PreparedRestore, PreservedDatabase, PutAside, SnapshotInfo,
 };
 use crate::error::AdapterError;
 use crate::ids::SnapshotId;
@@ -56,6 +56,32 @@ pub trait DatabaseSnapshot: Send + Sync {
     /// preserved database and changes nothing (so an interrupted rollback can resume).
     /// The live database may be gone until [`restore`](Self::restore) or `reinstate`.
     async fn preserve_current(&self, label: &str) -> Result<PreservedDatabase, AdapterError>;
+
+    /// Proves cheaply, while the app is stopped, that the live database is the staged copy
+    /// [`check_prepared`](Self::check_prepared) verified and that nothing changed it since
+    /// (for example: the same database, sealed against every connection from the end of
+    /// that check until now), so that the offline window does not grow with the data.
+    /// Changes nothing.
+    ///
+    /// Optional: the provided version returns `None` ("cannot prove it"), and the
+    /// orchestrator runs the full [`check_integrity`](Self::check_integrity) instead. An
+    /// adapter whose `restore` leaves the database sealed must implement it.
+    async fn prove_unchanged(&self, prepared: &PreparedRestore) -> Result<Option<CheckResult>, AdapterError> {
+        let _ = prepared;
+        Ok(None)
+    }
+
+    /// Opens the live database to every client. [`restore`](Self::restore) and
+    /// [`reinstate`](Self::reinstate) may leave what they put live sealed (closed to all but
+    /// the adapter's own sessions) so that no other client (a worker, a cron job, a pool
+    /// that reconnects in milliseconds) writes into a database that is not verified yet or
+    /// may still be switched back; the orchestrator opens it right before it starts the app.
+    /// Idempotent; returns notes for the report (who was kept out, since when).
+    ///
+    /// Optional: the provided version has nothing to open.
+    async fn open(&self) -> Result<Vec<String>, AdapterError> {
+        Ok(Vec::new())
+    }
 
     /// Puts the prepared snapshot live. Idempotent: when the prepared snapshot already is
     /// live, returns `Ok` and changes nothing; a call interrupted half way is finished by

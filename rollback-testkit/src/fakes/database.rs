@@ -163,6 +163,13 @@ impl DatabaseSnapshot for FakeDatabase {
             })?;
             integrity_of(&s, Some(staged), false, checks)
         };
+        if report.passed() {
+            self.world
+                .lock()
+                .db
+                .verified_staged
+                .insert(prepared.snapshot.clone());
+        }
         gate.pass().await;
         Ok(report)
     }
@@ -190,10 +197,43 @@ impl DatabaseSnapshot for FakeDatabase {
                 })?;
                 s.db.live = Some(content);
                 s.db.live_origin = origin;
+                // A verified copy stays sealed until open(), as the real adapter keeps it.
+                s.db.sealed = s.db.verified_staged.remove(id);
             }
         }
         gate.pass().await;
         Ok(Vec::new())
+    }
+
+    async fn prove_unchanged(&self, prepared: &PreparedRestore) -> Result<Option<CheckResult>, AdapterError> {
+        let gate = self
+            .world
+            .enter(Method::DbProveUnchanged, prepared.snapshot.as_str())
+            .await?;
+        self.reachable()?;
+        let proof = {
+            let s = self.world.lock();
+            let is_it = s.db.live_origin == format!("snapshot:{}", prepared.snapshot) && s.db.live.is_some();
+            CheckResult {
+                name: "switched-in copy unchanged".into(),
+                passed: is_it && s.db.sealed,
+                detail: format!("live is {}, sealed {}", s.db.live_origin, s.db.sealed),
+            }
+        };
+        gate.pass().await;
+        Ok(Some(proof))
+    }
+
+    async fn open(&self) -> Result<Vec<String>, AdapterError> {
+        let gate = self.world.enter(Method::DbOpen, "").await?;
+        self.reachable()?;
+        let was = std::mem::replace(&mut self.world.lock().db.sealed, false);
+        gate.pass().await;
+        Ok(if was {
+            vec!["opened the live database to clients (fake)".into()]
+        } else {
+            Vec::new()
+        })
     }
 
     async fn reinstate(&self, preserved: &PreservedDatabase) -> Result<Vec<PutAside>, AdapterError> {
@@ -219,6 +259,7 @@ impl DatabaseSnapshot for FakeDatabase {
                 }
                 s.db.live = Some(content);
                 s.db.live_origin = origin;
+                s.db.sealed = true;
             }
         }
         gate.pass().await;
@@ -230,6 +271,12 @@ impl DatabaseSnapshot for FakeDatabase {
         self.reachable()?;
         let report = {
             let s = self.world.lock();
+            if s.db.sealed {
+                return Err(AdapterError::new(
+                    ErrorKind::Unavailable,
+                    "the live database is sealed (closed to connections) until open(): prove_unchanged() is the check for a sealed copy",
+                ));
+            }
             integrity_of(&s, s.db.live.as_ref(), s.db.fk_orphans, checks)
         };
         gate.pass().await;
