@@ -5,6 +5,7 @@ use crate::error::PgError;
 use crate::ident::{preserved_prefix, quote_ident};
 use crate::integrity;
 use crate::manifest::{DumpFormat, Manifest};
+use crate::state::State;
 use crate::tools::{self, PgTools};
 use async_trait::async_trait;
 use chrono::Utc;
@@ -59,15 +60,26 @@ pub struct RetentionReport {
     pub removed_snapshots: Vec<SnapshotId>,
     /// `__pre_rollback_` databases dropped (oldest ones).
     pub dropped_databases: Vec<String>,
+    /// `.partial-*` directories of interrupted snapshots removed (their writer is gone).
+    pub cleared_partials: Vec<PathBuf>,
 }
 
 /// Snapshots of one live PostgreSQL (13+) database as `pg_dump` archives under a snapshot
 /// root, restored into a staging database while the app serves and switched in by rename.
 ///
 /// Layout of the snapshot root: `<id>/manifest.json` with `<id>/dump.pgdump` (custom
-/// format) or `<id>/dump/` (directory format); `preserved/` for the rare `pg_dump`
-/// fallback of `preserve_current`; `.rollback-postgres-state.json`, which makes the switch
-/// steps idempotent.
+/// format) or `<id>/dump/` (directory format), and `<id>/baseline.measured.json` for a
+/// snapshot whose (older) manifest records no integrity baseline; `.partial-<id>/` while a
+/// snapshot is written (with a `.writer` record of its pid and host, so that one left by a
+/// dead writer is removed by the next `snapshot`, `remove` or `apply_retention`);
+/// `preserved/` for the rare `pg_dump` fallback of `preserve_current`;
+/// `.rollback-postgres-state.json`, which makes the switch steps idempotent.
+///
+/// Integrity: `snapshot` records the snapshot's baseline (orphan rows per foreign key,
+/// sequences behind their columns) in the manifest and returns what is broken as
+/// warnings; `check_integrity` and `check_prepared` (the same checks on the staged copy,
+/// online) judge foreign keys and sequences against `IntegrityChecks::baseline`. The
+/// manifest carries a SHA-256 of its own content, checked by `verify`.
 ///
 /// Consistency: `pg_dump` reads one MVCC snapshot, so the archive is consistent while the
 /// app keeps writing; the manifest's row counts are taken in that same snapshot
@@ -130,13 +142,18 @@ impl PostgresSnapshot {
     /// `keep_preserved` `<db>__pre_rollback_*` databases. Never called automatically; both
     /// counts are at least 1, so the newest snapshot and the newest preserved database (the
     /// way back from the last rollback) are always kept. Never touches the live or staging
-    /// database.
+    /// database. Also removes what interrupted snapshots left (`.partial-*` directories
+    /// whose writer process is gone; never one still being written).
     pub async fn apply_retention(
         &self,
         keep_snapshots: usize,
         keep_preserved: usize,
     ) -> Result<RetentionReport, AdapterError> {
         let mut report = RetentionReport::default();
+        {
+            let _guard = self.lock.lock().await;
+            report.cleared_partials = self.clear_abandoned_partials().await;
+        }
         for old in self.list().await?.into_iter().skip(keep_snapshots.max(1)) {
             self.remove(&old.id).await?;
             report.removed_snapshots.push(old.id);
@@ -315,6 +332,164 @@ impl PostgresSnapshot {
         }
     }
 
+    /// The checks of `check_integrity`, run on database `dbname`: connectivity, the
+    /// assertions (read-only), foreign keys and sequences (against `checks.baseline` when
+    /// given) and exact row counts against `expect`.
+    pub(crate) async fn run_checks(
+        &self,
+        dbname: &str,
+        checks: &IntegrityChecks,
+        expect: Option<&SnapshotId>,
+    ) -> IntegrityReport {
+        let mut report = IntegrityReport::default();
+        let started = Instant::now();
+        let client = match self.connect(dbname).await {
+            Ok(c) => c,
+            Err(e) => {
+                report.checks.push(CheckResult {
+                    name: "connectivity".to_owned(),
+                    passed: false,
+                    detail: e.to_string(),
+                });
+                return report;
+            }
+        };
+        let select = client.query_one("SELECT 1", &[]).await;
+        report.checks.push(CheckResult {
+            name: "connectivity".to_owned(),
+            passed: select.is_ok(),
+            detail: match select {
+                Ok(_) => format!("SELECT 1 on {dbname} answered in {:?}", started.elapsed()),
+                Err(e) => PgError::sql("SELECT 1", e).to_string(),
+            },
+        });
+        report
+            .checks
+            .extend(integrity::assertions(&client, &checks.assertions).await);
+        let failed = |name: &str, detail: String| CheckResult {
+            name: name.to_owned(),
+            passed: false,
+            detail,
+        };
+        let baseline = match &checks.baseline {
+            None => Ok(None),
+            Some(id) => self.snapshot_baseline(id).await.map(|b| Some((id, b))),
+        };
+        match baseline {
+            Ok(baseline) => {
+                let judged = baseline.as_ref().map(|(id, b)| integrity::Baseline {
+                    snapshot: id.as_str(),
+                    measured: b.as_ref(),
+                });
+                report.checks.push(match integrity::foreign_keys(&client).await {
+                    Ok(now) => integrity::check_foreign_keys(&now, judged),
+                    Err(e) => failed("foreign keys", format!("could not check: {e}")),
+                });
+                report.checks.push(match integrity::sequences(&client).await {
+                    Ok(now) => integrity::check_sequences(&now, judged),
+                    Err(e) => failed("sequences", format!("could not check: {e}")),
+                });
+            }
+            Err(e) => {
+                let detail = format!("could not read the integrity baseline to check against: {e}");
+                report.checks.push(failed("foreign keys", detail.clone()));
+                report.checks.push(failed("sequences", detail));
+            }
+        }
+        if let Some(id) = expect {
+            let result = match self.existing_snapshot(id).await {
+                Ok((_, manifest)) => {
+                    integrity::compare_row_counts(&client, &manifest.tables, id.as_str()).await
+                }
+                Err(e) => Err(e),
+            };
+            report
+                .checks
+                .push(result.unwrap_or_else(|e| failed("row counts", format!("could not check: {e}"))));
+        }
+        report
+    }
+
+    /// `Ok` when the state file says `staging` (with oid `oid`) was made by
+    /// `prepare_restore` for `snapshot`; `Conflict` otherwise.
+    pub(crate) fn check_staged_record(
+        state: &State,
+        staging: &str,
+        snapshot: &SnapshotId,
+        oid: u32,
+    ) -> Result<(), AdapterError> {
+        match state.staged.get(staging) {
+            Some(s) if s.snapshot == snapshot.as_str() && s.oid == oid => Ok(()),
+            Some(s) if s.snapshot != snapshot.as_str() => Err(AdapterError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "staging database `{staging}` holds snapshot {}, not {snapshot}: call prepare_restore again",
+                    s.snapshot
+                ),
+            )),
+            Some(_) => Err(AdapterError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "staging database `{staging}` is not the one prepare_restore made for snapshot {snapshot} \
+                     (it was dropped and made again by someone else): call prepare_restore again"
+                ),
+            )),
+            None => Err(AdapterError::new(
+                ErrorKind::Conflict,
+                format!("staging database `{staging}` was not made by prepare_restore: call prepare_restore again"),
+            )),
+        }
+    }
+
+    /// Whether database `name` accepts connections (`None` when it does not exist).
+    pub(crate) async fn allows_connections(client: &Client, name: &str) -> Result<Option<bool>, PgError> {
+        let row = client
+            .query_opt(
+                "SELECT datallowconn FROM pg_database WHERE datname = $1",
+                &[&name],
+            )
+            .await
+            .map_err(|e| PgError::sql(format!("looking up database {name}"), e))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Allows connections on `name` when it refuses them (a rename interrupted before its
+    /// last step). Returns true when it had to.
+    pub(crate) async fn ensure_connectable(&self, client: &Client, name: &str) -> Result<bool, PgError> {
+        if Self::allows_connections(client, name).await? != Some(false) {
+            return Ok(false);
+        }
+        client
+            .batch_execute(&format!(
+                "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+                quote_ident(name)
+            ))
+            .await
+            .map_err(|e| PgError::sql(format!("allowing connections on {name} again"), e))?;
+        tracing::warn!(database = %name, "allowed connections again on a database left closed by an interrupted rename");
+        Ok(true)
+    }
+
+    /// Splits what an earlier (interrupted) call recorded as put aside into what was
+    /// really renamed (exists now; made connectable if its rename was cut short) and the
+    /// first entry whose rename had not happened yet.
+    pub(crate) async fn recorded_asides(
+        &self,
+        client: &Client,
+        recorded: Vec<PutAside>,
+    ) -> Result<(Vec<PutAside>, Option<PutAside>), PgError> {
+        let (mut done, mut pending) = (Vec::new(), None);
+        for a in recorded {
+            if Self::db_oid(client, &a.location).await?.is_some() {
+                self.ensure_connectable(client, &a.location).await?;
+                done.push(a);
+            } else if pending.is_none() {
+                pending = Some(a);
+            }
+        }
+        Ok((done, pending))
+    }
+
     pub(crate) fn conninfo_arg(&self, dbname: &str) -> Result<OsString, PgError> {
         Ok(format!("--dbname={}", self.config.conninfo(dbname)?).into())
     }
@@ -402,67 +577,44 @@ impl DatabaseSnapshot for PostgresSnapshot {
         self.preserve_live(label).await
     }
 
+    async fn check_prepared(
+        &self,
+        prepared: &PreparedRestore,
+        checks: &IntegrityChecks,
+    ) -> Result<IntegrityReport, AdapterError> {
+        let Some(staging) = &prepared.staged_at else {
+            // Restored in place during the switch: there is no copy to check before it.
+            return Ok(IntegrityReport::default());
+        };
+        {
+            let _guard = self.lock.lock().await;
+            let state = State::load(&self.root).await?;
+            let client = self.maintenance().await?;
+            let Some(oid) = Self::db_oid(&client, staging).await? else {
+                return Err(AdapterError::not_found(format!(
+                    "staging database `{staging}` for snapshot {} does not exist (switched in already, or dropped): \
+                     call prepare_restore again",
+                    prepared.snapshot
+                )));
+            };
+            Self::check_staged_record(&state, staging, &prepared.snapshot, oid)?;
+        }
+        let expect = checks.expect_snapshot.as_ref().unwrap_or(&prepared.snapshot);
+        Ok(self.run_checks(staging, checks, Some(expect)).await)
+    }
+
     async fn restore(&self, prepared: &PreparedRestore) -> Result<Vec<PutAside>, AdapterError> {
-        self.switch_in(prepared).await.map(|()| Vec::new())
+        self.switch_in(prepared).await
     }
 
     async fn reinstate(&self, preserved: &PreservedDatabase) -> Result<Vec<PutAside>, AdapterError> {
-        self.reinstate_preserved(preserved).await.map(|()| Vec::new())
+        self.reinstate_preserved(preserved).await
     }
 
     async fn check_integrity(&self, checks: &IntegrityChecks) -> Result<IntegrityReport, AdapterError> {
-        let mut report = IntegrityReport::default();
-        let started = Instant::now();
-        let client = match self.connect(&self.config.dbname).await {
-            Ok(c) => c,
-            Err(e) => {
-                report.checks.push(CheckResult {
-                    name: "connectivity".to_owned(),
-                    passed: false,
-                    detail: e.to_string(),
-                });
-                return Ok(report);
-            }
-        };
-        let select = client.query_one("SELECT 1", &[]).await;
-        report.checks.push(CheckResult {
-            name: "connectivity".to_owned(),
-            passed: select.is_ok(),
-            detail: match select {
-                Ok(_) => format!("SELECT 1 answered in {:?}", started.elapsed()),
-                Err(e) => PgError::sql("SELECT 1", e).to_string(),
-            },
-        });
-        report
-            .checks
-            .extend(integrity::assertions(&client, &checks.assertions).await);
-        let failed = |name: &str, e: PgError| CheckResult {
-            name: name.to_owned(),
-            passed: false,
-            detail: format!("could not check: {e}"),
-        };
-        report.checks.push(
-            integrity::foreign_keys(&client)
-                .await
-                .unwrap_or_else(|e| failed("foreign keys", e)),
-        );
-        report.checks.push(
-            integrity::sequences(&client)
-                .await
-                .unwrap_or_else(|e| failed("sequences", e)),
-        );
-        if let Some(id) = &checks.expect_snapshot {
-            let result = match self.existing_snapshot(id).await {
-                Ok((_, manifest)) => {
-                    integrity::compare_row_counts(&client, &manifest.tables, id.as_str()).await
-                }
-                Err(e) => Err(e),
-            };
-            report
-                .checks
-                .push(result.unwrap_or_else(|e| failed("row counts", e)));
-        }
-        Ok(report)
+        Ok(self
+            .run_checks(&self.config.dbname, checks, checks.expect_snapshot.as_ref())
+            .await)
     }
 
     async fn list(&self) -> Result<Vec<SnapshotInfo>, AdapterError> {

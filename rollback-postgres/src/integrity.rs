@@ -1,11 +1,17 @@
-//! The checks behind `check_integrity`: connectivity, SQL assertions, foreign keys
-//! (including those created `NOT VALID`), row counts against a manifest, and sequences that
-//! would hand out values already used. Every query only reads.
+//! The checks behind `check_integrity` and `check_prepared`: connectivity, SQL assertions,
+//! foreign keys (including those created `NOT VALID`), row counts against a manifest, and
+//! sequences that would hand out values already used. Every query only reads.
+//!
+//! Foreign keys and sequences are measured ([`foreign_keys`], [`sequences`],
+//! [`IntegrityBaseline::measure`]) apart from being judged ([`check_foreign_keys`],
+//! [`check_sequences`]), so that the same measurement serves as a snapshot's baseline and
+//! what is measured later is judged against it.
 
 use crate::error::PgError;
 use crate::ident::quote_ident;
 use crate::manifest::TableCount;
 use rollback_core::{CheckResult, SqlAssertion};
+use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 /// Schemas that are never the application's.
@@ -85,8 +91,159 @@ async fn run_assertion(client: &Client, sql: &str) -> Result<Option<String>, PgE
         .flatten())
 }
 
-/// Every foreign key, validated or not, checked for orphan rows with a `NOT EXISTS` query.
-pub async fn foreign_keys(client: &Client) -> Result<CheckResult, PgError> {
+/// One foreign key and the rows that break it, as measured by [`foreign_keys`]. A key is
+/// identified by its table's schema, its table and its constraint name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignKeyState {
+    /// Schema of the referencing table.
+    pub schema: String,
+    /// The referencing table.
+    pub table: String,
+    /// The constraint's name.
+    pub constraint: String,
+    /// False for a key added `NOT VALID` and never validated.
+    pub validated: bool,
+    /// Rows of the referencing table whose key matches no parent row.
+    pub orphans: i64,
+}
+
+impl ForeignKeyState {
+    fn same_key(&self, other: &ForeignKeyState) -> bool {
+        self.schema == other.schema && self.table == other.table && self.constraint == other.constraint
+    }
+
+    /// `orders_user_fk on public.orders`.
+    fn name(&self) -> String {
+        format!("{} on {}.{}", self.constraint, self.schema, self.table)
+    }
+
+    fn not_valid(&self) -> &'static str {
+        if self.validated {
+            ""
+        } else {
+            "NOT VALID"
+        }
+    }
+}
+
+/// One sequence owned by a column (serial or identity), as measured by [`sequences`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SequenceState {
+    /// Schema of the sequence.
+    pub schema: String,
+    /// The sequence.
+    pub sequence: String,
+    /// Schema of the owning table.
+    pub table_schema: String,
+    /// The owning table.
+    pub table: String,
+    /// The owning column.
+    pub column: String,
+    /// The value the next `nextval` hands out.
+    pub next: i64,
+    /// The sequence's increment.
+    pub increment: i64,
+    /// The column's largest value, `None` for an empty table.
+    pub column_max: Option<i64>,
+}
+
+impl SequenceState {
+    /// How far the sequence is behind its column: 0 when its next value is above the
+    /// column's maximum (or it counts down), else `max - next + 1`, the number of values it
+    /// would hand out that may already be used.
+    pub fn behind_by(&self) -> i64 {
+        match self.column_max {
+            Some(max) if self.increment > 0 && self.next <= max => {
+                max.saturating_sub(self.next).saturating_add(1)
+            }
+            _ => 0,
+        }
+    }
+
+    fn same_sequence(&self, other: &SequenceState) -> bool {
+        self.schema == other.schema && self.sequence == other.sequence
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}.{} would hand out {} but {}.{}.{} already holds {}",
+            self.schema,
+            self.sequence,
+            self.next,
+            self.table_schema,
+            self.table,
+            self.column,
+            self.column_max.unwrap_or_default()
+        )
+    }
+}
+
+/// What was already broken in a snapshot's data when it was taken: orphan rows per foreign
+/// key and how far each owned sequence is behind its column. Recorded in the manifest (in
+/// the dump's own MVCC snapshot) so that later checks fail only on what got worse.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntegrityBaseline {
+    /// Every foreign key, broken or not.
+    pub foreign_keys: Vec<ForeignKeyState>,
+    /// Every owned sequence, behind or not.
+    pub sequences: Vec<SequenceState>,
+}
+
+impl IntegrityBaseline {
+    /// Measures foreign keys and sequences on the database `client` is connected to (inside
+    /// the caller's transaction, if any).
+    pub async fn measure(client: &Client) -> Result<IntegrityBaseline, PgError> {
+        Ok(IntegrityBaseline {
+            foreign_keys: foreign_keys(client).await?,
+            sequences: sequences(client).await?,
+        })
+    }
+
+    /// One line per broken key or sequence, for [`SnapshotInfo::warnings`](rollback_core::SnapshotInfo::warnings),
+    /// e.g. `foreign key orders_user_fk on public.orders: 3 orphan rows at snapshot time (NOT VALID)`.
+    pub fn warnings(&self) -> Vec<String> {
+        let keys = self.foreign_keys.iter().filter(|k| k.orphans > 0).map(|k| {
+            let nv = if k.validated { "" } else { " (NOT VALID)" };
+            format!(
+                "foreign key {}: {} orphan rows at snapshot time{nv}",
+                k.name(),
+                k.orphans
+            )
+        });
+        let seqs = self
+            .sequences
+            .iter()
+            .filter(|s| s.behind_by() > 0)
+            .map(|s| format!("sequence {} at snapshot time", s.describe()));
+        keys.chain(seqs).collect()
+    }
+}
+
+/// A snapshot's baseline, named for the report.
+#[derive(Clone, Copy, Debug)]
+pub struct Baseline<'a> {
+    /// The snapshot it belongs to.
+    pub snapshot: &'a str,
+    /// What was measured, or `None` when the snapshot records none (taken by an older
+    /// version and never staged since): then every orphan row fails, as without a baseline.
+    pub measured: Option<&'a IntegrityBaseline>,
+}
+
+impl Baseline<'_> {
+    fn suffix(&self) -> String {
+        match self.measured {
+            Some(_) => format!(" (measured against the baseline of snapshot {})", self.snapshot),
+            None => format!(
+                " (snapshot {} records no integrity baseline: judged without one)",
+                self.snapshot
+            ),
+        }
+    }
+}
+
+/// Every foreign key, validated or not, with its orphan rows counted by a `NOT EXISTS`
+/// query, sorted by schema, table and constraint name.
+pub async fn foreign_keys(client: &Client) -> Result<Vec<ForeignKeyState>, PgError> {
     let sql = format!(
         "SELECT c.conname::text, c.convalidated, c.confmatchtype::text, \
            n.nspname::text, cr.relname::text, cr.relkind::text, \
@@ -104,12 +261,13 @@ pub async fn foreign_keys(client: &Client) -> Result<CheckResult, PgError> {
         .query(&sql, &[])
         .await
         .map_err(|e| PgError::sql("listing foreign keys", e))?;
-    let mut broken = Vec::new();
+    let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
         let name: String = row.get(0);
         let validated: bool = row.get(1);
         let match_full = row.get::<_, String>(2) == "f";
-        let table = rel(row.get(3), row.get(4), row.get(5));
+        let (schema, table): (String, String) = (row.get(3), row.get(4));
+        let child = rel(schema.clone(), table.clone(), row.get(5));
         let parent = rel(row.get(6), row.get(7), row.get(8));
         let cols: Vec<String> = row.get(9);
         let pcols: Vec<String> = row.get(10);
@@ -133,35 +291,112 @@ pub async fn foreign_keys(client: &Client) -> Result<CheckResult, PgError> {
                 .join(" AND ");
             cond = format!("({cond} OR (NOT ({all_set}) AND NOT ({all_null})))");
         }
-        let q = format!("SELECT count(*) FROM {table} c WHERE {cond}");
+        let q = format!("SELECT count(*) FROM {child} c WHERE {cond}");
         let orphans: i64 = client
             .query_one(&q, &[])
             .await
             .map_err(|e| PgError::sql(format!("checking foreign key {name}"), e))?
             .get(0);
-        if orphans > 0 {
-            let v = if validated { "" } else { ", NOT VALID" };
-            broken.push(format!(
-                "{name} on {}.{} ({orphans} orphan rows{v})",
-                row.get::<_, String>(3),
-                row.get::<_, String>(4)
-            ));
+        out.push(ForeignKeyState {
+            schema,
+            table,
+            constraint: name,
+            validated,
+            orphans,
+        });
+    }
+    Ok(out)
+}
+
+/// Judges foreign keys measured now. Without a baseline (or with an unknown one) any
+/// orphan row fails; with one, a key passes while it has no more orphan rows than it had
+/// at snapshot time (reported as such), and fails when it has more or is new.
+pub fn check_foreign_keys(now: &[ForeignKeyState], baseline: Option<Baseline<'_>>) -> CheckResult {
+    let known = baseline.and_then(|b| b.measured);
+    let (mut broken, mut tolerated) = (Vec::new(), Vec::new());
+    for k in now.iter().filter(|k| k.orphans > 0) {
+        let nv = k.not_valid();
+        let then = known.map(|b| b.foreign_keys.iter().find(|o| o.same_key(k)));
+        match then {
+            None => {
+                let nv = if nv.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {nv}")
+                };
+                broken.push(format!("{} ({} orphan rows{nv})", k.name(), k.orphans));
+            }
+            Some(Some(b)) if k.orphans <= b.orphans => {
+                let nv = if nv.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({nv})")
+                };
+                let as_at = if k.orphans == b.orphans {
+                    "as at snapshot time".to_owned()
+                } else {
+                    format!("{} at snapshot time", b.orphans)
+                };
+                tolerated.push(format!("{}: {} orphan rows, {as_at}{nv}", k.name(), k.orphans));
+            }
+            Some(Some(b)) => {
+                let nv = if nv.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {nv}")
+                };
+                broken.push(format!(
+                    "{} ({} orphan rows, {} at snapshot time{nv})",
+                    k.name(),
+                    k.orphans,
+                    b.orphans
+                ));
+            }
+            Some(None) => {
+                let nv = if nv.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {nv}")
+                };
+                broken.push(format!(
+                    "{} ({} orphan rows{nv}; the key is not in the snapshot's baseline)",
+                    k.name(),
+                    k.orphans
+                ));
+            }
         }
     }
-    Ok(CheckResult {
+    let mut detail = if broken.is_empty() && tolerated.is_empty() {
+        format!("{} foreign keys checked, no orphan rows", now.len())
+    } else if broken.is_empty() {
+        format!(
+            "{} foreign keys checked, none worse than at snapshot time: {}",
+            now.len(),
+            tolerated.join("; ")
+        )
+    } else {
+        let mut d = format!(
+            "{} of {} foreign keys broken: {}",
+            broken.len(),
+            now.len(),
+            broken.join("; ")
+        );
+        if !tolerated.is_empty() {
+            d.push_str(&format!(
+                "; no worse than at snapshot time: {}",
+                tolerated.join("; ")
+            ));
+        }
+        d
+    };
+    if let Some(b) = baseline {
+        detail.push_str(&b.suffix());
+    }
+    CheckResult {
         name: "foreign keys".to_owned(),
         passed: broken.is_empty(),
-        detail: if broken.is_empty() {
-            format!("{} foreign keys checked, no orphan rows", rows.len())
-        } else {
-            format!(
-                "{} of {} foreign keys broken: {}",
-                broken.len(),
-                rows.len(),
-                broken.join("; ")
-            )
-        },
-    })
+        detail,
+    }
 }
 
 /// `ONLY schema.table` for plain tables (inherited children are not the key's business);
@@ -220,9 +455,10 @@ pub async fn compare_row_counts(
     })
 }
 
-/// Sequences owned by a column (serial or identity) whose next value is not above the
-/// column's maximum: the next insert would fail with a duplicate key.
-pub async fn sequences(client: &Client) -> Result<CheckResult, PgError> {
+/// Every sequence owned by a column (serial or identity) with its next value and the
+/// column's maximum, sorted by schema and name. One whose next value is not above the
+/// maximum ([`SequenceState::behind_by`] > 0) makes the next insert fail with a duplicate key.
+pub async fn sequences(client: &Client) -> Result<Vec<SequenceState>, PgError> {
     let sql = format!(
         "SELECT ps.schemaname::text, ps.sequencename::text, n.nspname::text, t.relname::text, a.attname::text, \
            ps.last_value, ps.start_value, ps.increment_by \
@@ -240,44 +476,199 @@ pub async fn sequences(client: &Client) -> Result<CheckResult, PgError> {
         .query(&sql, &[])
         .await
         .map_err(|e| PgError::sql("listing sequences", e))?;
-    let mut behind = Vec::new();
+    let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
-        let (sschema, seq): (String, String) = (row.get(0), row.get(1));
-        let (schema, table, column): (String, String, String) = (row.get(2), row.get(3), row.get(4));
+        let (schema, sequence): (String, String) = (row.get(0), row.get(1));
+        let (table_schema, table, column): (String, String, String) = (row.get(2), row.get(3), row.get(4));
         let last: Option<i64> = row.get(5);
         let start: i64 = row.get(6);
-        let inc: i64 = row.get(7);
+        let increment: i64 = row.get(7);
         let q = format!(
             "SELECT max({})::bigint FROM {}",
             quote_ident(&column),
-            qualified(&schema, &table)
+            qualified(&table_schema, &table)
         );
-        let max: Option<i64> = client
+        let column_max: Option<i64> = client
             .query_one(&q, &[])
             .await
-            .map_err(|e| PgError::sql(format!("reading max({column}) of {schema}.{table}"), e))?
+            .map_err(|e| PgError::sql(format!("reading max({column}) of {table_schema}.{table}"), e))?
             .get(0);
-        let next = last.map_or(start, |l| l.saturating_add(inc));
-        let problem = match max {
-            Some(m) if inc > 0 && next <= m => Some(m),
-            _ => None,
-        };
-        if let Some(m) = problem {
+        out.push(SequenceState {
+            schema,
+            sequence,
+            table_schema,
+            table,
+            column,
+            next: last.map_or(start, |l| l.saturating_add(increment)),
+            increment,
+            column_max,
+        });
+    }
+    Ok(out)
+}
+
+/// Judges sequences measured now. Without a baseline (or with an unknown one) any sequence
+/// behind its column fails; with one, a sequence passes while it is no further behind than
+/// at snapshot time, and fails when it is further behind or was not behind then.
+pub fn check_sequences(now: &[SequenceState], baseline: Option<Baseline<'_>>) -> CheckResult {
+    let known = baseline.and_then(|b| b.measured);
+    let (mut behind, mut tolerated) = (Vec::new(), Vec::new());
+    for s in now.iter().filter(|s| s.behind_by() > 0) {
+        let then = known
+            .and_then(|b| b.sequences.iter().find(|o| o.same_sequence(s)))
+            .map_or(0, SequenceState::behind_by);
+        if known.is_some() && s.behind_by() <= then {
+            tolerated.push(format!("{}, as at snapshot time", s.describe()));
+        } else if known.is_some() && then > 0 {
             behind.push(format!(
-                "{sschema}.{seq} would hand out {next} but {schema}.{table}.{column} already holds {m}"
+                "{} ({} values behind, {then} at snapshot time)",
+                s.describe(),
+                s.behind_by()
             ));
+        } else {
+            behind.push(s.describe());
         }
     }
-    Ok(CheckResult {
+    let mut detail = if behind.is_empty() && tolerated.is_empty() {
+        format!("{} owned sequences ahead of their columns", now.len())
+    } else if behind.is_empty() {
+        format!(
+            "{} owned sequences checked, none further behind than at snapshot time: {}",
+            now.len(),
+            tolerated.join("; ")
+        )
+    } else {
+        let mut d = format!(
+            "sequences behind their columns (fix with setval): {}",
+            behind.join("; ")
+        );
+        if !tolerated.is_empty() {
+            d.push_str(&format!(
+                "; no worse than at snapshot time: {}",
+                tolerated.join("; ")
+            ));
+        }
+        d
+    };
+    if let Some(b) = baseline {
+        detail.push_str(&b.suffix());
+    }
+    CheckResult {
         name: "sequences".to_owned(),
         passed: behind.is_empty(),
-        detail: if behind.is_empty() {
-            format!("{} owned sequences ahead of their columns", rows.len())
-        } else {
-            format!(
-                "sequences behind their columns (fix with setval): {}",
-                behind.join("; ")
-            )
-        },
-    })
+        detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str, orphans: i64, validated: bool) -> ForeignKeyState {
+        ForeignKeyState {
+            schema: "public".into(),
+            table: "orders".into(),
+            constraint: name.into(),
+            validated,
+            orphans,
+        }
+    }
+
+    fn seq(next: i64, max: Option<i64>) -> SequenceState {
+        SequenceState {
+            schema: "public".into(),
+            sequence: "t_id_seq".into(),
+            table_schema: "public".into(),
+            table: "t".into(),
+            column: "id".into(),
+            next,
+            increment: 1,
+            column_max: max,
+        }
+    }
+
+    #[test]
+    fn foreign_keys_are_judged_against_the_baseline_per_key() {
+        let then = IntegrityBaseline {
+            foreign_keys: vec![key("a_fk", 3, false), key("b_fk", 0, true)],
+            sequences: vec![],
+        };
+        let baseline = Baseline {
+            snapshot: "s1",
+            measured: Some(&then),
+        };
+        let same = check_foreign_keys(&[key("a_fk", 3, false), key("b_fk", 0, true)], Some(baseline));
+        assert!(same.passed, "{same:?}");
+        assert!(
+            same.detail
+                .contains("a_fk on public.orders: 3 orphan rows, as at snapshot time (NOT VALID)")
+                && same.detail.contains("baseline of snapshot s1"),
+            "{}",
+            same.detail
+        );
+        let fewer = check_foreign_keys(&[key("a_fk", 1, false)], Some(baseline));
+        assert!(
+            fewer.passed && fewer.detail.contains("1 orphan rows, 3 at snapshot time"),
+            "{fewer:?}"
+        );
+        let worse = check_foreign_keys(&[key("a_fk", 4, false), key("b_fk", 1, true)], Some(baseline));
+        assert!(!worse.passed);
+        assert!(
+            worse.detail.starts_with("2 of 2 foreign keys broken"),
+            "{}",
+            worse.detail
+        );
+        let new = check_foreign_keys(&[key("c_fk", 1, true)], Some(baseline));
+        assert!(
+            !new.passed && new.detail.contains("not in the snapshot's baseline"),
+            "{new:?}"
+        );
+        let strict = check_foreign_keys(&[key("a_fk", 3, false)], None);
+        assert!(
+            !strict.passed
+                && strict
+                    .detail
+                    .contains("a_fk on public.orders (3 orphan rows, NOT VALID)")
+        );
+        let unknown = check_foreign_keys(
+            &[key("a_fk", 3, false)],
+            Some(Baseline {
+                snapshot: "old",
+                measured: None,
+            }),
+        );
+        assert!(
+            !unknown.passed && unknown.detail.contains("records no integrity baseline"),
+            "{unknown:?}"
+        );
+    }
+
+    #[test]
+    fn sequences_are_judged_by_how_far_behind_they_are() {
+        assert_eq!(seq(101, Some(100)).behind_by(), 0);
+        assert_eq!(seq(100, Some(100)).behind_by(), 1);
+        assert_eq!(seq(1, None).behind_by(), 0);
+        let then = IntegrityBaseline {
+            foreign_keys: vec![],
+            sequences: vec![seq(3, Some(50))],
+        };
+        let baseline = Some(Baseline {
+            snapshot: "s1",
+            measured: Some(&then),
+        });
+        assert!(check_sequences(&[seq(4, Some(50))], baseline).passed);
+        let worse = check_sequences(&[seq(4, Some(80))], baseline);
+        assert!(
+            !worse.passed && worse.detail.contains("77 values behind, 48 at snapshot time"),
+            "{worse:?}"
+        );
+        assert!(!check_sequences(&[seq(3, Some(50))], None).passed);
+        let w = then.warnings();
+        assert_eq!(
+            w,
+            vec![
+                "sequence public.t_id_seq would hand out 3 but public.t.id already holds 50 at snapshot time"
+            ]
+        );
+    }
 }

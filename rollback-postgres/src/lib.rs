@@ -14,7 +14,12 @@
 //!   puts it back and sets the failed one aside as `<db>__rollback_failed_<utc>`. Old ones
 //!   go only through the explicit [`PostgresSnapshot::apply_retention`].
 //! - Consistency: `pg_dump` works in one MVCC snapshot, so the archive is consistent while
-//!   the app keeps writing; the manifest's row counts are taken in that same snapshot.
+//!   the app keeps writing; the manifest's row counts and integrity baseline (orphan rows
+//!   per foreign key, sequences behind their columns) are taken in that same snapshot, and
+//!   later checks fail only on what is worse than that baseline
+//!   ([`integrity::IntegrityBaseline`]).
+//! - `check_prepared` runs the integrity checks on the staged copy while the app serves;
+//!   `restore` and `reinstate` return every database they renamed aside, with what it holds.
 //!
 //! What it is not: a physical backup (no WAL archiving, no point-in-time recovery), and it
 //! does not capture roles, which are cluster-wide. TLS is not built in: `sslmode=require`

@@ -1,7 +1,9 @@
 //! `manifest.json`, written beside every snapshot: what was dumped, from which server,
-//! the size and SHA-256 of every file, and the exact row count of every user table.
+//! the size and SHA-256 of every file, the exact row count of every user table, the
+//! snapshot's integrity baseline, and a SHA-256 of the manifest's own content.
 
 use crate::error::PgError;
+use crate::integrity::IntegrityBaseline;
 use chrono::{DateTime, Utc};
 use rollback_core::ErrorKind;
 use serde::{Deserialize, Serialize};
@@ -98,7 +100,30 @@ pub struct Manifest {
     pub tables: Vec<TableCount>,
     /// Database-level properties.
     pub database_props: DatabaseProps,
+    /// The snapshot's integrity baseline (orphan rows per foreign key, sequences behind
+    /// their columns), measured in the dump's own MVCC snapshot. `None` in manifests written
+    /// by versions before it was recorded: unknown, not "nothing broken".
+    #[serde(default)]
+    pub baseline: Option<IntegrityBaseline>,
+    /// Lower-case hex SHA-256 of the manifest's own content (its canonical JSON without this
+    /// field), set by [`Manifest::store`] and checked by `verify`, so that a hand-edited or
+    /// damaged field is caught before a restore. `None` in manifests written by versions
+    /// before it was recorded (accepted with a warning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_sha256: Option<String>,
 }
+
+/// What [`Manifest::check_digest`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DigestCheck {
+    /// The manifest's content matches its `manifest_sha256`.
+    Matches,
+    /// The manifest has no `manifest_sha256` (written by an earlier version).
+    Absent,
+}
+
+/// The JSON key of [`Manifest::manifest_sha256`].
+const DIGEST_KEY: &str = "manifest_sha256";
 
 impl Manifest {
     /// Reads `<dir>/manifest.json`; a missing file is `NotFound`, an unreadable one `Corrupt`.
@@ -118,11 +143,58 @@ impl Manifest {
         })
     }
 
-    /// Writes `<dir>/manifest.json` (through a temporary file, then a rename).
+    /// The SHA-256 of this manifest's content: its canonical JSON (keys sorted, no
+    /// whitespace) without `manifest_sha256`.
+    pub fn content_digest(&self) -> Result<String, PgError> {
+        let value = serde_json::to_value(self)
+            .map_err(|e| PgError::new(ErrorKind::Failed, format!("cannot encode the manifest: {e}")))?;
+        Ok(value_digest(value))
+    }
+
+    /// Checks `<dir>/manifest.json` against its own `manifest_sha256`, on the JSON as
+    /// written (so fields this version does not know are covered too). A mismatch is
+    /// `Corrupt` and names the file.
+    pub async fn check_digest(dir: &Path) -> Result<DigestCheck, PgError> {
+        let path = dir.join(MANIFEST_FILE);
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| PgError::io(format!("cannot read {}", path.display()), e))?;
+        let corrupt = |why: String| {
+            PgError::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "{} was altered or damaged after it was written ({why}): do not restore this snapshot; take a new one",
+                    path.display()
+                ),
+            )
+        };
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("not JSON: {e}")))?;
+        let Some(object) = value.as_object_mut() else {
+            return Err(corrupt("not a JSON object".to_owned()));
+        };
+        let recorded = match object.remove(DIGEST_KEY) {
+            None | Some(serde_json::Value::Null) => return Ok(DigestCheck::Absent),
+            Some(serde_json::Value::String(s)) => s,
+            Some(_) => return Err(corrupt(format!("{DIGEST_KEY} is not a string"))),
+        };
+        if value_digest(value) == recorded {
+            Ok(DigestCheck::Matches)
+        } else {
+            Err(corrupt(format!("its content does not match its {DIGEST_KEY}")))
+        }
+    }
+
+    /// Writes `<dir>/manifest.json` (through a temporary file, then a rename), with
+    /// `manifest_sha256` computed over the content written.
     pub async fn store(&self, dir: &Path) -> Result<(), PgError> {
         let path = dir.join(MANIFEST_FILE);
         let tmp = dir.join(".manifest.json.tmp");
-        let json = serde_json::to_vec_pretty(self)
+        let sealed = Manifest {
+            manifest_sha256: Some(self.content_digest()?),
+            ..self.clone()
+        };
+        let json = serde_json::to_vec_pretty(&sealed)
             .map_err(|e| PgError::new(ErrorKind::Failed, format!("cannot encode the manifest: {e}")))?;
         tokio::fs::write(&tmp, json)
             .await
@@ -138,7 +210,54 @@ impl Manifest {
     }
 }
 
-/// Every file under `dir` except the manifest, with size and SHA-256, sorted by path.
+/// SHA-256 of `value` without its digest key, in canonical form.
+fn value_digest(mut value: serde_json::Value) -> String {
+    if let Some(object) = value.as_object_mut() {
+        object.remove(DIGEST_KEY);
+    }
+    let mut text = String::new();
+    canonical(&value, &mut text);
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
+/// Compact JSON with object keys sorted, whatever the map's own order.
+fn canonical(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::Value::String(k.clone()).to_string());
+                out.push(':');
+                if let Some(v) = map.get(k) {
+                    canonical(v, out);
+                }
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(v, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every file under `dir` except the manifest (and the adapter's own bookkeeping files), with size and SHA-256, sorted by path.
 pub async fn hash_tree(dir: &Path) -> Result<Vec<FileEntry>, PgError> {
     let dir = dir.to_path_buf();
     tokio::task::spawn_blocking(move || {
@@ -168,7 +287,11 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<FileEntry>) -> Result<(), PgError
                 .unwrap_or(&path)
                 .to_string_lossy()
                 .into_owned();
-            if rel == MANIFEST_FILE || rel.starts_with(".manifest") {
+            if rel == MANIFEST_FILE
+                || rel.starts_with(".manifest")
+                || rel == crate::snapshot::WRITER_FILE
+                || rel == crate::snapshot::MEASURED_BASELINE_FILE
+            {
                 continue;
             }
             let (size, sha256) = hash_file(&path)?;
@@ -199,13 +322,84 @@ pub fn hash_file(path: &Path) -> Result<(u64, String), PgError> {
         size += n as u64;
         hasher.update(&buf[..n]);
     }
-    let digest = hasher.finalize();
-    Ok((size, digest.iter().map(|b| format!("{b:02x}")).collect()))
+    Ok((size, hex(&hasher.finalize())))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn manifest() -> Manifest {
+        Manifest {
+            id: "s".into(),
+            label: "l".into(),
+            database: "app".into(),
+            server_version: "15.0".into(),
+            server_version_num: 150000,
+            created_at: DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap_or_default(),
+            format: DumpFormat::Custom,
+            size_bytes: 3,
+            files: vec![],
+            tables: vec![TableCount {
+                schema: "public".into(),
+                table: "t".into(),
+                rows: 300,
+            }],
+            database_props: DatabaseProps::default(),
+            baseline: Some(IntegrityBaseline::default()),
+            manifest_sha256: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_manifest_digest_covers_content_not_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        manifest().store(dir.path()).await.unwrap();
+        assert_eq!(
+            Manifest::check_digest(dir.path()).await.unwrap(),
+            DigestCheck::Matches
+        );
+        let loaded = Manifest::load(dir.path()).await.unwrap();
+        assert_eq!(
+            loaded.manifest_sha256.as_deref(),
+            Some(manifest().content_digest().unwrap().as_str())
+        );
+
+        // Same content, keys in another order and compact: still matches.
+        let path = dir.path().join(MANIFEST_FILE);
+        let value: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let mut reordered: Vec<(String, serde_json::Value)> =
+            value.as_object().unwrap().clone().into_iter().collect();
+        reordered.reverse();
+        let text = format!(
+            "{{{}}}",
+            reordered
+                .iter()
+                .map(|(k, v)| format!("{}:{v}", serde_json::Value::String(k.clone())))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        std::fs::write(&path, text).unwrap();
+        assert_eq!(
+            Manifest::check_digest(dir.path()).await.unwrap(),
+            DigestCheck::Matches
+        );
+
+        let mut edited = value.clone();
+        edited["tables"][0]["rows"] = serde_json::json!(301);
+        std::fs::write(&path, edited.to_string()).unwrap();
+        let e = Manifest::check_digest(dir.path()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupt);
+        assert!(e.to_string().contains("do not restore"), "{e}");
+
+        let mut old = value;
+        old.as_object_mut().unwrap().remove("manifest_sha256");
+        std::fs::write(&path, old.to_string()).unwrap();
+        assert_eq!(
+            Manifest::check_digest(dir.path()).await.unwrap(),
+            DigestCheck::Absent
+        );
+    }
 
     #[tokio::test]
     async fn hash_tree_lists_nested_files_but_not_the_manifest() {

@@ -3,14 +3,46 @@
 use crate::adapter::PostgresSnapshot;
 use crate::dbprops;
 use crate::error::PgError;
-use crate::integrity;
-use crate::manifest::{hash_file, hash_tree, Manifest, MANIFEST_FILE};
+use crate::integrity::{self, IntegrityBaseline};
+use crate::manifest::{hash_file, hash_tree, DigestCheck, Manifest, MANIFEST_FILE};
 use crate::tools;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rollback_core::{AdapterError, ErrorKind, SnapshotId, SnapshotInfo};
+use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Inside a `.partial-<id>` directory: who is writing it (pid, host), so that a directory
+/// left by a writer that died can be told from one still being written.
+pub(crate) const WRITER_FILE: &str = ".writer";
+
+/// Inside a snapshot directory whose manifest records no baseline (an older version's):
+/// the baseline measured later on a staged copy of it. The manifest is never rewritten.
+pub(crate) const MEASURED_BASELINE_FILE: &str = "baseline.measured.json";
+
+/// A `.partial-*` directory without a writer file is abandoned once it is this old.
+const ORPHAN_PARTIAL_AGE: Duration = Duration::from_secs(3600);
+
+/// The content of [`WRITER_FILE`].
+#[derive(Debug, Serialize, Deserialize)]
+struct Writer {
+    pid: u32,
+    host: String,
+    /// The process's start time in clock ticks since boot (`/proc/<pid>/stat`), so that a
+    /// recycled pid is not taken for the writer.
+    proc_start: Option<u64>,
+    started_at: DateTime<Utc>,
+}
+
+/// The content of [`MEASURED_BASELINE_FILE`].
+#[derive(Debug, Serialize, Deserialize)]
+struct MeasuredBaseline {
+    snapshot: String,
+    measured_at: DateTime<Utc>,
+    measured_on: String,
+    baseline: IntegrityBaseline,
+}
 
 impl PostgresSnapshot {
     pub(crate) async fn take_snapshot(&self, label: &str) -> Result<SnapshotInfo, AdapterError> {
@@ -43,22 +75,37 @@ impl PostgresSnapshot {
             .get(0);
         let created_at = Utc::now();
         let tables = integrity::row_counts(&client).await?;
+        // What is already broken in this data (orphan rows under a NOT VALID key, a sequence
+        // behind its column), in the same MVCC snapshot: recorded, not refused.
+        let baseline = IntegrityBaseline::measure(&client).await?;
+        let warnings = baseline.warnings();
         let database_props = dbprops::capture(&client).await?;
 
         tokio::fs::create_dir_all(&self.root)
             .await
             .map_err(|e| PgError::io(format!("cannot create snapshot root {}", self.root.display()), e))?;
+        self.clear_abandoned_partials().await;
         let mut id = self.new_snapshot_id(label, created_at);
         let mut n = 2;
-        while tokio::fs::try_exists(self.root.join(&id)).await.unwrap_or(false) {
+        let taken = |id: &str| {
+            let (done, partial) = (self.root.join(id), self.root.join(format!(".partial-{id}")));
+            async move {
+                tokio::fs::try_exists(done).await.unwrap_or(false)
+                    || tokio::fs::try_exists(partial).await.unwrap_or(false)
+            }
+        };
+        while taken(&id).await {
             id = format!("{}-{n}", self.new_snapshot_id(label, created_at));
             n += 1;
         }
         let partial = self.root.join(format!(".partial-{id}"));
-        let _ = tokio::fs::remove_dir_all(&partial).await;
         tokio::fs::create_dir_all(&partial)
             .await
             .map_err(|e| PgError::io(format!("cannot create {}", partial.display()), e))?;
+        if let Err(e) = write_writer_file(&partial).await {
+            let _ = tokio::fs::remove_dir_all(&partial).await;
+            return Err(e.into());
+        }
         let format = self.options.format;
         let archive = partial.join(format.archive_name());
         let started = Instant::now();
@@ -82,20 +129,27 @@ impl PostgresSnapshot {
             files,
             tables,
             database_props,
+            baseline: Some(baseline),
+            manifest_sha256: None,
         };
         manifest.store(&partial).await?;
+        // Gone just before the rename: a partial without a writer file is kept for an hour.
+        let _ = tokio::fs::remove_file(partial.join(WRITER_FILE)).await;
         let dir = self.root.join(&id);
         tokio::fs::rename(&partial, &dir)
             .await
             .map_err(|e| PgError::io(format!("cannot move the snapshot into {}", dir.display()), e))?;
         tracing::info!(snapshot = %id, bytes = size_bytes, elapsed = ?started.elapsed(), "snapshot taken");
+        for w in &warnings {
+            tracing::warn!(snapshot = %id, "integrity baseline: {w}");
+        }
         Ok(SnapshotInfo {
             id: SnapshotId::new(id),
             label: label.to_owned(),
             created_at,
             size_bytes: Some(size_bytes),
             location: dir.display().to_string(),
-            warnings: Vec::new(),
+            warnings,
         })
     }
 
@@ -122,14 +176,20 @@ impl PostgresSnapshot {
                 continue;
             }
             match Manifest::load(&dir).await {
-                Ok(m) => out.push(SnapshotInfo {
-                    id: SnapshotId::new(name),
-                    label: m.label,
-                    created_at: m.created_at,
-                    size_bytes: Some(m.size_bytes),
-                    location: dir.display().to_string(),
-                    warnings: Vec::new(),
-                }),
+                Ok(m) => {
+                    let baseline = match m.baseline {
+                        Some(b) => Some(b),
+                        None => load_measured_baseline(&dir, &name).await,
+                    };
+                    out.push(SnapshotInfo {
+                        id: SnapshotId::new(name),
+                        label: m.label,
+                        created_at: m.created_at,
+                        size_bytes: Some(m.size_bytes),
+                        location: dir.display().to_string(),
+                        warnings: baseline.map(|b| b.warnings()).unwrap_or_default(),
+                    })
+                }
                 Err(e) => {
                     tracing::warn!(snapshot = %name, error = %e, "skipping a snapshot with a damaged manifest")
                 }
@@ -145,6 +205,7 @@ impl PostgresSnapshot {
 
     pub(crate) async fn remove_snapshot(&self, id: &SnapshotId) -> Result<(), AdapterError> {
         let _guard = self.lock.lock().await;
+        self.clear_abandoned_partials().await;
         // Only the manifest's presence is checked, so that a damaged snapshot can be removed.
         let dir = self.snapshot_dir(id)?;
         if !tokio::fs::try_exists(dir.join(MANIFEST_FILE))
@@ -187,8 +248,86 @@ impl PostgresSnapshot {
                 ),
             ));
         }
+        // The manifest's own checksum first: its file list, row counts and baseline are
+        // only trusted when its content is what was written.
+        if Manifest::check_digest(&dir).await? == DigestCheck::Absent {
+            tracing::warn!(
+                snapshot = %id,
+                "{} has no manifest_sha256 (written by an earlier version): its content cannot be checked",
+                dir.join(MANIFEST_FILE).display()
+            );
+        }
         let manifest = Manifest::load(&dir).await?;
         Ok((dir, manifest))
+    }
+
+    /// The integrity baseline of snapshot `id`: the manifest's, else one measured later on
+    /// a staged copy of it, else `None` (unknown).
+    pub(crate) async fn snapshot_baseline(
+        &self,
+        id: &SnapshotId,
+    ) -> Result<Option<IntegrityBaseline>, PgError> {
+        let (dir, manifest) = self.existing_snapshot(id).await?;
+        Ok(match manifest.baseline {
+            Some(b) => Some(b),
+            None => load_measured_baseline(&dir, id.as_str()).await,
+        })
+    }
+
+    /// Records a baseline measured on `measured_on` (a staged copy of snapshot `id`, whose
+    /// manifest records none) beside the manifest, which is left as it was written.
+    pub(crate) async fn store_measured_baseline(
+        &self,
+        id: &SnapshotId,
+        measured_on: &str,
+        baseline: &IntegrityBaseline,
+    ) -> Result<(), PgError> {
+        let dir = self.snapshot_dir(id)?;
+        let record = MeasuredBaseline {
+            snapshot: id.to_string(),
+            measured_at: Utc::now(),
+            measured_on: measured_on.to_owned(),
+            baseline: baseline.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&record).map_err(|e| {
+            PgError::new(
+                ErrorKind::Failed,
+                format!("cannot encode the measured baseline: {e}"),
+            )
+        })?;
+        let path = dir.join(MEASURED_BASELINE_FILE);
+        let tmp = dir.join(format!(".{MEASURED_BASELINE_FILE}.tmp"));
+        tokio::fs::write(&tmp, json)
+            .await
+            .map_err(|e| PgError::io(format!("cannot write {}", tmp.display()), e))?;
+        tokio::fs::rename(&tmp, &path)
+            .await
+            .map_err(|e| PgError::io(format!("cannot write {}", path.display()), e))
+    }
+
+    /// Removes the `.partial-*` directories under the snapshot root that were left by an
+    /// interrupted snapshot: those whose writer process (recorded with its host) is gone
+    /// from this host, and those without a writer record older than an hour. Never one
+    /// whose writer is alive or on another host. Best effort: failures are logged. Returns
+    /// the directories removed.
+    pub(crate) async fn clear_abandoned_partials(&self) -> Vec<PathBuf> {
+        let root = self.root.clone();
+        let found = tokio::task::spawn_blocking(move || abandoned_partials(&root)).await;
+        let mut removed = Vec::new();
+        for (dir, why) in found.unwrap_or_default() {
+            match tokio::fs::remove_dir_all(&dir).await {
+                Ok(()) => {
+                    tracing::info!(dir = %dir.display(), "removed an interrupted snapshot ({why})");
+                    removed.push(dir);
+                }
+                Err(e) => tracing::warn!(
+                    dir = %dir.display(),
+                    error = %e,
+                    "could not remove an interrupted snapshot ({why})"
+                ),
+            }
+        }
+        removed
     }
 
     pub(crate) fn new_snapshot_id(&self, label: &str, at: chrono::DateTime<Utc>) -> String {
@@ -266,6 +405,129 @@ impl PostgresSnapshot {
             })?;
         Ok((dir, manifest))
     }
+}
+
+/// The measured baseline beside a manifest, if any (a damaged one is ignored, with a warning).
+async fn load_measured_baseline(dir: &Path, id: &str) -> Option<IntegrityBaseline> {
+    let path = dir.join(MEASURED_BASELINE_FILE);
+    let bytes = tokio::fs::read(&path).await.ok()?;
+    match serde_json::from_slice::<MeasuredBaseline>(&bytes) {
+        Ok(m) if m.snapshot == id => Some(m.baseline),
+        Ok(m) => {
+            tracing::warn!(file = %path.display(), "ignoring a measured baseline of snapshot {}", m.snapshot);
+            None
+        }
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "ignoring a damaged measured baseline");
+            None
+        }
+    }
+}
+
+async fn write_writer_file(partial: &Path) -> Result<(), PgError> {
+    let pid = std::process::id();
+    let writer = Writer {
+        pid,
+        host: this_host(),
+        proc_start: process_start(pid).ok().flatten(),
+        started_at: Utc::now(),
+    };
+    let json = serde_json::to_vec(&writer)
+        .map_err(|e| PgError::new(ErrorKind::Failed, format!("cannot encode the writer record: {e}")))?;
+    let path = partial.join(WRITER_FILE);
+    tokio::fs::write(&path, json)
+        .await
+        .map_err(|e| PgError::io(format!("cannot write {}", path.display()), e))
+}
+
+/// This host's name, as the kernel knows it.
+fn this_host() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| {
+            let name = std::fs::read_to_string(p).ok()?;
+            let name = name.trim();
+            (!name.is_empty()).then(|| name.to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The start time of process `pid` (clock ticks since boot, field 22 of `/proc/<pid>/stat`):
+/// `Ok(None)` when there is no such process, `Err` when that cannot be told (no `/proc`).
+fn process_start(pid: u32) -> Result<Option<u64>, ()> {
+    if !Path::new("/proc/self/stat").exists() {
+        return Err(());
+    }
+    let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(_) => return Err(()),
+    };
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).ok_or(())?;
+    after
+        .split_whitespace()
+        .nth(19)
+        .and_then(|f| f.parse().ok())
+        .map(Some)
+        .ok_or(())
+}
+
+/// The latest modification time of `path` or anything under it.
+fn newest_modification(path: &Path) -> Option<SystemTime> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    let mut newest = meta.modified().ok()?;
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path).ok()?.flatten() {
+            if let Some(t) = newest_modification(&entry.path()) {
+                newest = newest.max(t);
+            }
+        }
+    }
+    Some(newest)
+}
+
+/// The `.partial-*` directories under `root` whose writer is gone, with the reason.
+fn abandoned_partials(root: &Path) -> Vec<(PathBuf, String)> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let host = this_host();
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let dir = entry.path();
+        if !name.starts_with(".partial-") || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let writer = std::fs::read(dir.join(WRITER_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Writer>(&b).ok());
+        match writer {
+            Some(w) if w.host != host => {
+                tracing::debug!(dir = %dir.display(), host = %w.host, "partial snapshot written from another host: kept")
+            }
+            Some(w) => {
+                let gone = match process_start(w.pid) {
+                    Ok(None) => true,
+                    Ok(Some(start)) => w.proc_start.is_some_and(|s| s != start),
+                    Err(()) => false,
+                };
+                if gone {
+                    out.push((dir, format!("its writer, pid {} on {host}, is gone", w.pid)));
+                }
+            }
+            None => {
+                // An older version's writer leaves no record: judge by the newest write
+                // anywhere inside (a long pg_dump keeps growing its file).
+                let age = newest_modification(&dir).and_then(|t| SystemTime::now().duration_since(t).ok());
+                if age.is_some_and(|a| a > ORPHAN_PARTIAL_AGE) {
+                    out.push((dir, "no writer record, untouched for over an hour".to_owned()));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! which snapshot, and what was last put live.
 
 use crate::error::PgError;
-use rollback_core::{ErrorKind, PreservedDatabase};
+use rollback_core::{ErrorKind, PreservedDatabase, PutAside};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,13 +33,19 @@ pub struct StagedRecord {
     pub oid: u32,
 }
 
-/// What was last put live by `restore` or `reinstate`.
+/// What was last put live by `restore` or `reinstate` (written before the final rename, so
+/// that a call interrupted after it knows the rename was its own).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveRecord {
     /// `snapshot:<id>` or `preserved:<label>`.
     pub source: String,
     /// The live database's oid right after the switch (0 when restored in place).
     pub oid: u32,
+    /// What this switch put aside (renamed databases), recorded before each rename so that
+    /// a call interrupted half way still reports it. An entry whose database does not exist
+    /// was never renamed (the call stopped before).
+    #[serde(default)]
+    pub put_aside: Vec<PutAside>,
 }
 
 /// The whole state file.

@@ -8,7 +8,7 @@ use crate::ident::{derived_name, preserved_prefix, quote_ident, staging_name};
 use crate::integrity;
 use crate::manifest::DumpFormat;
 use crate::state::{LiveRecord, PreservedRecord, StagedRecord, State};
-use rollback_core::{AdapterError, ErrorKind, PreparedRestore, PreservedDatabase, SnapshotId};
+use rollback_core::{AdapterError, ErrorKind, PreparedRestore, PreservedDatabase, PutAside, SnapshotId};
 use std::path::Path;
 use std::time::Instant;
 use tokio_postgres::Client;
@@ -87,7 +87,8 @@ impl PostgresSnapshot {
         // A restored database has no planner statistics and no visibility map: VACUUM
         // (ANALYZE) it now, online, so that the app's first queries after the switch are
         // planned well and the offline integrity check can count rows from the indexes.
-        let counts = match self.connect(&staging).await {
+        let staged = self.connect(&staging).await;
+        let counts = match &staged {
             Ok(staged) => {
                 let vacuumed = Instant::now();
                 match staged.batch_execute("VACUUM (ANALYZE)").await {
@@ -100,9 +101,9 @@ impl PostgresSnapshot {
                         PgError::sql("VACUUM (ANALYZE)", e)
                     )),
                 }
-                integrity::compare_row_counts(&staged, &manifest.tables, id.as_str()).await
+                integrity::compare_row_counts(staged, &manifest.tables, id.as_str()).await
             }
-            Err(e) => Err(e),
+            Err(e) => Err(PgError::new(e.kind(), e.to_string())),
         };
         match counts {
             Ok(check) if check.passed => notes.push(format!("staged copy: {}", check.detail)),
@@ -124,6 +125,33 @@ impl PostgresSnapshot {
                 .into());
             }
         }
+        // A manifest from an earlier version records no integrity baseline: the staged copy
+        // IS the snapshot's data, so measure it here (once) and keep it beside the manifest.
+        if let Ok(staged) = &staged {
+            if manifest.baseline.is_none() && self.snapshot_baseline(id).await?.is_none() {
+                let measured = integrity::IntegrityBaseline::measure(staged).await;
+                match measured {
+                    Ok(b) => {
+                        self.store_measured_baseline(id, &staging, &b).await?;
+                        let warnings = b.warnings();
+                        notes.push(format!(
+                            "snapshot {id} recorded no integrity baseline (an earlier version took it): measured it on \
+                             the staged copy{}",
+                            if warnings.is_empty() {
+                                ": nothing broken".to_owned()
+                            } else {
+                                format!(": {}", warnings.join("; "))
+                            }
+                        ));
+                    }
+                    Err(e) => notes.push(format!(
+                        "snapshot {id} records no integrity baseline and measuring it on the staged copy failed \
+                         ({e}): checks against it judge every orphan row as a failure"
+                    )),
+                }
+            }
+        }
+        drop(staged);
         let mut state = State::load(&self.root).await?;
         state.staged.insert(
             staging.clone(),
@@ -155,10 +183,15 @@ impl PostgresSnapshot {
                 return Ok(rec.preserved);
             }
             if let Some(t) = &rec.renamed_to {
-                // An interrupted call: did its rename go through?
-                if Self::db_oid(&client, t).await?.is_some() && Self::db_oid(&client, &live).await?.is_none()
-                {
-                    self.allow_connections(&client, t).await;
+                // An interrupted call: did its rename go through? (A rename keeps the oid.)
+                let t_oid = Self::db_oid(&client, t).await?;
+                let renamed = match rec.oid {
+                    Some(oid) => t_oid == Some(oid),
+                    None => t_oid.is_some() && Self::db_oid(&client, &live).await?.is_none(),
+                };
+                if renamed {
+                    // Finish what rename_database does after the rename.
+                    self.ensure_connectable(&client, t).await?;
                     let mut rec = rec.clone();
                     rec.done = true;
                     rec.preserved
@@ -248,18 +281,20 @@ impl PostgresSnapshot {
         mut state: State,
         source: String,
         live_oid: Option<u32>,
-    ) -> Result<(), AdapterError> {
+        put_aside: Vec<PutAside>,
+    ) -> Result<Vec<PutAside>, AdapterError> {
         let (dir, manifest) = self.verify_inner(&prepared.snapshot).await?;
         self.restore_in_place(&manifest.archive(&dir)).await?;
         state.live = Some(LiveRecord {
             source,
             oid: live_oid.unwrap_or(0),
+            put_aside: put_aside.clone(),
         });
         state.store(&self.root).await?;
-        Ok(())
+        Ok(put_aside)
     }
 
-    pub(crate) async fn switch_in(&self, prepared: &PreparedRestore) -> Result<(), AdapterError> {
+    pub(crate) async fn switch_in(&self, prepared: &PreparedRestore) -> Result<Vec<PutAside>, AdapterError> {
         let _guard = self.lock.lock().await;
         let live = self.config.dbname.clone();
         let mut state = State::load(&self.root).await?;
@@ -274,76 +309,125 @@ impl PostgresSnapshot {
         };
         let Some(staging) = &prepared.staged_at else {
             if already_live(live_oid) {
-                return Ok(());
+                return Ok(Vec::new());
             }
             return self
-                .restore_in_place_recorded(prepared, state, source, live_oid)
+                .restore_in_place_recorded(prepared, state, source, live_oid, Vec::new())
                 .await;
         };
         let Some(staging_oid) = Self::db_oid(&client, staging).await? else {
             if live_oid.is_some() && already_live(live_oid) {
-                return Ok(());
+                return self.finish_switch(&client, prepared, staging, state).await;
             }
             return Err(AdapterError::not_found(format!(
                 "staging database `{staging}` for snapshot {} does not exist: call prepare_restore again",
                 prepared.snapshot
             )));
         };
-        match state.staged.get(staging) {
-            Some(s) if s.snapshot == prepared.snapshot.as_str() && s.oid == staging_oid => {}
-            Some(s) => {
-                return Err(AdapterError::new(
-                    ErrorKind::Conflict,
-                    format!(
-                        "staging database `{staging}` holds snapshot {}, not {}: call prepare_restore again",
-                        s.snapshot, prepared.snapshot
-                    ),
-                ))
-            }
-            None => {
-                return Err(AdapterError::new(
-                    ErrorKind::Conflict,
-                    format!("staging database `{staging}` was not made by prepare_restore: call prepare_restore again"),
-                ))
-            }
-        }
+        Self::check_staged_record(&state, staging, &prepared.snapshot, staging_oid)?;
+        // What an interrupted call of this same switch recorded as put aside.
+        let recorded = match &state.live {
+            Some(l) if l.source == source && l.oid == staging_oid => l.put_aside.clone(),
+            _ => Vec::new(),
+        };
+        let (mut put_aside, pending) = self.recorded_asides(&client, recorded).await?;
         if live_oid.is_some() {
             // preserve_current normally moved it already; never drop it.
-            let aside = Self::unused_name(
-                &client,
-                &derived_name(&live, &format!("__rollback_replaced_{}", Self::timestamp())),
-            )
-            .await?;
+            let base = derived_name(&live, &format!("__rollback_replaced_{}", Self::timestamp()));
+            let aside = match pending {
+                Some(p) if Self::db_oid(&client, &p.location).await?.is_none() => p.location,
+                _ => Self::unused_name(&client, &base).await?,
+            };
+            put_aside.push(PutAside {
+                location: aside.clone(),
+                holds: format!(
+                    "the database that was live when snapshot {} was switched in (preserve_current had not set it \
+                     aside), with every write made into it until the switch; renamed aside instead of dropped",
+                    prepared.snapshot
+                ),
+            });
+            // Recorded before the rename, so that a call interrupted after it still reports it.
+            state.live = Some(LiveRecord {
+                source: source.clone(),
+                oid: staging_oid,
+                put_aside: put_aside.clone(),
+            });
+            state.store(&self.root).await?;
             match self.rename_database(&client, &live, &aside).await {
                 Ok(_) => {
                     tracing::warn!(database = %live, aside = %aside, "live database was still there: renamed it aside")
                 }
                 Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+                    put_aside.pop();
                     return self
-                        .restore_in_place_recorded(prepared, state, source, live_oid)
+                        .restore_in_place_recorded(prepared, state, source, live_oid, put_aside)
                         .await;
                 }
                 Err(e) => return Err(e.into()),
             }
         }
         // Recorded before the rename: if the process dies right after it, a new call sees the
-        // staged database live under this snapshot and returns Ok.
+        // staged database live under this snapshot and finishes the switch.
         state.live = Some(LiveRecord {
             source,
             oid: staging_oid,
+            put_aside: put_aside.clone(),
         });
         state.store(&self.root).await?;
         self.rename_database(&client, staging, &live).await?;
         state.staged.remove(staging);
         state.store(&self.root).await?;
         tracing::info!(database = %live, snapshot = %prepared.snapshot, "snapshot switched in by rename");
-        Ok(())
+        Ok(put_aside)
+    }
+
+    /// The staged database is live under this snapshot already: finish whatever an
+    /// interrupted call left undone after its rename (connections allowed again, the
+    /// snapshot's database properties re-applied, the staging record dropped) and return
+    /// what it put aside.
+    async fn finish_switch(
+        &self,
+        client: &Client,
+        prepared: &PreparedRestore,
+        staging: &str,
+        mut state: State,
+    ) -> Result<Vec<PutAside>, AdapterError> {
+        let live = &self.config.dbname;
+        let Some(record) = state.live.clone() else {
+            return Ok(Vec::new());
+        };
+        let reopened = self.ensure_connectable(client, live).await?;
+        let unrecorded = state
+            .staged
+            .get(staging)
+            .is_some_and(|s| s.snapshot == prepared.snapshot.as_str() && s.oid == record.oid);
+        if reopened || unrecorded {
+            match self.existing_snapshot(&prepared.snapshot).await {
+                Ok((_, manifest)) => {
+                    for note in dbprops::apply(client, live, &manifest.database_props).await {
+                        tracing::warn!(database = %live, "{note}");
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    database = %live,
+                    error = %e,
+                    "could not re-apply the snapshot's database properties"
+                ),
+            }
+            if unrecorded {
+                state.staged.remove(staging);
+                state.store(&self.root).await?;
+            }
+            tracing::warn!(database = %live, snapshot = %prepared.snapshot, "finished a switch that was interrupted after its rename");
+        }
+        let (put_aside, _) = self.recorded_asides(client, record.put_aside).await?;
+        Ok(put_aside)
     }
 
     pub(crate) async fn reinstate_preserved(
         &self,
         preserved: &PreservedDatabase,
-    ) -> Result<(), AdapterError> {
+    ) -> Result<Vec<PutAside>, AdapterError> {
         let _guard = self.lock.lock().await;
         let live = self.config.dbname.clone();
         let mut state = State::load(&self.root).await?;
@@ -351,31 +435,67 @@ impl PostgresSnapshot {
         let source = format!("preserved:{}", preserved.label);
         let live_oid = Self::db_oid(&client, &live).await?;
         let recorded_oid = state.preserved.get(&preserved.label).and_then(|r| r.oid);
-        let already_live = live_oid.is_some()
-            && state
-                .live
-                .as_ref()
-                .is_some_and(|l| l.source == source && Some(l.oid) == live_oid);
-        match preserved.method.as_str() {
+        // The record of this reinstate, when an earlier call got as far as writing it.
+        let ours = state.live.clone().filter(|l| l.source == source);
+        let already_live = live_oid.is_some() && ours.as_ref().is_some_and(|l| Some(l.oid) == live_oid);
+        let put_aside = match preserved.method.as_str() {
             METHOD_RENAME => {
                 let name = &preserved.location;
                 let Some(p_oid) = Self::db_oid(&client, name).await? else {
                     if already_live || (live_oid.is_some() && live_oid == recorded_oid) {
-                        return Ok(());
+                        // The rename went through (in an earlier, maybe interrupted, call):
+                        // finish what rename_database and the record would have done.
+                        self.ensure_connectable(&client, &live).await?;
+                        let recorded = ours.map(|l| l.put_aside).unwrap_or_default();
+                        let (put_aside, _) = self.recorded_asides(&client, recorded).await?;
+                        if !already_live {
+                            state.live = Some(LiveRecord {
+                                source,
+                                oid: live_oid.unwrap_or(0),
+                                put_aside: put_aside.clone(),
+                            });
+                            state.store(&self.root).await?;
+                        }
+                        return Ok(put_aside);
                     }
                     return Err(AdapterError::not_found(format!(
                         "preserved database `{name}` does not exist and is not live: nothing to reinstate"
                     )));
                 };
+                let recorded = ours
+                    .filter(|l| l.oid == p_oid)
+                    .map(|l| l.put_aside)
+                    .unwrap_or_default();
+                let (mut put_aside, pending) = self.recorded_asides(&client, recorded).await?;
                 if live_oid.is_some() {
-                    self.set_failed_aside(&client).await?;
+                    let aside = self
+                        .failed_aside(&client, &state, live_oid, &preserved.label, pending)
+                        .await?;
+                    put_aside.push(aside.clone());
+                    state.live = Some(LiveRecord {
+                        source: source.clone(),
+                        oid: p_oid,
+                        put_aside: put_aside.clone(),
+                    });
+                    state.store(&self.root).await?;
+                    self.rename_database(&client, &live, &aside.location).await?;
+                    tracing::warn!(database = %live, aside = %aside.location, "set the failed live database aside");
                 }
+                // Recorded before the rename: a call interrupted after it finishes it.
+                state.live = Some(LiveRecord {
+                    source,
+                    oid: p_oid,
+                    put_aside: put_aside.clone(),
+                });
+                state.store(&self.root).await?;
                 self.rename_database(&client, name, &live).await?;
-                state.live = Some(LiveRecord { source, oid: p_oid });
+                put_aside
             }
             METHOD_DUMP => {
                 if already_live {
-                    return Ok(());
+                    self.ensure_connectable(&client, &live).await?;
+                    let recorded = ours.map(|l| l.put_aside).unwrap_or_default();
+                    return Ok(self.recorded_asides(&client, recorded).await?.0);
                 }
                 let archive = Path::new(&preserved.location).join(DumpFormat::Custom.archive_name());
                 if !archive.exists() {
@@ -384,11 +504,28 @@ impl PostgresSnapshot {
                         archive.display()
                     )));
                 }
+                let recorded = ours.map(|l| l.put_aside).unwrap_or_default();
+                let (mut put_aside, pending) = self.recorded_asides(&client, recorded).await?;
                 let mut in_place = false;
                 if live_oid.is_some() {
-                    match self.set_failed_aside(&client).await {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == ErrorKind::PermissionDenied => in_place = true,
+                    let aside = self
+                        .failed_aside(&client, &state, live_oid, &preserved.label, pending)
+                        .await?;
+                    put_aside.push(aside.clone());
+                    state.live = Some(LiveRecord {
+                        source: source.clone(),
+                        oid: 0,
+                        put_aside: put_aside.clone(),
+                    });
+                    state.store(&self.root).await?;
+                    match self.rename_database(&client, &live, &aside.location).await {
+                        Ok(_) => {
+                            tracing::warn!(database = %live, aside = %aside.location, "set the failed live database aside")
+                        }
+                        Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+                            put_aside.pop();
+                            in_place = true;
+                        }
                         Err(e) => return Err(e.into()),
                     }
                 }
@@ -406,7 +543,12 @@ impl PostgresSnapshot {
                     self.pg_restore(&archive, &live, &[&jobs]).await?;
                 }
                 let oid = Self::db_oid(&client, &live).await?.unwrap_or(0);
-                state.live = Some(LiveRecord { source, oid });
+                state.live = Some(LiveRecord {
+                    source,
+                    oid,
+                    put_aside: put_aside.clone(),
+                });
+                put_aside
             }
             other => {
                 return Err(AdapterError::new(
@@ -417,10 +559,10 @@ impl PostgresSnapshot {
                     ),
                 ))
             }
-        }
+        };
         state.store(&self.root).await?;
         tracing::info!(database = %live, label = %preserved.label, "preserved database reinstated");
-        Ok(())
+        Ok(put_aside)
     }
 
     /// Restores `archive` over the live database in place (`--clean --if-exists` in one
@@ -435,16 +577,44 @@ impl PostgresSnapshot {
         .await
     }
 
-    /// Renames the live database aside as `<db>__rollback_failed_<utc>` (never drops it).
-    pub(crate) async fn set_failed_aside(&self, client: &Client) -> Result<(), PgError> {
+    /// Where the live database goes when a reinstate sets it aside
+    /// (`<db>__rollback_failed_<utc>`, or the name an interrupted call had chosen), and what
+    /// it holds, from the record of what was put live last.
+    async fn failed_aside(
+        &self,
+        client: &Client,
+        state: &State,
+        live_oid: Option<u32>,
+        label: &str,
+        pending: Option<PutAside>,
+    ) -> Result<PutAside, PgError> {
+        if let Some(p) = pending {
+            if Self::db_oid(client, &p.location).await?.is_none() {
+                return Ok(p);
+            }
+        }
         let live = &self.config.dbname;
-        let aside = Self::unused_name(
+        let location = Self::unused_name(
             client,
             &derived_name(live, &format!("__rollback_failed_{}", Self::timestamp())),
         )
         .await?;
-        self.rename_database(client, live, &aside).await?;
-        tracing::warn!(database = %live, aside = %aside, "set the failed live database aside");
-        Ok(())
+        let why = "set aside because the rollback was undone";
+        let holds = match &state.live {
+            Some(l) if Some(l.oid) == live_oid && l.oid != 0 => match l.source.split_once(':') {
+                Some(("snapshot", id)) => {
+                    format!("the restored snapshot {id} with any writes other clients made into it after the switch; {why}")
+                }
+                Some(("preserved", p)) => format!(
+                    "the database reinstated from preserved {p} with any writes made into it since; set aside because \
+                     preserved {label} was reinstated"
+                ),
+                _ => format!("the database that was live before preserved {label} was reinstated; {why}"),
+            },
+            _ => format!(
+                "the database that was live when preserved {label} was reinstated, with every write made into it; {why}"
+            ),
+        };
+        Ok(PutAside { location, holds })
     }
 }

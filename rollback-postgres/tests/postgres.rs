@@ -719,14 +719,23 @@ async fn a_staged_copy_that_does_not_match_its_manifest_is_refused_while_the_app
     .await;
     let snap = env.db.snapshot("v1").await.expect("snapshot");
     // The manifest claims a count the archive does not hold (a dump taken without its
-    // snapshot, or a hand-edited manifest): the checksums still match, the data does not.
-    let manifest = std::path::Path::new(&snap.location).join("manifest.json");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let tables = json["tables"].as_array_mut().expect("tables in the manifest");
-    let t = tables.iter_mut().find(|t| t["table"] == "t").expect("table t");
-    t["rows"] = serde_json::json!(301);
-    std::fs::write(&manifest, serde_json::to_string(&json).unwrap()).unwrap();
+    // snapshot, by a buggy writer that sealed the manifest as it wrote it): every checksum
+    // matches, the data does not. (A hand edit is caught earlier, by verify.)
+    let mut manifest = env.db.manifest(&snap.id).await.unwrap();
+    let t = manifest
+        .tables
+        .iter_mut()
+        .find(|t| t.table == "t")
+        .expect("table t");
+    t.rows = 301;
+    manifest
+        .store(std::path::Path::new(&snap.location))
+        .await
+        .unwrap();
+    env.db
+        .verify(&snap.id)
+        .await
+        .expect("the manifest is self-consistent");
 
     let e = env
         .db
@@ -808,4 +817,615 @@ async fn the_staged_copy_is_analyzed_before_the_switch() {
         "{:?}",
         prepared.notes
     );
+}
+
+// ---- issue 12 ---------------------------------------------------------------------------
+
+/// The id of database `name` (None when there is none) and whether it accepts connections.
+async fn db_info(env: &Env, name: &str) -> Option<(u32, bool)> {
+    env.client("postgres")
+        .await
+        .unwrap()
+        .query_opt(
+            "SELECT oid, datallowconn FROM pg_database WHERE datname = $1",
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .map(|r| (r.get(0), r.get(1)))
+}
+
+fn check<'a>(report: &'a rollback_core::IntegrityReport, name: &str) -> &'a rollback_core::CheckResult {
+    report
+        .checks
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no {name} check in {report:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_already_there_at_snapshot_time_are_the_baseline_not_a_failure() {
+    let Some(env) = setup("rollback-postgres baseline", "app") else {
+        return;
+    };
+    env.sql(
+        "app",
+        "CREATE TABLE users (id int PRIMARY KEY); \
+         CREATE TABLE orders (id int PRIMARY KEY, user_id int); \
+         INSERT INTO users VALUES (1), (2); \
+         INSERT INTO orders VALUES (1, 1), (2, 2), (3, 97), (4, 98), (5, 99); \
+         ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES users(id) NOT VALID; \
+         CREATE TABLE seq_t (id serial PRIMARY KEY); \
+         INSERT INTO seq_t VALUES (DEFAULT), (50);",
+    )
+    .await;
+    let snap = env
+        .db
+        .snapshot("broken keys")
+        .await
+        .expect("a database with broken keys is snapshotted");
+    assert!(
+        snap.warnings.contains(
+            &"foreign key orders_user_fk on public.orders: 3 orphan rows at snapshot time (NOT VALID)"
+                .to_owned()
+        ),
+        "{:?}",
+        snap.warnings
+    );
+    assert!(
+        snap.warnings
+            .iter()
+            .any(|w| w.starts_with("sequence public.seq_t_id_seq")
+                && w.contains("50")
+                && w.ends_with("at snapshot time")),
+        "{:?}",
+        snap.warnings
+    );
+    assert_eq!(snap.warnings.len(), 2, "{:?}", snap.warnings);
+    let listed = env.db.list().await.unwrap();
+    assert_eq!(
+        listed[0].warnings, snap.warnings,
+        "list() shows the same baseline"
+    );
+    let baseline = env
+        .db
+        .manifest(&snap.id)
+        .await
+        .unwrap()
+        .baseline
+        .expect("baseline recorded");
+    let fk = &baseline.foreign_keys[0];
+    assert_eq!(
+        (
+            fk.schema.as_str(),
+            fk.table.as_str(),
+            fk.constraint.as_str(),
+            fk.validated,
+            fk.orphans
+        ),
+        ("public", "orders", "orders_user_fk", false, 3)
+    );
+
+    let prepared = env.db.prepare_restore(&snap.id).await.expect("prepare");
+    let with_baseline = IntegrityChecks {
+        baseline: Some(snap.id.clone()),
+        ..IntegrityChecks::default()
+    };
+    let report = env
+        .db
+        .check_prepared(&prepared, &with_baseline)
+        .await
+        .expect("checks run");
+    assert!(report.passed(), "{report:?}");
+    let fk = check(&report, "foreign keys");
+    assert!(
+        fk.detail
+            .contains("orders_user_fk on public.orders: 3 orphan rows, as at snapshot time (NOT VALID)")
+            && fk.detail.contains(&format!("baseline of snapshot {}", snap.id)),
+        "{}",
+        fk.detail
+    );
+    assert!(check(&report, "sequences").detail.contains("as at snapshot time"));
+    let rows = check(&report, "row counts");
+    assert!(rows.passed && rows.detail.contains(snap.id.as_str()), "{rows:?}");
+    assert!(
+        check(&report, "connectivity")
+            .detail
+            .contains("app__rollback_staging"),
+        "the checks ran on the staged copy: {report:?}"
+    );
+    let strict = env
+        .db
+        .check_prepared(&prepared, &IntegrityChecks::default())
+        .await
+        .unwrap();
+    assert_eq!(strict.failures(), vec!["foreign keys", "sequences"], "{strict:?}");
+
+    // One more orphan in the live database: worse than the baseline.
+    // (A bulk load with triggers off, as replication does: the key does not see it.)
+    env.sql(
+        "app",
+        "SET session_replication_role = replica; INSERT INTO orders VALUES (6, 96); \
+         SET session_replication_role = origin;",
+    )
+    .await;
+    let report = env.db.check_integrity(&with_baseline).await.unwrap();
+    assert_eq!(report.failures(), vec!["foreign keys"], "{report:?}");
+    let fk = check(&report, "foreign keys");
+    assert!(
+        fk.detail
+            .contains("orders_user_fk on public.orders (4 orphan rows, 3 at snapshot time, NOT VALID)"),
+        "{}",
+        fk.detail
+    );
+    let report = env.db.check_integrity(&IntegrityChecks::default()).await.unwrap();
+    assert_eq!(report.failures(), vec!["foreign keys", "sequences"], "{report:?}");
+    assert!(check(&report, "foreign keys")
+        .detail
+        .contains("4 orphan rows, NOT VALID"));
+
+    // A key that is new since the snapshot fails even with a baseline.
+    env.sql(
+        "app",
+        "DELETE FROM orders WHERE id = 6; CREATE TABLE notes (id int, user_id int); \
+         INSERT INTO notes VALUES (1, 42); \
+         ALTER TABLE notes ADD CONSTRAINT notes_user_fk FOREIGN KEY (user_id) REFERENCES users(id) NOT VALID;",
+    )
+    .await;
+    let report = env.db.check_integrity(&with_baseline).await.unwrap();
+    assert_eq!(report.failures(), vec!["foreign keys"], "{report:?}");
+    assert!(
+        check(&report, "foreign keys").detail.contains("notes_user_fk on public.notes (1 orphan rows, NOT VALID; the key is not in the snapshot's baseline)"),
+        "{report:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_prepared_checks_only_the_staging_database_prepare_restore_made() {
+    let Some(env) = setup("rollback-postgres check_prepared", "app") else {
+        return;
+    };
+    env.sql(
+        "app",
+        "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 10) g",
+    )
+    .await;
+    let a = env.db.snapshot("a").await.unwrap();
+    let b = env.db.snapshot("b").await.unwrap();
+    let prepared = env.db.prepare_restore(&a.id).await.unwrap();
+    let checks = IntegrityChecks {
+        assertions: vec![SqlAssertion {
+            name: "ten rows".into(),
+            sql: "SELECT count(*) = 10 FROM t".into(),
+        }],
+        ..IntegrityChecks::default()
+    };
+    let report = env.db.check_prepared(&prepared, &checks).await.unwrap();
+    assert!(report.passed(), "{report:?}");
+    assert!(report.checks.iter().any(|c| c.name == "assertion: ten rows"));
+    assert!(report.checks.iter().any(|c| c.name == "row counts"), "{report:?}");
+
+    let wrong = rollback_core::PreparedRestore {
+        snapshot: b.id.clone(),
+        ..prepared.clone()
+    };
+    let e = env
+        .db
+        .check_prepared(&wrong, &checks)
+        .await
+        .expect_err("staging holds a, not b");
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+
+    let in_place = rollback_core::PreparedRestore {
+        staged_at: None,
+        ..prepared.clone()
+    };
+    let report = env.db.check_prepared(&in_place, &checks).await.unwrap();
+    assert!(
+        report.checks.is_empty(),
+        "nothing staged, nothing checked online: {report:?}"
+    );
+
+    // Dropped and made again by someone else: same name, another database.
+    for sql in [
+        "DROP DATABASE app__rollback_staging WITH (FORCE)",
+        "CREATE DATABASE app__rollback_staging",
+    ] {
+        env.pg.psql("postgres", sql).unwrap();
+    }
+    let e = env
+        .db
+        .check_prepared(&prepared, &checks)
+        .await
+        .expect_err("not the staged copy");
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(e.to_string().contains("prepare_restore again"), "{e}");
+    let e = env
+        .db
+        .restore(&prepared)
+        .await
+        .expect_err("restore refuses it too");
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_from_an_earlier_version_gets_its_baseline_from_the_staged_copy() {
+    let Some(env) = setup("rollback-postgres old manifest", "app") else {
+        return;
+    };
+    env.sql(
+        "app",
+        "CREATE TABLE p (id int PRIMARY KEY); CREATE TABLE c (id int, p_id int); \
+         INSERT INTO p VALUES (1); INSERT INTO c VALUES (1, 1), (2, 5), (3, 6); \
+         ALTER TABLE c ADD CONSTRAINT c_p_fk FOREIGN KEY (p_id) REFERENCES p(id) NOT VALID;",
+    )
+    .await;
+    let snap = env.db.snapshot("old").await.unwrap();
+    // What an earlier version wrote: no baseline, no checksum of the manifest itself.
+    let dir = std::path::Path::new(&snap.location);
+    let path = dir.join("manifest.json");
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let object = json.as_object_mut().unwrap();
+    object.remove("baseline");
+    object.remove("manifest_sha256");
+    std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    let manifest_before = std::fs::read(&path).unwrap();
+    env.db
+        .verify(&snap.id)
+        .await
+        .expect("an old manifest is accepted (with a warning)");
+    assert!(
+        env.db.list().await.unwrap()[0].warnings.is_empty(),
+        "baseline unknown"
+    );
+
+    let with_baseline = IntegrityChecks {
+        baseline: Some(snap.id.clone()),
+        ..IntegrityChecks::default()
+    };
+    let report = env.db.check_integrity(&with_baseline).await.unwrap();
+    assert_eq!(
+        report.failures(),
+        vec!["foreign keys"],
+        "unknown baseline: strict"
+    );
+    assert!(
+        check(&report, "foreign keys")
+            .detail
+            .contains("records no integrity baseline"),
+        "{report:?}"
+    );
+
+    let prepared = env.db.prepare_restore(&snap.id).await.unwrap();
+    assert!(
+        prepared
+            .notes
+            .iter()
+            .any(|n| n.contains("measured it on the staged copy")
+                && n.contains("c_p_fk on public.c: 2 orphan rows at snapshot time (NOT VALID)")),
+        "{:?}",
+        prepared.notes
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        manifest_before,
+        "the manifest is never rewritten"
+    );
+    assert!(dir.join("baseline.measured.json").is_file());
+    env.db.verify(&snap.id).await.expect("still verifies");
+    let report = env.db.check_prepared(&prepared, &with_baseline).await.unwrap();
+    assert!(report.passed(), "{report:?}");
+    let report = env.db.check_integrity(&with_baseline).await.unwrap();
+    assert!(
+        report.passed(),
+        "the live database is as broken as the snapshot: {report:?}"
+    );
+    assert_eq!(env.db.list().await.unwrap()[0].warnings.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_edited_manifest_is_caught_by_verify_before_any_restore() {
+    let Some(env) = setup("rollback-postgres manifest checksum", "app") else {
+        return;
+    };
+    env.sql(
+        "app",
+        "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 300) g",
+    )
+    .await;
+    let snap = env.db.snapshot("v1").await.unwrap();
+    let path = std::path::Path::new(&snap.location).join("manifest.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"manifest_sha256\""), "{text}");
+    let edited = text.replacen("\"rows\": 300", "\"rows\": 301", 1);
+    assert_ne!(edited, text, "the row count is in the manifest");
+    std::fs::write(&path, edited).unwrap();
+
+    let e = env.db.verify(&snap.id).await.expect_err("edited manifest");
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    let shown = e.to_string();
+    assert!(
+        shown.contains(&path.display().to_string()),
+        "names the file: {shown}"
+    );
+    assert!(shown.contains("do not restore"), "{shown}");
+    let e = env
+        .db
+        .prepare_restore(&snap.id)
+        .await
+        .expect_err("nothing is restored");
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert!(
+        db_info(&env, "app__rollback_staging").await.is_none(),
+        "no staging database was made"
+    );
+
+    // Whitespace is not content.
+    std::fs::write(&path, text.replace("\n", "\n  ")).unwrap();
+    env.db.verify(&snap.id).await.expect("same content, other layout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_and_reinstate_name_what_they_put_aside() {
+    let Some(env) = setup("rollback-postgres put aside", "app") else {
+        return;
+    };
+    env.sql(
+        "app",
+        "CREATE TABLE t (v text); INSERT INTO t VALUES ('snapshot')",
+    )
+    .await;
+    let snap = env.db.snapshot("s").await.unwrap();
+    env.sql("app", "INSERT INTO t VALUES ('deploy')").await;
+    let preserved = env.db.preserve_current("p").await.unwrap();
+    let prepared = env.db.prepare_restore(&snap.id).await.unwrap();
+    assert_eq!(
+        env.db.restore(&prepared).await.unwrap(),
+        vec![],
+        "preserve_current moved live"
+    );
+    env.sql("app", "INSERT INTO t VALUES ('after the switch')").await;
+
+    let aside = env.db.reinstate(&preserved).await.expect("reinstate");
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(
+        aside[0].location.starts_with("app__rollback_failed_"),
+        "{aside:?}"
+    );
+    assert_eq!(
+        aside[0].holds,
+        format!(
+            "the restored snapshot {} with any writes other clients made into it after the switch; set aside because \
+             the rollback was undone",
+            snap.id
+        )
+    );
+    assert_eq!(
+        env.count(&aside[0].location, "t").await,
+        2,
+        "the write after the switch is there"
+    );
+    assert_eq!(env.count("app", "t").await, 2, "the preserved database is live");
+    assert_eq!(
+        env.db.reinstate(&preserved).await.unwrap(),
+        aside,
+        "idempotent, same answer"
+    );
+
+    // Without preserve_current the live database is renamed aside by restore itself.
+    let prepared = env.db.prepare_restore(&snap.id).await.unwrap();
+    let replaced = env.db.restore(&prepared).await.expect("restore");
+    assert_eq!(replaced.len(), 1, "{replaced:?}");
+    assert!(
+        replaced[0].location.starts_with("app__rollback_replaced_"),
+        "{replaced:?}"
+    );
+    assert!(
+        replaced[0].holds.contains(snap.id.as_str()) && replaced[0].holds.contains("every write"),
+        "{replaced:?}"
+    );
+    assert_eq!(env.count(&replaced[0].location, "t").await, 2);
+    assert_eq!(env.count("app", "t").await, 1);
+    assert_eq!(
+        env.db.restore(&prepared).await.unwrap(),
+        replaced,
+        "idempotent, same answer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renames_interrupted_before_connections_were_allowed_are_finished_by_the_next_call() {
+    use rollback_postgres::state::{LiveRecord, PreservedRecord, State};
+    let Some(env) = setup("rollback-postgres interrupted renames", "app") else {
+        return;
+    };
+    env.sql(
+        "app",
+        "CREATE TABLE t (v text); INSERT INTO t VALUES ('snapshot'); ALTER DATABASE app SET work_mem = '8MB';",
+    )
+    .await;
+    let root = env.db.snapshot_root().to_path_buf();
+    let snap = env.db.snapshot("s").await.unwrap();
+    let pg = |sql: &str| {
+        env.pg
+            .psql("postgres", sql)
+            .map(drop)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    };
+
+    // preserve_current, interrupted after its rename (before allowing connections again).
+    let (live_oid, _) = db_info(&env, "app").await.unwrap();
+    let kept = "app__pre_rollback_20260101T000000";
+    let mut state = State::load(&root).await.unwrap();
+    state.preserved.insert(
+        "p1".into(),
+        PreservedRecord {
+            preserved: rollback_core::PreservedDatabase {
+                label: "p1".into(),
+                location: kept.into(),
+                method: METHOD_RENAME.into(),
+                notes: vec![],
+            },
+            renamed_to: Some(kept.into()),
+            oid: Some(live_oid),
+            done: false,
+        },
+    );
+    state.store(&root).await.unwrap();
+    pg("ALTER DATABASE app ALLOW_CONNECTIONS false");
+    pg(&format!("ALTER DATABASE app RENAME TO \"{kept}\""));
+    let preserved = env.db.preserve_current("p1").await.expect("finish preserve");
+    assert_eq!(preserved.location, kept);
+    assert_eq!(
+        db_info(&env, kept).await,
+        Some((live_oid, true)),
+        "the kept database accepts connections"
+    );
+
+    // restore, interrupted inside its switch: after closing the staged database, before
+    // the rename.
+    let prepared = env.db.prepare_restore(&snap.id).await.unwrap();
+    let (staging_oid, _) = db_info(&env, "app__rollback_staging").await.unwrap();
+    pg("ALTER DATABASE app__rollback_staging ALLOW_CONNECTIONS false");
+    env.db
+        .restore(&prepared)
+        .await
+        .expect("restore after a crash before the rename");
+    assert_eq!(db_info(&env, "app").await, Some((staging_oid, true)));
+
+    // restore, interrupted after the rename, before allowing connections.
+    env.db.preserve_current("p2").await.unwrap();
+    let prepared = env.db.prepare_restore(&snap.id).await.unwrap();
+    let (staging_oid, _) = db_info(&env, "app__rollback_staging").await.unwrap();
+    pg("ALTER DATABASE app__rollback_staging ALLOW_CONNECTIONS false");
+    let mut state = State::load(&root).await.unwrap();
+    state.live = Some(LiveRecord {
+        source: format!("snapshot:{}", snap.id),
+        oid: staging_oid,
+        put_aside: vec![],
+    });
+    state.store(&root).await.unwrap();
+    pg("ALTER DATABASE app__rollback_staging RENAME TO app");
+    assert!(
+        env.client("app").await.is_err(),
+        "the crash left the live database closed"
+    );
+    assert_eq!(env.db.restore(&prepared).await.expect("finish restore"), vec![]);
+    assert_eq!(
+        db_info(&env, "app").await,
+        Some((staging_oid, true)),
+        "live accepts connections"
+    );
+    let c = env.client("app").await.expect("connect to live");
+    let work_mem: String = c.query_one("SHOW work_mem", &[]).await.unwrap().get(0);
+    assert_eq!(work_mem, "8MB", "the snapshot's database settings hold");
+    let state = State::load(&root).await.unwrap();
+    assert!(state.staged.is_empty(), "the staging record is gone: {state:?}");
+    drop(c);
+
+    // reinstate, interrupted after both renames (the failed database's too), before
+    // allowing connections on either.
+    let failed = "app__rollback_failed_20260101T000000";
+    let holds = format!("the restored snapshot {} (test)", snap.id);
+    let mut state = State::load(&root).await.unwrap();
+    state.live = Some(LiveRecord {
+        source: "preserved:p1".into(),
+        oid: live_oid,
+        put_aside: vec![rollback_core::PutAside {
+            location: failed.into(),
+            holds: holds.clone(),
+        }],
+    });
+    state.store(&root).await.unwrap();
+    pg("ALTER DATABASE app ALLOW_CONNECTIONS false");
+    pg(&format!("ALTER DATABASE app RENAME TO \"{failed}\""));
+    pg(&format!("ALTER DATABASE \"{kept}\" ALLOW_CONNECTIONS false"));
+    pg(&format!("ALTER DATABASE \"{kept}\" RENAME TO app"));
+    let aside = env.db.reinstate(&preserved).await.expect("finish reinstate");
+    assert_eq!(
+        aside,
+        vec![rollback_core::PutAside {
+            location: failed.into(),
+            holds
+        }]
+    );
+    assert_eq!(
+        db_info(&env, "app").await,
+        Some((live_oid, true)),
+        "live accepts connections"
+    );
+    assert_eq!(
+        db_info(&env, failed).await.map(|i| i.1),
+        Some(true),
+        "so does the failed one"
+    );
+    assert_eq!(env.count("app", "t").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_snapshots_are_cleared_once_their_writer_is_gone() {
+    let Some(env) = setup("rollback-postgres partial snapshots", "app") else {
+        return;
+    };
+    let root = env.db.snapshot_root().to_path_buf();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_owned();
+    let dead_pid = {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    };
+    let partial = |name: &str, writer: Option<(u32, &str)>| {
+        let dir = root.join(format!(".partial-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("dump.pgdump"), b"half a dump").unwrap();
+        if let Some((pid, host)) = writer {
+            let json = serde_json::json!({
+                "pid": pid, "host": host, "proc_start": null, "started_at": "2026-01-01T00:00:00Z"
+            });
+            std::fs::write(dir.join(".writer"), json.to_string()).unwrap();
+        }
+        dir
+    };
+    let dead = partial("dead", Some((dead_pid, &host)));
+    let alive = partial("alive", Some((std::process::id(), &host)));
+    let elsewhere = partial("elsewhere", Some((dead_pid, "another-host")));
+    let fresh = partial("fresh", None);
+    let old = partial("old", None);
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for p in [old.join("dump.pgdump"), old.clone()] {
+        std::fs::File::open(&p)
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+    }
+
+    let snap = env.db.snapshot("next").await.expect("snapshot");
+    assert!(!dead.exists(), "its writer is dead");
+    assert!(!old.exists(), "no writer record and untouched for two hours");
+    assert!(alive.exists(), "its writer is alive");
+    assert!(elsewhere.exists(), "written from another host: cannot tell");
+    assert!(fresh.exists(), "no writer record but recent");
+    let dir = std::path::Path::new(&snap.location);
+    assert!(
+        !dir.join(".writer").exists(),
+        "the writer record goes before the rename"
+    );
+    let manifest = env.db.manifest(&snap.id).await.unwrap();
+    assert_eq!(
+        manifest.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+        vec!["dump.pgdump"]
+    );
+
+    let dead2 = partial("dead2", Some((dead_pid, &host)));
+    let report = env.db.apply_retention(5, 5).await.unwrap();
+    assert_eq!(report.cleared_partials, vec![dead2.clone()]);
+    assert!(!dead2.exists());
+    let dead3 = partial("dead3", Some((dead_pid, &host)));
+    env.db.remove(&snap.id).await.unwrap();
+    assert!(!dead3.exists(), "remove() clears them too");
+    assert!(alive.exists() && elsewhere.exists() && fresh.exists());
 }
