@@ -22,6 +22,7 @@ pub mod ids;
 pub mod journal;
 mod orchestrator;
 pub mod plan;
+pub mod private_files;
 pub mod progress;
 pub mod report;
 pub mod secret;

@@ -5,6 +5,7 @@ use crate::domain::Checkpoint;
 use crate::error::{AdapterError, ErrorKind};
 use crate::ids::{CheckpointId, RollbackId};
 use crate::journal::Journal;
+use crate::private_files;
 use crate::report::RollbackReport;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -74,13 +75,28 @@ pub trait StateStore: Send + Sync {
 
     /// Removes the lock if its token is `token`; a lock held by another token stays.
     async fn unlock(&self, token: &str) -> Result<(), AdapterError>;
+
+    /// What in the store users other than its owner can read (a journal names databases and
+    /// paths; a report, what was restored): one line per path, naming the fix. Pre-flight
+    /// warns with these; nothing is changed. Provided: nothing to report (a store that
+    /// keeps nothing on a shared disk).
+    async fn access_warnings(&self) -> Result<Vec<String>, AdapterError> {
+        Ok(Vec::new())
+    }
 }
 
 /// The default [`StateStore`]: a directory of JSON files.
 ///
 /// Layout: `checkpoints/<id>.json`, `journal/<rollback id>.json`,
 /// `reports/<rollback id>.json` and `.md`, and `lock.json`. Each file is written to a temp
-/// file in the same directory, fsynced, renamed into place, and the directory fsynced.
+/// file in the same directory (created exclusively, never through a planted symlink),
+/// fsynced, renamed into place, and the directory fsynced.
+///
+/// Who can read what, whatever the umask: the directories it creates are `0700` and every
+/// file `0600`; [`share_reports_with_group`](Self::share_reports_with_group) lets one group
+/// read the reports (`reports/` `0750`, report files `0640`, the root `0710`), never others.
+/// A directory it did not create is left as it is: [`StateStore::access_warnings`] names
+/// what others can read, and pre-flight warns with it.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), rollback_core::AdapterError> {
@@ -92,21 +108,45 @@ pub trait StateStore: Send + Sync {
 #[derive(Clone, Debug)]
 pub struct DirStateStore {
     root: PathBuf,
+    report_group: Option<u32>,
 }
 
 impl DirStateStore {
-    /// Opens (creating if needed) a state directory.
+    /// Opens (creating if needed, `0700`) a state directory.
     pub async fn open(root: impl Into<PathBuf>) -> Result<Self, AdapterError> {
         let root = root.into();
         let dirs = ["checkpoints", "journal", "reports"].map(|d| root.join(d));
         blocking(move || {
             for d in dirs {
-                std::fs::create_dir_all(&d).map_err(|e| io_error("create state directory", &d, e))?;
+                private_files::create_dir_all(&d, private_files::DIR_MODE)
+                    .map_err(|e| io_error("create state directory", &d, e))?;
             }
             Ok(())
         })
         .await?;
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            report_group: None,
+        })
+    }
+
+    /// Lets the group `gid` read the reports (say, the on-call team's group): `reports/`
+    /// becomes `0750` and each report `0640` with that group, the root `0710` (the group
+    /// may pass through, not list it). Checkpoints, journals and the lock stay the owner's.
+    /// Others never read anything.
+    pub async fn share_reports_with_group(mut self, gid: u32) -> Result<Self, AdapterError> {
+        let root = self.root.clone();
+        blocking(move || {
+            let reports = root.join("reports");
+            for (path, mode) in [(&root, 0o710), (&reports, 0o750)] {
+                private_files::set_group(path, gid).map_err(|e| io_error("set the group of", path, e))?;
+                private_files::set_mode(path, mode).map_err(|e| io_error("set the mode of", path, e))?;
+            }
+            Ok(())
+        })
+        .await?;
+        self.report_group = Some(gid);
+        Ok(self)
     }
 
     /// The directory.
@@ -153,8 +193,15 @@ impl StateStore for DirStateStore {
         let dir = self.root.join("reports");
         let json_path = dir.join(file_name(report.id.as_str(), "json"));
         let md_path = dir.join(file_name(report.id.as_str(), "md"));
-        write_atomic(md_path, report.to_markdown().into_bytes()).await?;
-        write_json(json_path.clone(), report).await?;
+        let group = self.report_group;
+        let md = report.to_markdown().into_bytes();
+        let json = to_json_bytes(report)?;
+        let path = json_path.clone();
+        blocking(move || {
+            write_atomic_shared(&md_path, &md, group)?;
+            write_atomic_shared(&path, &json, group)
+        })
+        .await?;
         Ok(json_path.display().to_string())
     }
 
@@ -167,7 +214,8 @@ impl StateStore for DirStateStore {
             // seen half-written.
             let tmp = path.with_extension(format!("tmp-{}", unique_suffix()));
             {
-                let mut f = std::fs::File::create(&tmp).map_err(|e| io_error("write lock", &tmp, e))?;
+                let mut f = private_files::create_new_file(&tmp, private_files::FILE_MODE)
+                    .map_err(|e| io_error("write lock", &tmp, e))?;
                 f.write_all(&bytes).map_err(|e| io_error("write lock", &tmp, e))?;
                 f.sync_all().map_err(|e| io_error("fsync lock", &tmp, e))?;
             }
@@ -208,6 +256,21 @@ impl StateStore for DirStateStore {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
+        })
+        .await
+    }
+
+    async fn access_warnings(&self) -> Result<Vec<String>, AdapterError> {
+        let root = self.root.clone();
+        let shared = self.report_group.is_some();
+        blocking(move || {
+            let mut found = private_files::audit(&root, 0, shared);
+            found.extend(private_files::audit(&root.join("lock.json"), 0, false));
+            for d in ["checkpoints", "journal"] {
+                found.extend(private_files::audit(&root.join(d), 1, false));
+            }
+            found.extend(private_files::audit(&root.join("reports"), 1, shared));
+            Ok(found)
         })
         .await
     }
@@ -273,15 +336,26 @@ fn sync_parent(path: &Path) -> Result<(), AdapterError> {
     Ok(())
 }
 
-/// Temp file in the same directory, fsync, rename over the target, fsync the directory.
+/// Temp file in the same directory (created exclusively, `0600`), fsync, rename over the
+/// target, fsync the directory.
 pub(crate) fn write_atomic_sync(path: &Path, bytes: &[u8]) -> Result<(), AdapterError> {
+    write_atomic_shared(path, bytes, None)
+}
+
+/// [`write_atomic_sync`], the file `0640` with group `group` when one is given.
+fn write_atomic_shared(path: &Path, bytes: &[u8], group: Option<u32>) -> Result<(), AdapterError> {
     let tmp = path.with_file_name(format!(
         ".{}.tmp-{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
         unique_suffix()
     ));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io_error("write", &tmp, e))?;
+        let mut f = private_files::create_new_file(&tmp, private_files::FILE_MODE)
+            .map_err(|e| io_error("write", &tmp, e))?;
+        if let Some(gid) = group {
+            private_files::set_group(&tmp, gid).map_err(|e| io_error("set the group of", &tmp, e))?;
+            private_files::set_mode(&tmp, 0o640).map_err(|e| io_error("set the mode of", &tmp, e))?;
+        }
         f.write_all(bytes).map_err(|e| io_error("write", &tmp, e))?;
         f.sync_all().map_err(|e| io_error("fsync", &tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| io_error("rename into place", path, e))?;

@@ -264,6 +264,12 @@ impl<'a> Run<'a> {
             Err(e) => return Err(Failure::Step(e.to_string())),
         };
         self.items = items;
+        for warning in access_warnings(self.o, self.journal.request.scope.database).await {
+            tracing::warn!(%warning, "readable by others");
+            self.items
+                .push(ChecklistItem::not_done(format!("warning: {warning}")));
+            self.journal.notes.push(format!("warning: {warning}"));
+        }
         if failures.is_empty() {
             Ok(())
         } else {
@@ -1162,6 +1168,22 @@ async fn wait_healthy(
         tokio::time::sleep(interval).await;
         interval = (interval * 2).min(o.settings.health_interval);
     }
+}
+
+/// What the state store and (when in scope) the database adapter keep where others can
+/// read it. Warnings only: a failure to look is itself a warning.
+pub(super) async fn access_warnings(o: &Orchestrator, database: bool) -> Vec<String> {
+    let mut out = match o.state.access_warnings().await {
+        Ok(w) => w,
+        Err(e) => vec![format!("could not check who can read the state directory: {e}")],
+    };
+    if let (true, Some(db)) = (database, &o.database) {
+        match db.access_warnings().await {
+            Ok(w) => out.extend(w),
+            Err(e) => out.push(format!("could not check who can read the snapshots: {e}")),
+        }
+    }
+    out
 }
 
 type Check<'b> = BoxFuture<'b, (String, Result<String, AdapterError>)>;

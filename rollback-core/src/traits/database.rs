@@ -109,4 +109,12 @@ pub trait DatabaseSnapshot: Send + Sync {
 
     /// Checks the live database answers; returns the round-trip time.
     async fn ping(&self) -> Result<Duration, AdapterError>;
+
+    /// What of the adapter's own files (snapshot archives hold every row) users other than
+    /// the owner can read: one line per path, naming the fix. Pre-flight warns with these;
+    /// nothing is changed (never a silent chmod of what the adapter did not create).
+    /// Provided: nothing to report.
+    async fn access_warnings(&self) -> Result<Vec<String>, AdapterError> {
+        Ok(Vec::new())
+    }
 }
