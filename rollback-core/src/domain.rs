@@ -65,6 +65,12 @@ impl Scope {
         code: false,
         config: true,
     };
+    /// Database only (a data fix gone wrong, with code that reads both shapes).
+    pub const DATABASE: Scope = Scope {
+        database: true,
+        code: false,
+        config: false,
+    };
     /// Database and code (a failed migration).
     pub const DATABASE_AND_CODE: Scope = Scope {
         database: true,

@@ -184,6 +184,9 @@ pub enum RollbackError {
         #[source]
         error: AdapterError,
     },
+    /// The health gate could not run (the process manager did not answer, say).
+    #[error("health gate: {0}")]
+    HealthGate(#[source] AdapterError),
     /// The state store (checkpoints, journal, lock) failed.
     #[error("state store: {0}")]
     State(#[source] AdapterError),

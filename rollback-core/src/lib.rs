@@ -40,7 +40,8 @@ pub use error::{AdapterError, ErrorKind, PreflightFailure, RollbackError};
 pub use ids::{AppName, CheckpointId, ConfigVersionId, RevisionId, RollbackId, SnapshotId};
 pub use journal::{Journal, JournalStatus};
 pub use orchestrator::{
-    FailurePolicy, Orchestrator, OrchestratorBuilder, RollbackRequest, RollbackTarget, Settings, StepTimeouts,
+    FailurePolicy, HealthGate, Orchestrator, OrchestratorBuilder, RollbackRequest, RollbackTarget, Settings,
+    StepTimeouts,
 };
 pub use plan::{Decision, PlannedStep, RollbackPlan, Step};
 pub use progress::{ProgressEvent, ProgressKind};

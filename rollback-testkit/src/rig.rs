@@ -120,6 +120,42 @@ impl Rig {
             .settings(Self::settings())
     }
 
+    /// A migration only (no new release): the live data becomes `marker` with `rows` rows;
+    /// `broken` makes the app unhealthy on it.
+    pub fn deploy_migration(&self, marker: &str, rows: u64, broken: bool) {
+        let mut s = self.world.lock();
+        s.db.live = Some(DbContent::new(marker, rows));
+        if broken {
+            s.db.broken_markers.insert(marker.to_owned());
+        }
+    }
+
+    /// A release only (no migration, no config change): a new commit activated, its tree
+    /// `tree`; `broken` makes the app unhealthy on it. Returns its revision.
+    pub fn deploy_release(&self, subject: &str, tree: &str, broken: bool) -> RevisionId {
+        let rev = self.code.commit(subject, tree);
+        let mut s = self.world.lock();
+        s.code.prepared.insert(rev.clone());
+        s.code.active = Some(rev.clone());
+        if broken {
+            s.code.broken_trees.insert(tree.to_owned());
+        }
+        if let Some(app) = s.apps.get_mut(&rollback_core::AppName::new(APP)) {
+            app.restarts += 1;
+        }
+        rev
+    }
+
+    /// A config change only: `key` set to `value` in the live config; `broken` makes the
+    /// app unhealthy while the key is present.
+    pub fn deploy_config(&self, key: &str, value: &str, broken: bool) {
+        let mut s = self.world.lock();
+        s.config.live.insert(key.to_owned(), value.into());
+        if broken {
+            s.config.breaking_keys.insert(key.to_owned());
+        }
+    }
+
     /// Deploys v2 the way a deploy tool would (migrate, new config, new release, restart)
     /// and breaks the parts named by `broken`: its code, its migration, its config.
     /// Returns v2's revision.

@@ -528,3 +528,68 @@ async fn recovery_opens_the_put_back_database_right_before_the_start() {
         report.emergency_backup
     );
 }
+
+// ---- issue 21: no checkpoint on an unfinished rollback; the health gate; partial deploys ---
+
+#[tokio::test]
+async fn a_checkpoint_is_refused_while_a_rollback_is_unfinished() {
+    let (rig, o) = deployed().await;
+    rig.world
+        .inject(Method::DbRestore, When::Nth(1), Fault::CrashBefore);
+    let crashed =
+        rollback_testkit::run_until_crash(&rig.world, o.rollback(RollbackTarget::LastGood, "v2", Scope::ALL))
+            .await;
+    assert!(crashed.is_none());
+    drop(o);
+    rig.world.clear_faults();
+    rig.world.reset_crash();
+    let o = rig.orchestrator().build().unwrap();
+    let before = o.checkpoints().await.unwrap().len();
+    let err = o.checkpoint("while stopped").await.unwrap_err();
+    assert!(matches!(err, RollbackError::Unfinished { .. }), "{err}");
+    assert_eq!(o.checkpoints().await.unwrap().len(), before, "nothing was stored");
+    assert_eq!(
+        rig.world.count(Method::DbSnapshot),
+        0,
+        "no snapshot of a half-switched database"
+    );
+    o.resume().await.unwrap();
+    o.checkpoint("after the rollback").await.unwrap();
+}
+
+#[tokio::test]
+async fn the_health_gate_is_exposed_with_its_results() {
+    let rig = Rig::new();
+    let o = rig.orchestrator().build().unwrap();
+    let gate = o.wait_for_healthy(Duration::from_millis(200)).await.unwrap();
+    assert!(gate.healthy && gate.healthy_at.is_some());
+    assert_eq!(gate.results.len(), 1);
+    rig.deploy_release("v2: broken", "tree-v2", true);
+    let gate = o.wait_for_healthy(Duration::from_millis(100)).await.unwrap();
+    assert!(!gate.healthy && gate.healthy_at.is_none());
+    assert!(!gate.results[0].healthy);
+}
+
+#[tokio::test]
+async fn partial_deploys_roll_back_with_their_own_scope() {
+    let rig = Rig::new();
+    let o = rig.orchestrator().build().unwrap();
+    o.checkpoint("before").await.unwrap();
+    rig.deploy_migration("v2 data", 120, true);
+    let report = o
+        .rollback(RollbackTarget::LastGood, "migration broke it", Scope::DATABASE)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert_eq!(rig.world.end_state().db_marker.as_deref(), Some("v1 data"));
+    assert_eq!(rig.world.count(Method::CodeActivate), 0);
+
+    o.checkpoint("before the config change").await.unwrap();
+    rig.deploy_config("NEW_FLAG", "on", true);
+    let report = o
+        .rollback(RollbackTarget::LastGood, "config broke it", Scope::CONFIG)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert!(!rig.world.end_state().config.iter().any(|(k, _)| k == "NEW_FLAG"));
+}

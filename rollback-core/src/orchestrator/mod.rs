@@ -98,6 +98,17 @@ impl RollbackRequest {
     }
 }
 
+/// What [`Orchestrator::wait_for_healthy`] saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthGate {
+    /// True when every probe passed before the timeout.
+    pub healthy: bool,
+    /// When the passing round answered.
+    pub healthy_at: Option<chrono::DateTime<Utc>>,
+    /// The last results, one per probe.
+    pub results: Vec<crate::domain::ProbeResult>,
+}
+
 /// Per-step time limits. A step that runs past its limit fails with a timeout error and
 /// the failure policy applies.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -327,7 +338,22 @@ impl Orchestrator {
     /// [`mark_good`](Self::mark_good) once the release has passed its health gate.
     ///
     /// Finish it before the deploy migrates: a dump holds locks a migration waits for.
+    ///
+    /// Refused while a rollback is unfinished ([`RollbackError::Unfinished`], or
+    /// [`RollbackError::Locked`] while it runs): the app may be stopped and the database
+    /// switched half way, which is no state to go back to.
     pub async fn checkpoint(&self, label: &str) -> Result<Checkpoint, RollbackError> {
+        if let Some(unfinished) = self.unfinished().await? {
+            let holder = self.lock_holder().await?;
+            if let Some(holder) = holder.clone().filter(|h| !lock::is_stale(h)) {
+                return Err(RollbackError::Locked { holder });
+            }
+            return Err(RollbackError::Unfinished {
+                step: unfinished.last_step(),
+                id: unfinished.id,
+                holder,
+            });
+        }
         let id = CheckpointId::new(unique_id("cp"));
         let span = tracing::info_span!("checkpoint", checkpoint = %id, label);
         let _entered = span.enter();
@@ -401,6 +427,22 @@ impl Orchestrator {
             .map_err(RollbackError::State)?;
         tracing::info!(good, "checkpoint taken");
         Ok(checkpoint)
+    }
+
+    /// The health gate, for a deploy tool's own use (after a deploy, before
+    /// [`mark_good`](Self::mark_good)): probes until every configured probe passes or
+    /// `timeout` ends, fast at first (from 20 ms up to the settings' `health_interval`).
+    /// Returns the last results and whether they all passed. With no probe configured, the
+    /// process manager's status stands in for health. Changes nothing.
+    pub async fn wait_for_healthy(&self, timeout: Duration) -> Result<HealthGate, RollbackError> {
+        let (results, healthy_at) = run::wait_healthy_within(self, timeout)
+            .await
+            .map_err(RollbackError::HealthGate)?;
+        Ok(HealthGate {
+            healthy: healthy_at.is_some(),
+            healthy_at,
+            results,
+        })
     }
 
     /// Marks a checkpoint good (its release passed the health gate).

@@ -1129,7 +1129,15 @@ fn elapsed_since(start: chrono::DateTime<Utc>) -> std::time::Duration {
 async fn wait_healthy(
     o: &Orchestrator,
 ) -> Result<(Vec<ProbeResult>, Option<chrono::DateTime<Utc>>), AdapterError> {
-    let deadline = tokio::time::Instant::now() + o.settings.health_timeout;
+    wait_healthy_within(o, o.settings.health_timeout).await
+}
+
+/// [`wait_healthy`] with its own time limit.
+pub(super) async fn wait_healthy_within(
+    o: &Orchestrator,
+    timeout: std::time::Duration,
+) -> Result<(Vec<ProbeResult>, Option<chrono::DateTime<Utc>>), AdapterError> {
+    let deadline = tokio::time::Instant::now() + timeout;
     let mut interval = std::time::Duration::from_millis(20).min(o.settings.health_interval);
     loop {
         let results = if o.probes.is_empty() {
