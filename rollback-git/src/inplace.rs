@@ -5,7 +5,7 @@
 
 use crate::config::InPlaceOptions;
 use crate::error::GitError;
-use crate::releases::{self, PARKED_FILE, REVISION_FILE};
+use crate::releases::{self, BRANCH_FILE, PARKED_FILE, REVISION_FILE};
 use crate::repo;
 use git2::build::CheckoutBuilder;
 use rollback_core::{PreparedRevision, RevisionId};
@@ -13,8 +13,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The live revision as a prepared one: `<worktrees_dir>/<hash>` is created (with its
-/// `REVISION` file) to receive the live artifacts when another revision is activated.
-/// Nothing the app uses changes.
+/// `REVISION` file) to receive the live artifacts when another revision is activated, and
+/// the branch HEAD is attached to, if any, is recorded there ([`BRANCH_FILE`]) so that
+/// [`activate`] of this revision puts HEAD back on it. Nothing the app uses changes.
 pub(crate) fn preserve(repo_path: &Path, worktrees: &Path) -> Result<PreparedRevision, GitError> {
     let repo = repo::open(repo_path)?;
     let head = repo::head_commit(&repo)?.ok_or_else(|| {
@@ -24,15 +25,94 @@ pub(crate) fn preserve(repo_path: &Path, worktrees: &Path) -> Result<PreparedRev
         ))
     })?;
     let dir = holder(worktrees, head.id())?;
+    let branch = repo::head_branch(&repo);
+    record_branch(&dir, branch.as_deref())?;
+    let on = match &branch {
+        Some(b) => format!("on branch {b}"),
+        None => "detached HEAD".to_owned(),
+    };
     Ok(PreparedRevision {
         revision: RevisionId::new(head.id().to_string()),
         location: dir.display().to_string(),
         build_log_tail: vec![format!(
-            "live revision {} preserved in place; its build artifacts move to {} when another revision is activated",
+            "live revision {} ({on}) preserved in place; its build artifacts move to {} when another revision is activated",
             head.id(),
             dir.display()
         )],
     })
+}
+
+/// Records in `dir` the branch HEAD is attached to (`None`: detached, and a branch recorded
+/// by an earlier preserve is forgotten). Written under a temporary name and renamed.
+fn record_branch(dir: &Path, branch: Option<&str>) -> Result<(), GitError> {
+    let file = dir.join(BRANCH_FILE);
+    let Some(branch) = branch else {
+        return releases::forget_branch(dir);
+    };
+    let tmp = dir.join(format!("{BRANCH_FILE}.tmp"));
+    fs::write(&tmp, format!("refs/heads/{branch}\n")).map_err(GitError::io("writing", &tmp))?;
+    fs::rename(&tmp, &file).map_err(GitError::io("recording the attached branch in", &file))
+}
+
+/// The branch recorded by [`preserve`] in `dir` (a full ref name), if any. An unreadable or
+/// malformed record is ignored with a warning: HEAD then stays detached.
+fn recorded_branch(dir: &Path) -> Option<String> {
+    let file = dir.join(BRANCH_FILE);
+    let text = match fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(file = %file.display(), error = %e, "cannot read the recorded branch; HEAD stays detached");
+            return None;
+        }
+    };
+    let name = text.trim();
+    if name.starts_with("refs/heads/") && git2::Reference::is_valid_name(name) {
+        Some(name.to_owned())
+    } else {
+        tracing::warn!(file = %file.display(), "the recorded branch is not a branch name; HEAD stays detached");
+        None
+    }
+}
+
+/// Puts HEAD back on `branch` (a full ref name) when that branch still points at `oid`,
+/// the commit just checked out; HEAD already on it is left alone. A branch that moved or
+/// vanished since it was recorded is never moved back: HEAD stays where it is (detached)
+/// and a warning says so.
+fn reattach(repo: &git2::Repository, branch: &str, oid: git2::Oid) -> Result<(), GitError> {
+    let on_it = repo
+        .find_reference("HEAD")
+        .ok()
+        .and_then(|h| h.symbolic_target().map(|t| t == branch))
+        .unwrap_or(false);
+    if on_it {
+        return Ok(());
+    }
+    let tip = match repo.find_reference(branch) {
+        Ok(r) => Some(
+            r.peel_to_commit()
+                .map_err(GitError::git(format!("reading the tip of {branch}")))?
+                .id(),
+        ),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+        Err(e) => return Err(GitError::git(format!("reading {branch}"))(e)),
+    };
+    match tip {
+        Some(tip) if tip == oid => {
+            repo.set_head(branch)
+                .map_err(GitError::git(format!("putting HEAD back on {branch}")))?;
+            tracing::info!(%branch, revision = %oid, "HEAD back on the branch it was on when preserved");
+        }
+        Some(tip) => tracing::warn!(
+            %branch, revision = %oid, branch_tip = %tip,
+            "the branch HEAD was on when preserved has moved since: it is not moved back and HEAD stays detached at the revision; check the branch out by hand once it is right"
+        ),
+        None => tracing::warn!(
+            %branch, revision = %oid,
+            "the branch HEAD was on when preserved no longer exists: HEAD stays detached at the revision"
+        ),
+    }
+    Ok(())
 }
 
 /// `<worktrees>/<hash>` with a REVISION file, created if missing.
@@ -80,8 +160,13 @@ fn ensure_switchable(
 }
 
 /// Checks `prepared` out in the live tree and moves its artifacts in. A revision that is
-/// already checked out is left exactly as it is (tree, HEAD, branch, artifacts), dirty or
-/// not: the failure policy's switch back to [`preserve`]d code is then a no-op.
+/// already checked out is left exactly as it is (tree, branch, artifacts), dirty or not:
+/// the failure policy's switch back to [`preserve`]d code is then a no-op.
+///
+/// A revision [`preserve`]d while HEAD was on a branch gets HEAD back on that branch, last
+/// (after the artifacts), when the branch still points at it; also when the revision is
+/// already checked out with HEAD detached (a switch back interrupted before that last
+/// step). A branch that moved meanwhile is left where it is, HEAD detached, with a warning.
 pub(crate) fn activate(
     repo_path: &Path,
     worktrees: &Path,
@@ -93,9 +178,16 @@ pub(crate) fn activate(
     let repo = repo::open(repo_path)?;
     let commit = repo::find_commit(&repo, prepared.revision.as_str())?;
     let head = repo::head_commit(&repo)?;
+    let branch = recorded_branch(&location);
     if head.as_ref().map(|h| h.id()) == Some(commit.id()) {
-        // Nothing to check out. Not even HEAD moves: detaching a branch checked out by the
-        // last deploy, or resetting another one, would change what nobody asked to change.
+        // Nothing to check out. HEAD does not move either (detaching a branch checked out by
+        // the last deploy, or resetting another one, would change what nobody asked to
+        // change), except back onto the branch this revision was preserved on.
+        if let Some(branch) = &branch {
+            if repo.head_detached().unwrap_or(false) {
+                reattach(&repo, branch, commit.id())?;
+            }
+        }
         tracing::info!(revision = %commit.id(), "already live in place");
         return Ok(());
     }
@@ -133,6 +225,9 @@ pub(crate) fn activate(
     if let Some(aside) = aside {
         move_artifacts(&workdir, &location, &aside, &opts.artifacts)?;
         protect.push(aside);
+    }
+    if let Some(branch) = &branch {
+        reattach(&repo, branch, commit.id())?;
     }
     releases::touch(&location);
     releases::prune(worktrees, opts.keep, &protect);

@@ -36,7 +36,11 @@
 //! rename; the live artifacts are moved aside with their revision, so switching back needs no
 //! build. The revision already checked out is left exactly as it is (dirty files, attached
 //! branch and all), so switching back to [`preserve_current`](CodeVersion::preserve_current)
-//! when nothing changed is a no-op. `current()` is the working tree's HEAD. The checkout
+//! when nothing changed is a no-op. `preserve_current` records the branch HEAD is on (after
+//! a `git pull` deploy, say) beside the revision; activating that preserved revision after
+//! another one puts HEAD back on the branch, so the tree is as it was and the next `git pull`
+//! works. A branch that moved meanwhile is never moved back: HEAD then stays detached at the
+//! revision and a warning says so. `current()` is the working tree's HEAD. The checkout
 //! itself is not atomic: prefer releases.
 //!
 //! Both layouts: [`check_activate`](CodeVersion::check_activate) finds, changing nothing,

@@ -18,6 +18,11 @@ pub const REVISION_FILE: &str = "REVISION";
 /// be activated, but `prepare` still builds there.
 pub(crate) const PARKED_FILE: &str = ".rollback-parked";
 
+/// In place: the branch HEAD was attached to when the live revision was preserved (a full
+/// ref name), beside its `REVISION` file; activating that preserved revision puts HEAD back
+/// on it. `prepare` of the revision forgets it: a prepared revision is activated detached.
+pub(crate) const BRANCH_FILE: &str = ".rollback-branch";
+
 /// Prefix of the directories failed builds are moved to (kept for debugging).
 const FAILED_PREFIX: &str = "failed-";
 
@@ -113,7 +118,10 @@ pub(crate) async fn prepare_dir(
         let parked = dir.join(PARKED_FILE).exists();
         match read_revision(&dir) {
             Some(r) if r == rev.as_str() && parked => {}
-            Some(r) if r == rev.as_str() => return Ok(None),
+            Some(r) if r == rev.as_str() => {
+                forget_branch(&dir)?;
+                return Ok(None);
+            }
             Some(other) => {
                 return Err(GitError::Invalid(format!(
                     "`{}` already holds revision {other}, not {rev}: move it away",
@@ -170,6 +178,7 @@ pub(crate) async fn prepare_dir(
         tokio::fs::remove_file(dir.join(PARKED_FILE))
             .await
             .map_err(GitError::io("unmarking", &dir))?;
+        forget_branch(&dir)?;
     }
     tracing::info!(%revision, dir = %dir.display(), "revision prepared");
     Ok(PreparedRevision {
@@ -177,6 +186,16 @@ pub(crate) async fn prepare_dir(
         location: dir.display().to_string(),
         build_log_tail: tail,
     })
+}
+
+/// Removes the [`BRANCH_FILE`] a preserve left in `dir`, if any.
+pub(crate) fn forget_branch(dir: &Path) -> Result<(), GitError> {
+    let file = dir.join(BRANCH_FILE);
+    match fs::remove_file(&file) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(GitError::io("forgetting the branch recorded in", &file)(e)),
+    }
 }
 
 /// Checks that `prepared` is a finished release and returns its directory.

@@ -366,3 +366,174 @@ async fn a_worktrees_dir_that_cannot_be_written_is_found_before_the_switch() {
         "v1\n"
     );
 }
+
+/// HEAD as a test sees it: the branch it is on (`None`: detached) and its commit.
+fn head_of(repo: &std::path::Path) -> (Option<String>, git2::Oid) {
+    let git = Repository::open(repo).expect("open");
+    let head = git.find_reference("HEAD").expect("HEAD");
+    let on = head.symbolic_target().map(str::to_owned);
+    let commit = git.head().expect("head").peel_to_commit().expect("commit").id();
+    (on, commit)
+}
+
+fn tip(repo: &std::path::Path, branch: &str) -> git2::Oid {
+    let git = Repository::open(repo).expect("open");
+    let r = git
+        .find_reference(&format!("refs/heads/{branch}"))
+        .expect("branch");
+    r.target().expect("direct")
+}
+
+/// Tracked changes and untracked files, as `git status --porcelain` lists them.
+fn porcelain(repo: &std::path::Path) -> Vec<String> {
+    let git = Repository::open(repo).expect("open");
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false);
+    let statuses = git.statuses(Some(&mut opts)).expect("status");
+    statuses
+        .iter()
+        .map(|s| format!("{:?} {}", s.status(), s.path().unwrap_or("?")))
+        .collect()
+}
+
+/// A tree deployed by `git pull` on main (v2, with its build), preserved, a target (v1)
+/// prepared: what the orchestrator has before it activates the target.
+async fn pulled_on_main(
+    repo: &std::path::Path,
+) -> (GitCode, git2::Oid, git2::Oid, rollback_core::PreparedRevision) {
+    init_repo(repo);
+    commit_files(repo, &[(".gitignore", "dist.txt\n")], "ignore build output");
+    let c1 = commit_files(repo, &[("app.txt", "v1\n")], "v1");
+    let c2 = commit_files(repo, &[("app.txt", "v2\n")], "v2");
+    std::fs::write(repo.join("dist.txt"), "live build of v2\n").expect("live artifact");
+    let code = adapter(
+        repo,
+        InPlaceOptions {
+            artifacts: vec!["dist.txt".into()],
+            ..InPlaceOptions::default()
+        },
+    );
+    let p1 = code.prepare(&rev(c1)).await.expect("prepare v1");
+    (code, c1, c2, p1)
+}
+
+/// The failure policy's undo of an in-place activation puts HEAD back on the branch the
+/// deploy left it on, so that the next `git pull` works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_back_to_the_preserved_revision_puts_head_back_on_its_branch() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    let (code, c1, c2, p1) = pulled_on_main(&repo).await;
+    std::fs::write(repo.join("notes.txt"), "an operator's notes\n").expect("untracked");
+    let before = porcelain(&repo);
+    assert_eq!(head_of(&repo), (Some("refs/heads/main".into()), c2));
+
+    let preserved = code.preserve_current().await.expect("preserve");
+    assert!(
+        preserved
+            .build_log_tail
+            .iter()
+            .any(|l| l.contains("on branch main")),
+        "{:?}",
+        preserved.build_log_tail
+    );
+    code.activate(&p1).await.expect("activate v1");
+    assert_eq!(head_of(&repo), (None, c1), "the target is activated detached");
+    assert_eq!(tip(&repo, "main"), c2, "main is not moved by the rollback");
+    assert_eq!(
+        std::fs::read_to_string(repo.join("dist.txt")).expect("read"),
+        "v1\n"
+    );
+
+    code.activate(&preserved).await.expect("switch back");
+    assert_eq!(
+        head_of(&repo),
+        (Some("refs/heads/main".into()), c2),
+        "HEAD is on main again"
+    );
+    assert_eq!(tip(&repo, "main"), c2);
+    assert_eq!(porcelain(&repo), before, "the tree is as it was");
+    assert_eq!(
+        std::fs::read_to_string(repo.join("dist.txt")).expect("read"),
+        "live build of v2\n",
+        "the live artifacts are back"
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("app.txt")).expect("read"),
+        "v2\n"
+    );
+
+    code.activate(&preserved).await.expect("idempotent");
+    assert_eq!(head_of(&repo), (Some("refs/heads/main".into()), c2));
+    assert_eq!(porcelain(&repo), before);
+}
+
+/// A branch that moved while HEAD was away is never moved back: HEAD stays detached at the
+/// preserved revision. Once the branch points there again, activating the preserved
+/// revision again (the already-checked-out path) puts HEAD back on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_branch_that_moved_meanwhile_is_not_moved_back_and_head_stays_detached() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    let (code, c1, c2, p1) = pulled_on_main(&repo).await;
+    let preserved = code.preserve_current().await.expect("preserve");
+    code.activate(&p1).await.expect("activate v1");
+
+    let git = Repository::open(&repo).expect("open");
+    git.reference("refs/heads/main", c1, true, "someone resets main")
+        .expect("move main");
+    code.activate(&preserved).await.expect("switch back");
+    assert_eq!(head_of(&repo), (None, c2), "detached at the preserved revision");
+    assert_eq!(tip(&repo, "main"), c1, "main left where it was moved to");
+    assert_eq!(
+        std::fs::read_to_string(repo.join("dist.txt")).expect("read"),
+        "live build of v2\n"
+    );
+
+    git.reference("refs/heads/main", c2, true, "main back at v2")
+        .expect("move main");
+    code.activate(&preserved).await.expect("again");
+    assert_eq!(head_of(&repo), (Some("refs/heads/main".into()), c2));
+    assert!(porcelain(&repo).is_empty(), "{:?}", porcelain(&repo));
+}
+
+/// A revision preserved with HEAD detached is switched back to detached, even when an
+/// earlier preserve of the same revision was on a branch; and a prepared (not preserved)
+/// revision is always activated detached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_branch_of_the_latest_preserve_is_put_back() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    let (code, _, c2, p1) = pulled_on_main(&repo).await;
+    code.preserve_current().await.expect("preserve on main");
+    Repository::open(&repo)
+        .expect("open")
+        .set_head_detached(c2)
+        .expect("detach");
+    let preserved = code.preserve_current().await.expect("preserve detached");
+    assert!(
+        preserved
+            .build_log_tail
+            .iter()
+            .any(|l| l.contains("detached HEAD")),
+        "{:?}",
+        preserved.build_log_tail
+    );
+    code.activate(&p1).await.expect("activate v1");
+    code.activate(&preserved).await.expect("switch back");
+    assert_eq!(head_of(&repo), (None, c2), "detached, as preserved");
+
+    // Preserved on main, then prepared: the prepared revision is a target, activated detached.
+    Repository::open(&repo)
+        .expect("open")
+        .set_head("refs/heads/main")
+        .expect("attach");
+    code.preserve_current().await.expect("preserve on main");
+    code.activate(&p1).await.expect("activate v1");
+    let p2 = code.prepare(&rev(c2)).await.expect("prepare v2");
+    code.activate(&p2).await.expect("activate v2");
+    assert_eq!(head_of(&repo), (None, c2), "a prepared target stays detached");
+    assert_eq!(tip(&repo, "main"), c2);
+}
