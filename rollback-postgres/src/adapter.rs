@@ -7,6 +7,7 @@ use crate::integrity;
 use crate::manifest::{DumpFormat, Manifest};
 use crate::state::State;
 use crate::tools::{self, PgTools};
+use crate::{files, seal};
 use async_trait::async_trait;
 use chrono::Utc;
 use rollback_core::{
@@ -73,7 +74,18 @@ pub struct RetentionReport {
 /// snapshot is written (with a `.writer` record of its pid and host, so that one left by a
 /// dead writer is removed by the next `snapshot`, `remove` or `apply_retention`);
 /// `preserved/` for the rare `pg_dump` fallback of `preserve_current`;
-/// `.rollback-postgres-state.json`, which makes the switch steps idempotent.
+/// `.rollback-postgres-state.json`, which makes the switch steps idempotent. Whatever the
+/// process umask, the directories it creates are `0700` and every file in them `0600`
+/// (`pg_dump`'s output included, chmod-ed once written into a `0700` directory); what it did
+/// not create is never chmod-ed, `access_warnings` reports it.
+///
+/// Other clients: `check_prepared` seals the staged copy (no connections but the adapter's
+/// read-only session) before verifying it; `restore` switches a verified copy in still
+/// sealed, `prove_unchanged` proves from the catalog (oid, `datallowconn`, no session) that
+/// it is that copy, untouched, and `open` opens it right before the app starts, saying for
+/// how long clients were refused and who was disconnected. `reinstate` leaves what it puts
+/// live sealed too. A sealed database is never opened silently: `check_integrity` and
+/// `ping` say it is sealed.
 ///
 /// Integrity: `snapshot` records the snapshot's baseline (orphan rows per foreign key,
 /// sequences behind their columns) in the manifest and returns what is broken as
@@ -87,8 +99,9 @@ pub struct RetentionReport {
 /// `pg_dump` holds ACCESS SHARE locks until it ends: a migration's `ALTER TABLE` waits for
 /// it, so take the snapshot before the deploy migrates.
 ///
-/// Costs: `snapshot` and `prepare_restore` take as long as `pg_dump`/`pg_restore` and run
-/// while the app serves; `preserve_current` and `restore` are renames (milliseconds, see
+/// Costs: `snapshot`, `prepare_restore` and `check_prepared` take as long as
+/// `pg_dump`/`pg_restore`/the checks and run while the app serves; `preserve_current`,
+/// `restore`, `prove_unchanged` and `open` are catalog statements (milliseconds, see
 /// `examples/rename_vs_restore.rs`); `check_integrity` scans every table that has a foreign
 /// key or an owned sequence, and counts every table when comparing with a snapshot.
 ///
@@ -234,10 +247,11 @@ impl PostgresSnapshot {
     }
 
     pub(crate) async fn db_oid(client: &Client, name: &str) -> Result<Option<u32>, PgError> {
-        let row = client
-            .query_opt("SELECT oid FROM pg_database WHERE datname = $1", &[&name])
-            .await
-            .map_err(|e| PgError::sql(format!("looking up database {name}"), e))?;
+        let row = seal::within(
+            format!("looking up database {name}"),
+            client.query_opt("SELECT oid FROM pg_database WHERE datname = $1", &[&name]),
+        )
+        .await?;
         Ok(row.map(|r| r.get(0)))
     }
 
@@ -266,11 +280,27 @@ impl PostgresSnapshot {
         from: &str,
         to: &str,
     ) -> Result<Vec<String>, PgError> {
+        self.rename_db(client, from, to, true).await
+    }
+
+    /// [`rename_database`](Self::rename_database), leaving `to` sealed (refusing every
+    /// connection) unless `open_after`. On failure `from` accepts connections again only if
+    /// it did before.
+    pub(crate) async fn rename_db(
+        &self,
+        client: &Client,
+        from: &str,
+        to: &str,
+        open_after: bool,
+    ) -> Result<Vec<String>, PgError> {
         let (qf, qt) = (quote_ident(from), quote_ident(to));
-        client
-            .batch_execute(&format!("ALTER DATABASE {qf} ALLOW_CONNECTIONS false"))
-            .await
-            .map_err(|e| PgError::sql(format!("refusing new connections to {from}"), e))?;
+        let was_open = Self::allows_connections(client, from).await? != Some(false);
+        seal::catalog(
+            client,
+            &format!("ALTER DATABASE {qf} ALLOW_CONNECTIONS false"),
+            format!("refusing new connections to {from}"),
+        )
+        .await?;
         let deadline = Instant::now() + self.options.disconnect_timeout;
         let mut seen: BTreeMap<i32, String> = BTreeMap::new();
         loop {
@@ -284,7 +314,9 @@ impl PostgresSnapshot {
             let rows = match rows {
                 Ok(rows) => rows,
                 Err(e) => {
-                    self.allow_connections(client, from).await;
+                    if was_open {
+                        self.allow_connections(client, from).await;
+                    }
                     return Err(PgError::sql(format!("disconnecting the sessions on {from}"), e));
                 }
             };
@@ -294,31 +326,32 @@ impl PostgresSnapshot {
                 let app: Option<String> = r.get(2);
                 let addr: Option<String> = r.get(3);
                 seen.entry(pid).or_insert_with(|| {
-                    format!(
-                        "disconnected session pid {pid} on {from} (user {}, application `{}`, client {})",
-                        user.as_deref().unwrap_or("?"),
-                        app.as_deref().unwrap_or(""),
-                        addr.as_deref().unwrap_or("local socket")
-                    )
+                    seal::describe_session(pid, from, user.as_deref(), app.as_deref(), addr.as_deref())
                 });
             }
-            match client
-                .batch_execute(&format!("ALTER DATABASE {qf} RENAME TO {qt}"))
-                .await
+            match seal::catalog(
+                client,
+                &format!("ALTER DATABASE {qf} RENAME TO {qt}"),
+                format!("renaming database {from} to {to}"),
+            )
+            .await
             {
                 Ok(()) => break,
                 Err(e) => {
-                    let e = PgError::sql(format!("renaming database {from} to {to}"), e);
                     if e.sqlstate() == Some("55006") && Instant::now() < deadline {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                         continue;
                     }
-                    self.allow_connections(client, from).await;
+                    if was_open {
+                        self.allow_connections(client, from).await;
+                    }
                     return Err(e);
                 }
             }
         }
-        self.allow_connections(client, to).await;
+        if open_after {
+            self.allow_connections(client, to).await;
+        }
         for note in seen.values() {
             tracing::info!("{note}");
         }
@@ -334,26 +367,44 @@ impl PostgresSnapshot {
 
     /// The checks of `check_integrity`, run on database `dbname`: connectivity, the
     /// assertions (read-only), foreign keys and sequences (against `checks.baseline` when
-    /// given) and exact row counts against `expect`.
+    /// given) and exact row counts against `expect`. A sealed database fails connectivity
+    /// with a clear reason (it is never opened here).
     pub(crate) async fn run_checks(
         &self,
         dbname: &str,
         checks: &IntegrityChecks,
         expect: Option<&SnapshotId>,
     ) -> IntegrityReport {
-        let mut report = IntegrityReport::default();
         let started = Instant::now();
         let client = match self.connect(dbname).await {
             Ok(c) => c,
             Err(e) => {
-                report.checks.push(CheckResult {
-                    name: "connectivity".to_owned(),
-                    passed: false,
-                    detail: e.to_string(),
-                });
-                return report;
+                let detail = match self.sealed_reason(dbname).await {
+                    Some(sealed) => format!("{sealed} (nothing was checked: the checks need a connection)"),
+                    None => e.to_string(),
+                };
+                return IntegrityReport {
+                    checks: vec![CheckResult {
+                        name: "connectivity".to_owned(),
+                        passed: false,
+                        detail,
+                    }],
+                };
             }
         };
+        self.run_checks_on(&client, dbname, checks, expect, started).await
+    }
+
+    /// [`run_checks`](Self::run_checks) on an open session `client` to `dbname`.
+    pub(crate) async fn run_checks_on(
+        &self,
+        client: &Client,
+        dbname: &str,
+        checks: &IntegrityChecks,
+        expect: Option<&SnapshotId>,
+        started: Instant,
+    ) -> IntegrityReport {
+        let mut report = IntegrityReport::default();
         let select = client.query_one("SELECT 1", &[]).await;
         report.checks.push(CheckResult {
             name: "connectivity".to_owned(),
@@ -365,7 +416,7 @@ impl PostgresSnapshot {
         });
         report
             .checks
-            .extend(integrity::assertions(&client, &checks.assertions).await);
+            .extend(integrity::assertions(client, &checks.assertions).await);
         let failed = |name: &str, detail: String| CheckResult {
             name: name.to_owned(),
             passed: false,
@@ -381,11 +432,11 @@ impl PostgresSnapshot {
                     snapshot: id.as_str(),
                     measured: b.as_ref(),
                 });
-                report.checks.push(match integrity::foreign_keys(&client).await {
+                report.checks.push(match integrity::foreign_keys(client).await {
                     Ok(now) => integrity::check_foreign_keys(&now, judged),
                     Err(e) => failed("foreign keys", format!("could not check: {e}")),
                 });
-                report.checks.push(match integrity::sequences(&client).await {
+                report.checks.push(match integrity::sequences(client).await {
                     Ok(now) => integrity::check_sequences(&now, judged),
                     Err(e) => failed("sequences", format!("could not check: {e}")),
                 });
@@ -399,7 +450,7 @@ impl PostgresSnapshot {
         if let Some(id) = expect {
             let result = match self.existing_snapshot(id).await {
                 Ok((_, manifest)) => {
-                    integrity::compare_row_counts(&client, &manifest.tables, id.as_str()).await
+                    integrity::compare_row_counts(client, &manifest.tables, id.as_str()).await
                 }
                 Err(e) => Err(e),
             };
@@ -443,13 +494,14 @@ impl PostgresSnapshot {
 
     /// Whether database `name` accepts connections (`None` when it does not exist).
     pub(crate) async fn allows_connections(client: &Client, name: &str) -> Result<Option<bool>, PgError> {
-        let row = client
-            .query_opt(
+        let row = seal::within(
+            format!("looking up database {name}"),
+            client.query_opt(
                 "SELECT datallowconn FROM pg_database WHERE datname = $1",
                 &[&name],
-            )
-            .await
-            .map_err(|e| PgError::sql(format!("looking up database {name}"), e))?;
+            ),
+        )
+        .await?;
         Ok(row.map(|r| r.get(0)))
     }
 
@@ -577,38 +629,55 @@ impl DatabaseSnapshot for PostgresSnapshot {
         self.preserve_live(label).await
     }
 
+    /// Runs the checks on the staged copy while the app serves, sealed: connections to it
+    /// are refused and every other session terminated before the checks begin, which run
+    /// on a read-only session opened before the seal. When every check passed, the copy
+    /// stays sealed and is recorded as verified, so that `restore` switches it in sealed
+    /// and `prove_unchanged` can prove it unchanged; otherwise it is opened again.
     async fn check_prepared(
         &self,
         prepared: &PreparedRestore,
         checks: &IntegrityChecks,
     ) -> Result<IntegrityReport, AdapterError> {
-        let Some(staging) = &prepared.staged_at else {
-            // Restored in place during the switch: there is no copy to check before it.
-            return Ok(IntegrityReport::default());
-        };
-        {
-            let _guard = self.lock.lock().await;
-            let state = State::load(&self.root).await?;
-            let client = self.maintenance().await?;
-            let Some(oid) = Self::db_oid(&client, staging).await? else {
-                return Err(AdapterError::not_found(format!(
-                    "staging database `{staging}` for snapshot {} does not exist (switched in already, or dropped): \
-                     call prepare_restore again",
-                    prepared.snapshot
-                )));
-            };
-            Self::check_staged_record(&state, staging, &prepared.snapshot, oid)?;
-        }
-        let expect = checks.expect_snapshot.as_ref().unwrap_or(&prepared.snapshot);
-        Ok(self.run_checks(staging, checks, Some(expect)).await)
+        self.check_staged(prepared, checks).await
     }
 
+    /// From the maintenance session only: the live database is the staged copy
+    /// `check_prepared` verified (same oid), still refusing connections, with no session
+    /// on it, sealed since before that verification began. `None` when the live database
+    /// is not a verified, sealed copy (an unverified copy, an in-place restore).
+    async fn prove_unchanged(&self, prepared: &PreparedRestore) -> Result<Option<CheckResult>, AdapterError> {
+        self.prove_switched_in(prepared).await
+    }
+
+    /// Allows connections on the live database when it refuses them (a verified copy
+    /// switched in, a reinstated database), and says for how long clients were refused
+    /// and who was disconnected when it was sealed. Idempotent.
+    async fn open(&self) -> Result<Vec<String>, AdapterError> {
+        self.open_live().await
+    }
+
+    /// Switches the staged copy in by rename (the live database renamed aside first when
+    /// `preserve_current` did not). A copy `check_prepared` verified and sealed stays
+    /// sealed (`open` opens it); an unverified one (`check_prepared` not called, or failed)
+    /// accepts connections at once, as before. Without a staging database, restores in
+    /// place.
     async fn restore(&self, prepared: &PreparedRestore) -> Result<Vec<PutAside>, AdapterError> {
         self.switch_in(prepared).await
     }
 
+    /// Puts the preserved database back by rename and leaves it sealed (`open` opens it);
+    /// the live one is renamed aside as `<db>__rollback_failed_<utc>` and named with what
+    /// it holds. A `pg_dump` fallback is restored as before (open).
     async fn reinstate(&self, preserved: &PreservedDatabase) -> Result<Vec<PutAside>, AdapterError> {
         self.reinstate_preserved(preserved).await
+    }
+
+    /// Snapshot directories `0700` and their files `0600` are what this adapter writes;
+    /// anything under the snapshot root others can read (an earlier version's snapshots,
+    /// a root made by hand) is reported with its fix, never chmod-ed.
+    async fn access_warnings(&self) -> Result<Vec<String>, AdapterError> {
+        Ok(files::audit(&self.root).await?)
     }
 
     async fn check_integrity(&self, checks: &IntegrityChecks) -> Result<IntegrityReport, AdapterError> {
@@ -626,7 +695,15 @@ impl DatabaseSnapshot for PostgresSnapshot {
     }
 
     async fn ping(&self) -> Result<Duration, AdapterError> {
-        let client = self.connect(&self.config.dbname).await?;
+        let client = match self.connect(&self.config.dbname).await {
+            Ok(c) => c,
+            Err(e) => {
+                return Err(match self.sealed_reason(&self.config.dbname).await {
+                    Some(sealed) => AdapterError::new(e.kind(), sealed),
+                    None => e.into(),
+                })
+            }
+        };
         let started = Instant::now();
         client
             .query_one("SELECT 1", &[])

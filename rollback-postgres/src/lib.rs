@@ -18,8 +18,16 @@
 //!   per foreign key, sequences behind their columns) are taken in that same snapshot, and
 //!   later checks fail only on what is worse than that baseline
 //!   ([`integrity::IntegrityBaseline`]).
-//! - `check_prepared` runs the integrity checks on the staged copy while the app serves;
-//!   `restore` and `reinstate` return every database they renamed aside, with what it holds.
+//! - `check_prepared` seals the staged copy (connections refused, every other session
+//!   terminated) and runs the integrity checks on it while the app serves; a copy that
+//!   passed is switched in still sealed by `restore`, `prove_unchanged` proves from the
+//!   maintenance database that it is that copy, untouched (no recount while the app is
+//!   down), and `open` opens it right before the app starts. `reinstate` leaves what it
+//!   puts live sealed too. `restore` and `reinstate` return every database they renamed
+//!   aside, with what it holds.
+//! - Data at rest: the snapshot root and snapshot directories are `0700`, every file in
+//!   them (archives, manifests, the state file) `0600`, whatever the umask;
+//!   `access_warnings` reports what others can read and changes nothing.
 //!
 //! What it is not: a physical backup (no WAL archiving, no point-in-time recovery), and it
 //! does not capture roles, which are cluster-wide. TLS is not built in: `sslmode=require`
@@ -42,9 +50,11 @@ mod adapter;
 pub mod config;
 mod dbprops;
 pub mod error;
+mod files;
 pub mod ident;
 pub mod integrity;
 pub mod manifest;
+mod seal;
 mod snapshot;
 pub mod state;
 mod switch;
@@ -54,4 +64,5 @@ pub use adapter::{Options, PostgresSnapshot, RetentionReport, METHOD_DUMP, METHO
 pub use config::{PgConfig, SslMode};
 pub use error::PgError;
 pub use manifest::{DumpFormat, Manifest};
+pub use seal::PROOF_CHECK;
 pub use tools::PgTools;

@@ -185,8 +185,8 @@ impl Manifest {
         }
     }
 
-    /// Writes `<dir>/manifest.json` (through a temporary file, then a rename), with
-    /// `manifest_sha256` computed over the content written.
+    /// Writes `<dir>/manifest.json` (through a `0600` temporary file created exclusively,
+    /// then a rename), with `manifest_sha256` computed over the content written.
     pub async fn store(&self, dir: &Path) -> Result<(), PgError> {
         let path = dir.join(MANIFEST_FILE);
         let tmp = dir.join(".manifest.json.tmp");
@@ -196,12 +196,7 @@ impl Manifest {
         };
         let json = serde_json::to_vec_pretty(&sealed)
             .map_err(|e| PgError::new(ErrorKind::Failed, format!("cannot encode the manifest: {e}")))?;
-        tokio::fs::write(&tmp, json)
-            .await
-            .map_err(|e| PgError::io(format!("cannot write {}", tmp.display()), e))?;
-        tokio::fs::rename(&tmp, &path)
-            .await
-            .map_err(|e| PgError::io(format!("cannot write {}", path.display()), e))
+        crate::files::replace_private(&path, &tmp, json).await
     }
 
     /// The archive's path inside `dir`.

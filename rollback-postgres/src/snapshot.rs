@@ -3,8 +3,9 @@
 use crate::adapter::PostgresSnapshot;
 use crate::dbprops;
 use crate::error::PgError;
+use crate::files;
 use crate::integrity::{self, IntegrityBaseline};
-use crate::manifest::{hash_file, hash_tree, DigestCheck, Manifest, MANIFEST_FILE};
+use crate::manifest::{hash_file, hash_tree, DigestCheck, DumpFormat, Manifest, MANIFEST_FILE};
 use crate::tools;
 use chrono::{DateTime, Utc};
 use rollback_core::{AdapterError, ErrorKind, SnapshotId, SnapshotInfo};
@@ -81,9 +82,9 @@ impl PostgresSnapshot {
         let warnings = baseline.warnings();
         let database_props = dbprops::capture(&client).await?;
 
-        tokio::fs::create_dir_all(&self.root)
-            .await
-            .map_err(|e| PgError::io(format!("cannot create snapshot root {}", self.root.display()), e))?;
+        // 0700 when created here; an existing root is left as it is (access_warnings
+        // reports it when others can read it).
+        files::create_private_dir(&self.root).await?;
         self.clear_abandoned_partials().await;
         let mut id = self.new_snapshot_id(label, created_at);
         let mut n = 2;
@@ -99,18 +100,29 @@ impl PostgresSnapshot {
             n += 1;
         }
         let partial = self.root.join(format!(".partial-{id}"));
-        tokio::fs::create_dir_all(&partial)
-            .await
-            .map_err(|e| PgError::io(format!("cannot create {}", partial.display()), e))?;
+        // Private before pg_dump writes a byte into it: 0700, whatever the umask (pg_dump
+        // creates its files with the umask's mode; they are made 0600 once it is done).
+        files::create_private_dir(&partial).await?;
         if let Err(e) = write_writer_file(&partial).await {
             let _ = tokio::fs::remove_dir_all(&partial).await;
             return Err(e.into());
         }
         let format = self.options.format;
         let archive = partial.join(format.archive_name());
+        if format == DumpFormat::Directory {
+            // pg_dump accepts an empty directory: made private here, before it writes.
+            if let Err(e) = files::create_private_dir(&archive).await {
+                let _ = tokio::fs::remove_dir_all(&partial).await;
+                return Err(e.into());
+            }
+        }
         let started = Instant::now();
         let dumped = self.pg_dump(live, &archive, format, Some(&exported)).await;
         let _ = client.batch_execute("COMMIT").await;
+        let dumped = match dumped {
+            Ok(()) => files::make_private_tree(&partial).await,
+            Err(e) => Err(e),
+        };
         if let Err(e) = dumped {
             let _ = tokio::fs::remove_dir_all(&partial).await;
             return Err(e.into());
@@ -297,12 +309,7 @@ impl PostgresSnapshot {
         })?;
         let path = dir.join(MEASURED_BASELINE_FILE);
         let tmp = dir.join(format!(".{MEASURED_BASELINE_FILE}.tmp"));
-        tokio::fs::write(&tmp, json)
-            .await
-            .map_err(|e| PgError::io(format!("cannot write {}", tmp.display()), e))?;
-        tokio::fs::rename(&tmp, &path)
-            .await
-            .map_err(|e| PgError::io(format!("cannot write {}", path.display()), e))
+        files::replace_private(&path, &tmp, json).await
     }
 
     /// Removes the `.partial-*` directories under the snapshot root that were left by an
@@ -434,10 +441,7 @@ async fn write_writer_file(partial: &Path) -> Result<(), PgError> {
     };
     let json = serde_json::to_vec(&writer)
         .map_err(|e| PgError::new(ErrorKind::Failed, format!("cannot encode the writer record: {e}")))?;
-    let path = partial.join(WRITER_FILE);
-    tokio::fs::write(&path, json)
-        .await
-        .map_err(|e| PgError::io(format!("cannot write {}", path.display()), e))
+    files::write_new_private(&partial.join(WRITER_FILE), json).await
 }
 
 /// This host's name, as the kernel knows it.

@@ -4,10 +4,13 @@
 use crate::adapter::{PostgresSnapshot, METHOD_DUMP, METHOD_RENAME};
 use crate::dbprops;
 use crate::error::PgError;
+use crate::files;
 use crate::ident::{derived_name, preserved_prefix, quote_ident, staging_name};
 use crate::integrity;
 use crate::manifest::DumpFormat;
-use crate::state::{LiveRecord, PreservedRecord, StagedRecord, State};
+use crate::seal::stamp;
+use crate::state::{LiveRecord, PreservedRecord, Seal, StagedRecord, State};
+use chrono::Utc;
 use rollback_core::{AdapterError, ErrorKind, PreparedRestore, PreservedDatabase, PutAside, SnapshotId};
 use std::path::Path;
 use std::time::Instant;
@@ -88,6 +91,17 @@ impl PostgresSnapshot {
         // (ANALYZE) it now, online, so that the app's first queries after the switch are
         // planned well and the offline integrity check can count rows from the indexes.
         let staged = self.connect(&staging).await;
+        // Our own session's pid, to wait for it to end: never taken for a client later.
+        let own_pid = match &staged {
+            Ok(c) => crate::seal::within(
+                "reading our session's pid",
+                c.query_one("SELECT pg_backend_pid()", &[]),
+            )
+            .await
+            .ok()
+            .map(|r| r.get::<_, i32>(0)),
+            Err(_) => None,
+        };
         let counts = match &staged {
             Ok(staged) => {
                 let vacuumed = Instant::now();
@@ -152,12 +166,16 @@ impl PostgresSnapshot {
             }
         }
         drop(staged);
+        if let Some(pid) = own_pid {
+            self.wait_session_gone(&client, pid).await;
+        }
         let mut state = State::load(&self.root).await?;
         state.staged.insert(
             staging.clone(),
             StagedRecord {
                 snapshot: id.to_string(),
                 oid,
+                sealed: None,
             },
         );
         state.store(&self.root).await?;
@@ -251,11 +269,10 @@ impl PostgresSnapshot {
             }
             Err(e) if e.kind() == ErrorKind::PermissionDenied => {
                 let dir = self.root.join("preserved").join(&target);
-                tokio::fs::create_dir_all(&dir)
-                    .await
-                    .map_err(|e| PgError::io(format!("cannot create {}", dir.display()), e))?;
+                files::create_private_dir(&dir).await?;
                 let archive = dir.join(DumpFormat::Custom.archive_name());
                 self.pg_dump(&live, &archive, DumpFormat::Custom, None).await?;
+                files::make_private_tree(&dir).await?;
                 rec.preserved.location = dir.display().to_string();
                 rec.preserved.method = METHOD_DUMP.to_owned();
                 rec.renamed_to = None;
@@ -289,9 +306,40 @@ impl PostgresSnapshot {
             source,
             oid: live_oid.unwrap_or(0),
             put_aside: put_aside.clone(),
+            ..LiveRecord::default()
         });
         state.store(&self.root).await?;
         Ok(put_aside)
+    }
+
+    /// The seal `check_prepared` recorded on staging database `staging` (oid `oid`) when it
+    /// verified it, if it still holds: connections refused and no session on it. A copy
+    /// opened since (by hand) is switched in as an unverified one.
+    async fn verified_seal(
+        client: &Client,
+        state: &State,
+        staging: &str,
+        oid: u32,
+    ) -> Result<Option<Seal>, PgError> {
+        let Some(seal) = state
+            .staged
+            .get(staging)
+            .and_then(|s| s.sealed.clone())
+            .filter(|s| s.oid == oid && s.verified_at.is_some())
+        else {
+            return Ok(None);
+        };
+        let closed = Self::allows_connections(client, staging).await? == Some(false);
+        let sessions = Self::sessions_on(client, oid).await?;
+        if closed && sessions.is_empty() {
+            return Ok(Some(seal));
+        }
+        tracing::warn!(
+            database = %staging,
+            sessions = %sessions.join("; "),
+            "the verified staged copy was opened since its verification: switched in as an unverified copy"
+        );
+        Ok(None)
     }
 
     pub(crate) async fn switch_in(&self, prepared: &PreparedRestore) -> Result<Vec<PutAside>, AdapterError> {
@@ -325,12 +373,22 @@ impl PostgresSnapshot {
             )));
         };
         Self::check_staged_record(&state, staging, &prepared.snapshot, staging_oid)?;
+        // A copy check_prepared verified and sealed goes live sealed: no client can write
+        // into it before `open`, right before the app starts.
+        let mut seal = Self::verified_seal(&client, &state, staging, staging_oid).await?;
         // What an interrupted call of this same switch recorded as put aside.
         let recorded = match &state.live {
             Some(l) if l.source == source && l.oid == staging_oid => l.put_aside.clone(),
             _ => Vec::new(),
         };
         let (mut put_aside, pending) = self.recorded_asides(&client, recorded).await?;
+        let record = |put_aside: &[PutAside], seal: &Option<Seal>| LiveRecord {
+            source: source.clone(),
+            oid: staging_oid,
+            put_aside: put_aside.to_vec(),
+            sealed: seal.clone(),
+            opened_at: None,
+        };
         if live_oid.is_some() {
             // preserve_current normally moved it already; never drop it.
             let base = derived_name(&live, &format!("__rollback_replaced_{}", Self::timestamp()));
@@ -347,15 +405,15 @@ impl PostgresSnapshot {
                 ),
             });
             // Recorded before the rename, so that a call interrupted after it still reports it.
-            state.live = Some(LiveRecord {
-                source: source.clone(),
-                oid: staging_oid,
-                put_aside: put_aside.clone(),
-            });
+            state.live = Some(record(&put_aside, &seal));
             state.store(&self.root).await?;
             match self.rename_database(&client, &live, &aside).await {
-                Ok(_) => {
-                    tracing::warn!(database = %live, aside = %aside, "live database was still there: renamed it aside")
+                Ok(gone) => {
+                    tracing::warn!(database = %live, aside = %aside, "live database was still there: renamed it aside");
+                    // Named by `open` with the seal: who was on the live database then.
+                    if let Some(seal) = seal.as_mut() {
+                        seal.disconnected.extend(gone);
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::PermissionDenied => {
                     put_aside.pop();
@@ -366,25 +424,33 @@ impl PostgresSnapshot {
                 Err(e) => return Err(e.into()),
             }
         }
-        // Recorded before the rename: if the process dies right after it, a new call sees the
-        // staged database live under this snapshot and finishes the switch.
-        state.live = Some(LiveRecord {
-            source,
-            oid: staging_oid,
-            put_aside: put_aside.clone(),
-        });
+        // Recorded (with the seal) before the rename: if the process dies right after it, a
+        // new call sees the staged database live under this snapshot and finishes the switch.
+        state.live = Some(record(&put_aside, &seal));
         state.store(&self.root).await?;
-        self.rename_database(&client, staging, &live).await?;
+        let disconnected = self.rename_db(&client, staging, &live, seal.is_none()).await?;
+        if let Some(l) = state.live.as_mut() {
+            if seal.is_some() && !disconnected.is_empty() {
+                // Someone was on the sealed copy after all: it is not provably unchanged.
+                // Opened as an unverified copy, so that the full check runs on it.
+                tracing::warn!(database = %live, sessions = %disconnected.join("; "), "sessions were on the sealed copy: opened it, not provably unchanged");
+                self.allow_connections(&client, &live).await;
+                l.sealed = None;
+            }
+            if l.sealed.is_none() {
+                l.opened_at = Some(Utc::now());
+            }
+        }
         state.staged.remove(staging);
         state.store(&self.root).await?;
-        tracing::info!(database = %live, snapshot = %prepared.snapshot, "snapshot switched in by rename");
+        tracing::info!(database = %live, snapshot = %prepared.snapshot, sealed = seal.is_some(), "snapshot switched in by rename");
         Ok(put_aside)
     }
 
     /// The staged database is live under this snapshot already: finish whatever an
-    /// interrupted call left undone after its rename (connections allowed again, the
-    /// snapshot's database properties re-applied, the staging record dropped) and return
-    /// what it put aside.
+    /// interrupted call left undone after its rename (connections allowed again unless
+    /// the copy was verified and sealed, the snapshot's database properties re-applied, the
+    /// staging record dropped) and return what it put aside.
     async fn finish_switch(
         &self,
         client: &Client,
@@ -396,7 +462,12 @@ impl PostgresSnapshot {
         let Some(record) = state.live.clone() else {
             return Ok(Vec::new());
         };
-        let reopened = self.ensure_connectable(client, live).await?;
+        // A sealed copy stays sealed: `open` opens it right before the app starts.
+        let reopened = if record.sealed.is_some() {
+            false
+        } else {
+            self.ensure_connectable(client, live).await?
+        };
         let unrecorded = state
             .staged
             .get(staging)
@@ -414,8 +485,13 @@ impl PostgresSnapshot {
                     "could not re-apply the snapshot's database properties"
                 ),
             }
-            if unrecorded {
+            if unrecorded || (reopened && record.opened_at.is_none()) {
                 state.staged.remove(staging);
+                if let Some(l) = state.live.as_mut() {
+                    if l.sealed.is_none() && l.opened_at.is_none() {
+                        l.opened_at = Some(Utc::now());
+                    }
+                }
                 state.store(&self.root).await?;
             }
             tracing::warn!(database = %live, snapshot = %prepared.snapshot, "finished a switch that was interrupted after its rename");
@@ -444,8 +520,15 @@ impl PostgresSnapshot {
                 let Some(p_oid) = Self::db_oid(&client, name).await? else {
                     if already_live || (live_oid.is_some() && live_oid == recorded_oid) {
                         // The rename went through (in an earlier, maybe interrupted, call):
-                        // finish what rename_database and the record would have done.
-                        self.ensure_connectable(&client, &live).await?;
+                        // finish what the call would have done. Sealed when its record says
+                        // so (the orchestrator opens it right before the start).
+                        let sealed = ours
+                            .as_ref()
+                            .filter(|_| already_live)
+                            .is_some_and(|l| l.sealed.is_some());
+                        if !sealed {
+                            self.ensure_connectable(&client, &live).await?;
+                        }
                         let recorded = ours.map(|l| l.put_aside).unwrap_or_default();
                         let (put_aside, _) = self.recorded_asides(&client, recorded).await?;
                         if !already_live {
@@ -453,6 +536,8 @@ impl PostgresSnapshot {
                                 source,
                                 oid: live_oid.unwrap_or(0),
                                 put_aside: put_aside.clone(),
+                                sealed: None,
+                                opened_at: Some(Utc::now()),
                             });
                             state.store(&self.root).await?;
                         }
@@ -462,11 +547,16 @@ impl PostgresSnapshot {
                         "preserved database `{name}` does not exist and is not live: nothing to reinstate"
                     )));
                 };
-                let recorded = ours
-                    .filter(|l| l.oid == p_oid)
-                    .map(|l| l.put_aside)
-                    .unwrap_or_default();
+                let ours = ours.filter(|l| l.oid == p_oid);
+                // A seal an interrupted call made (and recorded) on it: it has refused
+                // connections since then.
+                let earlier = ours
+                    .as_ref()
+                    .and_then(|l| l.sealed.clone())
+                    .filter(|s| s.oid == p_oid);
+                let recorded = ours.map(|l| l.put_aside).unwrap_or_default();
                 let (mut put_aside, pending) = self.recorded_asides(&client, recorded).await?;
+                let mut gone = Vec::new();
                 if live_oid.is_some() {
                     let aside = self
                         .failed_aside(&client, &state, live_oid, &preserved.label, pending)
@@ -476,26 +566,55 @@ impl PostgresSnapshot {
                         source: source.clone(),
                         oid: p_oid,
                         put_aside: put_aside.clone(),
+                        ..LiveRecord::default()
                     });
                     state.store(&self.root).await?;
-                    self.rename_database(&client, &live, &aside.location).await?;
+                    // Whoever was on it (clients writing into the restored copy) is named by
+                    // `open`, with the seal of the database that replaces it.
+                    gone = self.rename_database(&client, &live, &aside.location).await?;
                     tracing::warn!(database = %live, aside = %aside.location, "set the failed live database aside");
                 }
-                // Recorded before the rename: a call interrupted after it finishes it.
+                // Sealed, then recorded, then renamed: it goes live closed to every client
+                // (the orchestrator opens it right before the start), and a call
+                // interrupted after the rename finishes it, still sealed.
+                let (since, disconnected) = match self.seal_database(&client, name, &[]).await {
+                    Ok((since, disconnected)) => match earlier {
+                        Some(e) => (e.since, [e.disconnected, gone, disconnected].concat()),
+                        None => (since, [gone, disconnected].concat()),
+                    },
+                    Err(e) => {
+                        self.allow_connections(&client, name).await;
+                        return Err(e.into());
+                    }
+                };
                 state.live = Some(LiveRecord {
                     source,
                     oid: p_oid,
                     put_aside: put_aside.clone(),
+                    sealed: Some(Seal {
+                        oid: p_oid,
+                        since,
+                        verified_at: None,
+                        checks: Vec::new(),
+                        disconnected,
+                    }),
+                    opened_at: None,
                 });
                 state.store(&self.root).await?;
-                self.rename_database(&client, name, &live).await?;
+                let more = self.rename_db(&client, name, &live, false).await?;
+                if let Some(seal) = state.live.as_mut().and_then(|l| l.sealed.as_mut()) {
+                    seal.disconnected.extend(more);
+                }
                 put_aside
             }
             METHOD_DUMP => {
                 if already_live {
                     self.ensure_connectable(&client, &live).await?;
                     let recorded = ours.map(|l| l.put_aside).unwrap_or_default();
-                    return Ok(self.recorded_asides(&client, recorded).await?.0);
+                    let (archived, recorded) = self.split_archived(recorded);
+                    let mut put_aside = self.recorded_asides(&client, recorded).await?.0;
+                    put_aside.extend(archived);
+                    return Ok(put_aside);
                 }
                 let archive = Path::new(&preserved.location).join(DumpFormat::Custom.archive_name());
                 if !archive.exists() {
@@ -505,9 +624,16 @@ impl PostgresSnapshot {
                     )));
                 }
                 let recorded = ours.map(|l| l.put_aside).unwrap_or_default();
+                // An archive of the live database kept by an interrupted call that could not
+                // rename it aside: that call had decided on the in-place restore.
+                let (archived, recorded) = self.split_archived(recorded);
+                let archived = archived.into_iter().next();
                 let (mut put_aside, pending) = self.recorded_asides(&client, recorded).await?;
                 let mut in_place = false;
-                if live_oid.is_some() {
+                if let Some(a) = archived {
+                    put_aside.push(a);
+                    in_place = true;
+                } else if live_oid.is_some() {
                     let aside = self
                         .failed_aside(&client, &state, live_oid, &preserved.label, pending)
                         .await?;
@@ -516,6 +642,7 @@ impl PostgresSnapshot {
                         source: source.clone(),
                         oid: 0,
                         put_aside: put_aside.clone(),
+                        ..LiveRecord::default()
                     });
                     state.store(&self.root).await?;
                     match self.rename_database(&client, &live, &aside.location).await {
@@ -523,7 +650,19 @@ impl PostgresSnapshot {
                             tracing::warn!(database = %live, aside = %aside.location, "set the failed live database aside")
                         }
                         Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+                            // It is restored over in place: what it holds (the restored
+                            // snapshot and the writes clients made into it) is kept as an
+                            // archive first, never overwritten unnamed.
                             put_aside.pop();
+                            let kept = self.archive_aside(&live, &aside, &e).await?;
+                            put_aside.push(kept);
+                            state.live = Some(LiveRecord {
+                                source: source.clone(),
+                                oid: 0,
+                                put_aside: put_aside.clone(),
+                                ..LiveRecord::default()
+                            });
+                            state.store(&self.root).await?;
                             in_place = true;
                         }
                         Err(e) => return Err(e.into()),
@@ -547,6 +686,8 @@ impl PostgresSnapshot {
                     source,
                     oid,
                     put_aside: put_aside.clone(),
+                    sealed: None,
+                    opened_at: Some(Utc::now()),
                 });
                 put_aside
             }
@@ -563,6 +704,56 @@ impl PostgresSnapshot {
         state.store(&self.root).await?;
         tracing::info!(database = %live, label = %preserved.label, "preserved database reinstated");
         Ok(put_aside)
+    }
+
+    /// Splits recorded put-aside entries into the archives `archive_aside` completed (under
+    /// `preserved/`, archive present) and the rest (renamed databases); an archive entry
+    /// whose archive is missing was never completed and is dropped.
+    fn split_archived(&self, recorded: Vec<PutAside>) -> (Vec<PutAside>, Vec<PutAside>) {
+        let preserved_dir = self.root.join("preserved").display().to_string();
+        let (archived, others): (Vec<PutAside>, Vec<PutAside>) = recorded
+            .into_iter()
+            .partition(|a| a.location.starts_with(&preserved_dir));
+        let archived = archived
+            .into_iter()
+            .filter(|a| {
+                Path::new(&a.location)
+                    .join(DumpFormat::Custom.archive_name())
+                    .is_file()
+            })
+            .collect();
+        (archived, others)
+    }
+
+    /// Keeps database `live` as a `pg_dump` archive in `preserved/<aside.location>/` (the
+    /// name a rename aside would have had), because renaming it aside was refused
+    /// (`refused`): written complete under a temporary name, then renamed, so that an
+    /// archive there is always whole.
+    async fn archive_aside(
+        &self,
+        live: &str,
+        aside: &PutAside,
+        refused: &PgError,
+    ) -> Result<PutAside, PgError> {
+        let dir = self.root.join("preserved").join(&aside.location);
+        files::create_private_dir(&dir).await?;
+        let archive = dir.join(DumpFormat::Custom.archive_name());
+        let partial = dir.join(format!("{}.partial", DumpFormat::Custom.archive_name()));
+        self.pg_dump(live, &partial, DumpFormat::Custom, None).await?;
+        files::make_private_tree(&dir).await?;
+        tokio::fs::rename(&partial, &archive)
+            .await
+            .map_err(|e| PgError::io(format!("cannot write {}", archive.display()), e))?;
+        tracing::warn!(database = %live, archive = %archive.display(), "could not rename the live database aside: kept an archive of it");
+        Ok(PutAside {
+            location: dir.display().to_string(),
+            holds: format!(
+                "a pg_dump archive ({}) of {}; kept because renaming {live} aside was refused ({refused}) and it was \
+                 restored over in place; restore it with pg_restore into a new database",
+                archive.display(),
+                aside.holds
+            ),
+        })
     }
 
     /// Restores `archive` over the live database in place (`--clean --if-exists` in one
@@ -602,9 +793,21 @@ impl PostgresSnapshot {
         let why = "set aside because the rollback was undone";
         let holds = match &state.live {
             Some(l) if Some(l.oid) == live_oid && l.oid != 0 => match l.source.split_once(':') {
-                Some(("snapshot", id)) => {
-                    format!("the restored snapshot {id} with any writes other clients made into it after the switch; {why}")
-                }
+                Some(("snapshot", id)) => match (&l.sealed, l.opened_at) {
+                    (Some(seal), _) => format!(
+                        "the restored snapshot {id}, never opened to clients (sealed from {} until it was set aside), \
+                         so no client wrote into it; {why}",
+                        stamp(seal.since)
+                    ),
+                    (None, Some(at)) => format!(
+                        "the restored snapshot {id} with the writes other clients made into it after it was opened to \
+                         them at {}; {why}",
+                        stamp(at)
+                    ),
+                    (None, None) => format!(
+                        "the restored snapshot {id} with any writes other clients made into it after the switch; {why}"
+                    ),
+                },
                 Some(("preserved", p)) => format!(
                     "the database reinstated from preserved {p} with any writes made into it since; set aside because \
                      preserved {label} was reinstated"

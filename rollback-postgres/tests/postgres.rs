@@ -373,6 +373,11 @@ async fn preserve_terminates_and_lists_connected_sessions() {
         "no live database until restore/reinstate"
     );
     env.db.reinstate(&preserved).await.expect("reinstate");
+    assert!(
+        env.client("app").await.is_err(),
+        "reinstate leaves it sealed until open"
+    );
+    env.db.open().await.expect("open");
     assert_eq!(env.count("app", "t").await, 0);
 }
 
@@ -624,6 +629,34 @@ async fn without_rename_rights_it_falls_back_to_dumps_and_in_place_restores() {
         Some("v3"),
         "live stays in place"
     );
+
+    // Restored in place, written into by a client, then the rollback is undone: what was
+    // live cannot be renamed aside, so it is kept as an archive before it is overwritten.
+    db.restore(&prepared).await.expect("restore in place");
+    fixture.write_marker("a client's write after the switch").await;
+    let aside = db.reinstate(&preserved).await.expect("reinstate in place");
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let archive = std::path::Path::new(&aside[0].location).join("dump.pgdump");
+    assert!(archive.is_file(), "{aside:?}");
+    assert!(
+        aside[0].holds.contains("pg_dump archive")
+            && aside[0].holds.contains("restored over in place")
+            && aside[0].holds.contains(snap.id.as_str()),
+        "{aside:?}"
+    );
+    assert_eq!(fixture.read_marker().await.as_deref(), Some("v3"));
+    assert_eq!(
+        db.reinstate(&preserved).await.expect("again"),
+        aside,
+        "idempotent, same answer"
+    );
+    let listed = std::process::Command::new(env.pg.bindir().join("pg_restore"))
+        .arg("--list")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "the archive is readable");
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("marker"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -672,6 +705,7 @@ async fn switch_steps_resume_after_a_crash_and_refuse_mismatched_staging() {
         .reinstate(&resumed)
         .await
         .expect("reinstate the first preserved database");
+    env.db.open().await.expect("open");
     assert_eq!(env.count("app", "t").await, 1);
 }
 
@@ -1192,19 +1226,20 @@ async fn restore_and_reinstate_name_what_they_put_aside() {
         aside[0].location.starts_with("app__rollback_failed_"),
         "{aside:?}"
     );
-    assert_eq!(
-        aside[0].holds,
-        format!(
-            "the restored snapshot {} with any writes other clients made into it after the switch; set aside because \
-             the rollback was undone",
+    let holds = &aside[0].holds;
+    assert!(
+        holds.starts_with(&format!(
+            "the restored snapshot {} with the writes other clients made into it after it was opened to them at ",
             snap.id
-        )
+        )) && holds.ends_with("; set aside because the rollback was undone"),
+        "{holds}"
     );
     assert_eq!(
         env.count(&aside[0].location, "t").await,
         2,
         "the write after the switch is there"
     );
+    env.db.open().await.expect("open");
     assert_eq!(env.count("app", "t").await, 2, "the preserved database is live");
     assert_eq!(
         env.db.reinstate(&preserved).await.unwrap(),
@@ -1303,6 +1338,7 @@ async fn renames_interrupted_before_connections_were_allowed_are_finished_by_the
         source: format!("snapshot:{}", snap.id),
         oid: staging_oid,
         put_aside: vec![],
+        ..LiveRecord::default()
     });
     state.store(&root).await.unwrap();
     pg("ALTER DATABASE app__rollback_staging RENAME TO app");
@@ -1335,6 +1371,8 @@ async fn renames_interrupted_before_connections_were_allowed_are_finished_by_the
             location: failed.into(),
             holds: holds.clone(),
         }],
+        // Written by the version before the seal: no seal recorded, opened as it was.
+        ..LiveRecord::default()
     });
     state.store(&root).await.unwrap();
     pg("ALTER DATABASE app ALLOW_CONNECTIONS false");
@@ -1428,4 +1466,591 @@ async fn interrupted_snapshots_are_cleared_once_their_writer_is_gone() {
     env.db.remove(&snap.id).await.unwrap();
     assert!(!dead3.exists(), "remove() clears them too");
     assert!(alive.exists() && elsewhere.exists() && fresh.exists());
+}
+
+// ---- issue 20: other database clients during the switch ----------------------------------
+
+/// A client of the live database that is not the app (a worker, a cron job, a pool): it
+/// inserts `ledger` rows in a loop and reconnects `delay` after any error. Records the ids
+/// the server acknowledged.
+struct LedgerClient {
+    acked: std::sync::Arc<std::sync::Mutex<Vec<i64>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LedgerClient {
+    fn start(
+        pg: &TempPostgres,
+        dbname: &str,
+        delay: std::time::Duration,
+        next: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    ) -> Self {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host(pg.host())
+            .port(pg.port())
+            .user(pg.superuser())
+            .password(pg.password().expose())
+            .dbname(dbname)
+            .application_name("ledger-worker")
+            .connect_timeout(std::time::Duration::from_secs(2));
+        let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = tokio::spawn({
+            let (acked, stop) = (acked.clone(), stop.clone());
+            async move {
+                let limit = std::time::Duration::from_secs(3);
+                while !stop.load(SeqCst) {
+                    if let Ok(Ok((client, conn))) = tokio::time::timeout(limit, cfg.connect(NoTls)).await {
+                        tokio::spawn(conn);
+                        while !stop.load(SeqCst) {
+                            let id = next.fetch_add(1, SeqCst);
+                            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id];
+                            let insert = client.execute("INSERT INTO ledger (id) VALUES ($1)", &params);
+                            match tokio::time::timeout(limit, insert).await {
+                                Ok(Ok(1)) => acked.lock().unwrap().push(id),
+                                _ => break,
+                            }
+                            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                        }
+                    }
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        });
+        LedgerClient { acked, stop, task }
+    }
+
+    fn acked(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    async fn stop(self) -> Vec<i64> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.task.await.expect("ledger client");
+        let acked = self.acked.lock().unwrap().clone();
+        acked
+    }
+}
+
+/// True when `line` names database `db` (as a whole word).
+fn names_db(line: &str, db: &str) -> bool {
+    line.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .any(|w| w == db)
+}
+
+/// Every ledger id in database `db`.
+async fn ledger_ids(env: &Env, db: &str) -> Vec<i64> {
+    env.client(db)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {db}: {e}"))
+        .query("SELECT id FROM ledger", &[])
+        .await
+        .unwrap_or_else(|e| panic!("ledger of {db}: {e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_reconnecting_during_full_rollbacks_never_break_them_nor_lose_a_write() {
+    use rollback_core::{Outcome, RollbackTarget, Scope, Settings};
+    use rollback_testkit::{Fault, Method, Rig, When};
+    use std::time::Duration;
+    let Some(env) = setup("rollback-postgres other clients", "app") else {
+        return;
+    };
+    env.sql(
+        "app",
+        "CREATE TABLE ledger (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let adapter = std::sync::Arc::new(PostgresSnapshot::new(
+        env.config("app"),
+        env.db.snapshot_root(),
+        PgTools::in_dir(env.pg.bindir()),
+    ));
+    let rig = Rig::new();
+    let rollback = rig
+        .orchestrator()
+        .database(adapter)
+        .settings(Settings {
+            health_timeout: Duration::from_millis(700),
+            health_interval: Duration::from_millis(10),
+            ..Settings::default()
+        })
+        .build()
+        .unwrap();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(1));
+    let mut acked = Vec::new();
+    let mut reports = Vec::new();
+    for delay in [2, 100, 1000].map(Duration::from_millis) {
+        let client = LedgerClient::start(&env.pg, "app", delay, next.clone());
+        for round in 0..2 {
+            let before = client.acked();
+            while client.acked() == before {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let cp = rollback
+                .checkpoint(&format!("before deploy {round}"))
+                .await
+                .expect("checkpoint");
+            // Writes after the snapshot: they live on in the pre-rollback database.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let report = rollback
+                .rollback(
+                    RollbackTarget::Checkpoint(cp.id),
+                    "the deploy went bad",
+                    Scope::ALL,
+                )
+                .await
+                .unwrap_or_else(|e| panic!("rollback with a client reconnecting after {delay:?}: {e}"));
+            assert!(report.outcome.is_success(), "{:?}", report.outcome);
+            assert!(
+                report
+                    .integrity
+                    .iter()
+                    .any(|c| c.name == rollback_postgres::PROOF_CHECK && c.passed),
+                "the offline check is the proof, not a recount: {:?}",
+                report.integrity
+            );
+            assert!(
+                report
+                    .notes
+                    .iter()
+                    .any(|n| n.starts_with("app kept closed to every client from")
+                        && n.contains("connections in that window were refused")),
+                "{:?}",
+                report.notes
+            );
+            if delay < Duration::from_millis(10) {
+                assert!(
+                    report
+                        .notes
+                        .iter()
+                        .any(|n| n.contains("disconnected session") && n.contains("ledger-worker")),
+                    "the report names who was disconnected: {:?}",
+                    report.notes
+                );
+            }
+            reports.push(report);
+        }
+        acked.extend(client.stop().await);
+    }
+
+    // A failure after the switch (the app never gets healthy): recovery puts the
+    // pre-rollback database back and sets the restored copy aside, with what clients wrote
+    // into it once it was opened.
+    let client = LedgerClient::start(&env.pg, "app", Duration::from_millis(2), next.clone());
+    let cp = rollback.checkpoint("before the bad one").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    rig.world.inject(
+        Method::HealthProbe,
+        When::Always,
+        Fault::Fail(ErrorKind::Unavailable),
+    );
+    let e = rollback
+        .rollback(
+            RollbackTarget::Checkpoint(cp.id),
+            "the deploy went bad",
+            Scope::ALL,
+        )
+        .await
+        .expect_err("never healthy after the switch");
+    rig.world.clear_faults();
+    let report = e.report().expect("a report").clone();
+    assert!(
+        matches!(report.outcome, Outcome::RestoredPreRollbackState { .. }),
+        "{:?}",
+        report.outcome
+    );
+    let failed_line = report
+        .emergency_backup
+        .iter()
+        .find(|l| l.contains("__rollback_failed_"))
+        .unwrap_or_else(|| panic!("the set-aside copy is named: {:?}", report.emergency_backup))
+        .clone();
+    assert!(
+        failed_line.contains("writes other clients made into it after it was opened to them at"),
+        "{failed_line}"
+    );
+    assert!(
+        report.notes.iter().any(
+            |n| n.starts_with("when app was sealed: disconnected session") && n.contains("ledger-worker")
+        ),
+        "the clients writing into the restored copy when it was set aside are named: {:?}",
+        report.notes
+    );
+    let failed = failed_line
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .find(|w| w.starts_with("app__rollback_failed_"))
+        .unwrap()
+        .to_owned();
+    // The client goes on writing into the reinstated database, opened before the start.
+    let before = client.acked();
+    while client.acked() == before {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    acked.extend(client.stop().await);
+    reports.push(report);
+
+    // Every acknowledged insert is in the live database or in a database a report names.
+    let dbs: Vec<String> = env
+        .client("postgres")
+        .await
+        .unwrap()
+        .query(
+            "SELECT datname::text FROM pg_database WHERE datname LIKE 'app%' AND datallowconn",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut found: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+    for db in &dbs {
+        let named = db == "app"
+            || reports
+                .iter()
+                .any(|r| r.emergency_backup.iter().any(|l| names_db(l, db)));
+        if !named {
+            continue;
+        }
+        for id in ledger_ids(&env, db).await {
+            found.entry(id).or_default().push(db.clone());
+        }
+    }
+    let lost: Vec<i64> = acked
+        .iter()
+        .copied()
+        .filter(|id| !found.contains_key(id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged inserts are in no database the reports name (databases: {dbs:?}): {lost:?}",
+        lost.len(),
+        acked.len()
+    );
+    let only_in_failed = acked
+        .iter()
+        .filter(|id| found.get(id).is_some_and(|dbs| dbs == &vec![failed.clone()]))
+        .count();
+    assert!(
+        only_in_failed > 0,
+        "the client's writes into the opened restored copy are in {failed}, and only there"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_copy_stays_sealed_until_open_and_is_proven_from_the_catalog() {
+    let Some(env) = setup("rollback-postgres sealed copy", "app") else {
+        return;
+    };
+    env.sql(
+        "app",
+        "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 100) g",
+    )
+    .await;
+    let snap = env.db.snapshot("s").await.unwrap();
+    let staging = "app__rollback_staging";
+    let checks = IntegrityChecks {
+        expect_snapshot: Some(snap.id.clone()),
+        baseline: Some(snap.id.clone()),
+        ..IntegrityChecks::default()
+    };
+
+    // A failed check leaves the copy open and unverified: switched in open, as before.
+    let prepared = env.db.prepare_restore(&snap.id).await.unwrap();
+    let failing = IntegrityChecks {
+        assertions: vec![SqlAssertion {
+            name: "impossible".into(),
+            sql: "SELECT false".into(),
+        }],
+        ..checks.clone()
+    };
+    let report = env.db.check_prepared(&prepared, &failing).await.unwrap();
+    assert_eq!(report.failures(), vec!["assertion: impossible"]);
+    assert_eq!(
+        db_info(&env, staging).await.map(|i| i.1),
+        Some(true),
+        "opened again"
+    );
+
+    // Passed: sealed, and whoever was on it is disconnected (and named later).
+    let intruder = client(&env.pg, staging, "intruder-job").await.unwrap();
+    intruder.query_one("SELECT 1", &[]).await.unwrap();
+    let report = env.db.check_prepared(&prepared, &checks).await.unwrap();
+    assert!(report.passed(), "{report:?}");
+    assert!(intruder.query_one("SELECT 1", &[]).await.is_err(), "terminated");
+    let (staging_oid, allows) = db_info(&env, staging).await.unwrap();
+    assert!(!allows, "the verified copy is sealed");
+    assert!(env.client(staging).await.is_err(), "no client gets in");
+
+    let preserved = env.db.preserve_current("p").await.unwrap();
+    assert_eq!(env.db.restore(&prepared).await.unwrap(), vec![]);
+    assert_eq!(
+        db_info(&env, "app").await,
+        Some((staging_oid, false)),
+        "switched in, still sealed"
+    );
+    assert!(env.client("app").await.is_err(), "clients are refused");
+    let report = env.db.check_integrity(&checks).await.unwrap();
+    assert_eq!(report.checks.len(), 1, "{report:?}");
+    let c = check(&report, "connectivity");
+    assert!(
+        !c.passed && c.detail.contains("app is sealed") && c.detail.contains("open()"),
+        "{c:?}"
+    );
+    let e = env.db.ping().await.expect_err("sealed");
+    assert!(e.to_string().contains("app is sealed"), "{e}");
+    assert_eq!(
+        db_info(&env, "app").await.map(|i| i.1),
+        Some(false),
+        "never opened silently"
+    );
+
+    let proof = env
+        .db
+        .prove_unchanged(&prepared)
+        .await
+        .unwrap()
+        .expect("a sealed verified copy is proven");
+    assert_eq!(proof.name, rollback_postgres::PROOF_CHECK);
+    assert!(proof.passed, "{proof:?}");
+    assert!(
+        proof.detail.contains(&format!("(oid {staging_oid})"))
+            && proof.detail.contains("closed to every client since"),
+        "{proof:?}"
+    );
+
+    // Opened by hand and used: no longer a proof.
+    env.pg
+        .psql("postgres", "ALTER DATABASE app ALLOW_CONNECTIONS true")
+        .unwrap();
+    let sneaky = client(&env.pg, "app", "sneaky-writer").await.unwrap();
+    let proof = env.db.prove_unchanged(&prepared).await.unwrap().unwrap();
+    assert!(!proof.passed, "{proof:?}");
+    assert!(
+        proof.detail.contains("accepts connections") && proof.detail.contains("sneaky-writer"),
+        "{proof:?}"
+    );
+    drop(sneaky);
+    env.pg
+        .psql("postgres", "ALTER DATABASE app ALLOW_CONNECTIONS false")
+        .unwrap();
+
+    let notes = env.db.open().await.expect("open");
+    assert!(
+        notes[0].starts_with("app kept closed to every client from")
+            && notes[0].contains("connections in that window were refused"),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("when app was sealed: disconnected session") && n.contains("intruder-job")),
+        "who was disconnected at the seal is named: {notes:?}"
+    );
+    assert_eq!(env.count("app", "t").await, 100);
+    assert_eq!(env.db.open().await.unwrap(), Vec::<String>::new(), "idempotent");
+    assert!(env.db.check_integrity(&checks).await.unwrap().passed());
+
+    // Not verified (check_prepared never called): switched in open, and no proof claimed.
+    let prepared = env.db.prepare_restore(&snap.id).await.unwrap();
+    let replaced = env.db.restore(&prepared).await.unwrap();
+    assert_eq!(replaced.len(), 1, "{replaced:?}");
+    assert_eq!(db_info(&env, "app").await.map(|i| i.1), Some(true));
+    assert_eq!(env.db.prove_unchanged(&prepared).await.unwrap(), None);
+    drop(preserved);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_steps_interrupted_half_way_are_finished_by_the_next_call() {
+    use rollback_postgres::state::{LiveRecord, Seal, State};
+    let Some(env) = setup("rollback-postgres interrupted seals", "app") else {
+        return;
+    };
+    env.sql(
+        "app",
+        "CREATE TABLE t (v text); INSERT INTO t VALUES ('snapshot'); ALTER DATABASE app SET work_mem = '8MB';",
+    )
+    .await;
+    let root = env.db.snapshot_root().to_path_buf();
+    let snap = env.db.snapshot("s").await.unwrap();
+    env.sql("app", "INSERT INTO t VALUES ('deploy')").await;
+    let pg = |sql: &str| {
+        env.pg
+            .psql("postgres", sql)
+            .map(drop)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    };
+    let staging = "app__rollback_staging";
+    let checks = IntegrityChecks {
+        expect_snapshot: Some(snap.id.clone()),
+        baseline: Some(snap.id.clone()),
+        ..IntegrityChecks::default()
+    };
+
+    // check_prepared, interrupted after sealing, before recording the seal.
+    let prepared = env.db.prepare_restore(&snap.id).await.unwrap();
+    let (staging_oid, _) = db_info(&env, staging).await.unwrap();
+    pg("ALTER DATABASE app__rollback_staging ALLOW_CONNECTIONS false");
+    let report = env
+        .db
+        .check_prepared(&prepared, &checks)
+        .await
+        .expect("check_prepared on a copy left sealed");
+    assert!(report.passed(), "{report:?}");
+    assert_eq!(db_info(&env, staging).await, Some((staging_oid, false)));
+    let seal = State::load(&root).await.unwrap().staged[staging]
+        .sealed
+        .clone()
+        .expect("recorded verified and sealed");
+    assert_eq!(seal.oid, staging_oid);
+    assert!(seal.verified_at.is_some_and(|v| seal.since <= v), "{seal:?}");
+    // Called again (a resumed prepare): verified again, still sealed.
+    assert!(env.db.check_prepared(&prepared, &checks).await.unwrap().passed());
+    assert_eq!(db_info(&env, staging).await, Some((staging_oid, false)));
+    let seal = State::load(&root).await.unwrap().staged[staging]
+        .sealed
+        .clone()
+        .expect("still recorded");
+
+    // restore, interrupted after its sealed rename, before it dropped the staging record.
+    let preserved = env.db.preserve_current("p1").await.unwrap();
+    let mut state = State::load(&root).await.unwrap();
+    state.live = Some(LiveRecord {
+        source: format!("snapshot:{}", snap.id),
+        oid: staging_oid,
+        put_aside: vec![],
+        sealed: Some(seal.clone()),
+        opened_at: None,
+    });
+    state.store(&root).await.unwrap();
+    pg("ALTER DATABASE app__rollback_staging RENAME TO app");
+    assert_eq!(env.db.restore(&prepared).await.expect("finish restore"), vec![]);
+    assert_eq!(
+        db_info(&env, "app").await,
+        Some((staging_oid, false)),
+        "finished, still sealed"
+    );
+    assert!(
+        State::load(&root).await.unwrap().staged.is_empty(),
+        "the staging record is gone"
+    );
+    let proof = env.db.prove_unchanged(&prepared).await.unwrap().unwrap();
+    assert!(proof.passed, "{proof:?}");
+
+    // open, interrupted after allowing connections, before clearing the seal record.
+    pg("ALTER DATABASE app ALLOW_CONNECTIONS true");
+    let notes = env.db.open().await.expect("finish open");
+    assert!(
+        notes[0].contains("kept closed to every client from") && notes[0].contains("opened already"),
+        "{notes:?}"
+    );
+    let live = State::load(&root).await.unwrap().live.unwrap();
+    assert!(live.sealed.is_none() && live.opened_at.is_some(), "{live:?}");
+    assert_eq!(env.db.open().await.unwrap(), Vec::<String>::new());
+    let c = env.client("app").await.expect("open to clients");
+    let work_mem: String = c.query_one("SHOW work_mem", &[]).await.unwrap().get(0);
+    assert_eq!(work_mem, "8MB", "the snapshot's database settings hold");
+    c.batch_execute("INSERT INTO t VALUES ('client, after open')")
+        .await
+        .unwrap();
+    drop(c);
+
+    // reinstate, interrupted after sealing, recording and both renames.
+    let (kept_oid, _) = db_info(&env, &preserved.location).await.unwrap();
+    let failed = "app__rollback_failed_20260101T000000";
+    let holds = format!("the restored snapshot {} (test)", snap.id);
+    let mut state = State::load(&root).await.unwrap();
+    state.live = Some(LiveRecord {
+        source: "preserved:p1".into(),
+        oid: kept_oid,
+        put_aside: vec![rollback_core::PutAside {
+            location: failed.into(),
+            holds: holds.clone(),
+        }],
+        sealed: Some(Seal {
+            oid: kept_oid,
+            since: chrono::Utc::now(),
+            verified_at: None,
+            checks: vec![],
+            disconnected: vec![],
+        }),
+        opened_at: None,
+    });
+    state.store(&root).await.unwrap();
+    pg("ALTER DATABASE app ALLOW_CONNECTIONS false");
+    pg(&format!("ALTER DATABASE app RENAME TO \"{failed}\""));
+    pg(&format!(
+        "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS false",
+        preserved.location
+    ));
+    pg(&format!(
+        "ALTER DATABASE \"{}\" RENAME TO app",
+        preserved.location
+    ));
+    let aside = env.db.reinstate(&preserved).await.expect("finish reinstate");
+    assert_eq!(
+        aside,
+        vec![rollback_core::PutAside {
+            location: failed.into(),
+            holds
+        }]
+    );
+    assert_eq!(
+        db_info(&env, "app").await,
+        Some((kept_oid, false)),
+        "the reinstated database stays sealed until open"
+    );
+    assert_eq!(
+        db_info(&env, failed).await.map(|i| i.1),
+        Some(true),
+        "the set-aside copy can be read"
+    );
+    assert_eq!(env.count(failed, "t").await, 2, "the client's write is there");
+    assert_eq!(env.db.prove_unchanged(&prepared).await.unwrap(), None);
+    let notes = env.db.open().await.unwrap();
+    assert!(
+        notes[0].starts_with("app kept closed to every client from"),
+        "{notes:?}"
+    );
+    assert_eq!(env.count("app", "t").await, 2, "the pre-rollback data is live");
+
+    // A whole reinstate (no interruption): the restored copy opened to clients is set
+    // aside with what they wrote, named as such; the reinstated database is sealed.
+    let prepared = env.db.prepare_restore(&snap.id).await.unwrap();
+    assert!(env.db.check_prepared(&prepared, &checks).await.unwrap().passed());
+    let preserved = env.db.preserve_current("p2").await.unwrap();
+    env.db.restore(&prepared).await.unwrap();
+    env.db.open().await.unwrap();
+    env.sql("app", "INSERT INTO t VALUES ('client, after open')")
+        .await;
+    let aside = env.db.reinstate(&preserved).await.unwrap();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(
+        aside[0]
+            .holds
+            .contains("with the writes other clients made into it after it was opened to them at"),
+        "{aside:?}"
+    );
+    assert_eq!(env.count(&aside[0].location, "t").await, 2);
+    assert_eq!(db_info(&env, "app").await.map(|i| i.1), Some(false));
+    assert_eq!(
+        env.db.reinstate(&preserved).await.unwrap(),
+        aside,
+        "idempotent, same answer"
+    );
+    assert_eq!(db_info(&env, "app").await.map(|i| i.1), Some(false));
+    env.db.open().await.unwrap();
+    assert_eq!(env.count("app", "t").await, 2);
 }
