@@ -1,6 +1,10 @@
 //! A second `ProcessManager`, as a team with its own supervisor would write it: spawn a
 //! configured argv, stop = kill + wait, status from the child handle. It passes the same
-//! conformance suite as the pm2 adapter; the app is this binary re-run as `serve <port>`.
+//! conformance suite as the pm2 adapter; the app is this binary re-run as `serve <port>`,
+//! and the app that crashes at start (the suite's optional crash part) is it re-run as `crash`.
+//! The `ProcessManager` trait docs are the contract it follows: names that address several
+//! apps are refused, an online app has a pid, a crash at start is `Failed` and leaves the app
+//! `Errored` until `stop`, and it counts its restarts (`Some`).
 //! Run: `cargo run -p rollback-examples --example custom_process_manager` (`cargo test` runs it too).
 
 use async_trait::async_trait;
@@ -12,16 +16,18 @@ use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
-/// One supervised app: the argv to run, the address that answers once it is ready, and the
-/// running child with its start time.
+/// One supervised app: the argv to run, the address that answers once it is ready, the
+/// running child with its start time, and whether its last start crashed.
 struct App {
     argv: Vec<String>,
     ready: SocketAddr,
     running: Option<(Child, Instant)>,
+    crashed: bool,
     restarts: u32,
 }
 
-/// Supervises child processes; each method returns once the state is real.
+/// Supervises child processes; each method returns once the state is real. It never
+/// restarts a crashed app by itself, so a crash is `Errored` at once (it gave up).
 #[derive(Default)]
 struct ChildSupervisor {
     apps: Mutex<HashMap<AppName, App>>,
@@ -33,6 +39,7 @@ impl ChildSupervisor {
             argv,
             ready,
             running: None,
+            crashed: false,
             restarts: 0,
         };
         self.apps.get_mut().insert(AppName::new(name), app);
@@ -40,7 +47,18 @@ impl ChildSupervisor {
     }
 }
 
+/// The app `name`: refuses a name that would address several apps (the contract), and an
+/// app that is not configured is `NotFound`.
 fn get<'a>(apps: &'a mut HashMap<AppName, App>, name: &AppName) -> Result<&'a mut App, AdapterError> {
+    let n = name.as_str();
+    if n.is_empty()
+        || n == "all"
+        || n.contains(['*', '?', '['])
+        || (n.len() > 1 && n.starts_with('/') && n.ends_with('/'))
+    {
+        let msg = format!("app name `{name}` does not address exactly one app: name the app itself");
+        return Err(AdapterError::new(ErrorKind::InvalidInput, msg));
+    }
     let msg = || AdapterError::not_found(format!("app `{name}` is not configured: add it with .app(..)"));
     apps.get_mut(name).ok_or_else(msg)
 }
@@ -49,7 +67,8 @@ fn io<'a>(name: &'a AppName, what: &'a str) -> impl FnOnce(std::io::Error) -> Ad
     move |e| AdapterError::new(ErrorKind::Failed, format!("cannot {what} app `{name}`")).with_source(e)
 }
 
-/// Spawns the app and waits (up to 10 s) until its address accepts connections.
+/// Spawns the app and waits (up to 10 s) until its address accepts connections. An exit
+/// before that is a crash at start (`Failed`), remembered for `status`.
 async fn spawn(name: &AppName, app: &mut App) -> Result<(), AdapterError> {
     let mut cmd = Command::new(&app.argv[0]);
     cmd.args(&app.argv[1..]).kill_on_drop(true);
@@ -57,26 +76,34 @@ async fn spawn(name: &AppName, app: &mut App) -> Result<(), AdapterError> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(status) = child.try_wait().map_err(io(name, "wait for"))? {
-            let msg = format!("app `{name}` exited during start ({status})");
+            app.crashed = true;
+            let msg = format!("app `{name}` crashed during start ({status}), last state errored");
             return Err(AdapterError::new(ErrorKind::Failed, msg));
         }
         if tokio::net::TcpStream::connect(app.ready).await.is_ok() {
             app.running = Some((child, Instant::now()));
+            app.crashed = false;
             return Ok(());
         }
         if Instant::now() > deadline {
-            let msg = format!("app `{name}` did not answer on {} within 10s", app.ready);
+            let msg = format!(
+                "app `{name}` did not answer on {} within 10s (last state launching)",
+                app.ready
+            );
             return Err(AdapterError::timeout(msg));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-/// Kills the child and waits for it to be gone (a no-op when it is not running).
+/// Kills the child, if it still runs, and waits for it to be gone; forgets a crash.
 async fn kill(name: &AppName, app: &mut App) -> Result<(), AdapterError> {
     if let Some((mut child, _)) = app.running.take() {
-        child.kill().await.map_err(io(name, "kill"))?;
+        if child.try_wait().map_err(io(name, "wait for"))?.is_none() {
+            child.kill().await.map_err(io(name, "kill"))?;
+        }
     }
+    app.crashed = false;
     Ok(())
 }
 
@@ -86,6 +113,7 @@ impl ProcessManager for ChildSupervisor {
         let mut apps = self.apps.lock().await;
         let app = get(&mut apps, name)?;
         let (state, pid, uptime) = match app.running.as_mut() {
+            None if app.crashed => (ProcessState::Errored, None, None),
             None => (ProcessState::Stopped, None, None),
             Some((c, since)) => match c.try_wait() {
                 Ok(None) => (ProcessState::Online, c.id(), Some(since.elapsed())),
@@ -96,7 +124,7 @@ impl ProcessManager for ChildSupervisor {
             app: name.clone(),
             state,
             pid,
-            restarts: app.restarts,
+            restarts: Some(app.restarts),
             uptime,
         })
     }
@@ -133,6 +161,9 @@ impl ProcessFixture for Fixture {
     async fn is_serving(&self) -> bool {
         tokio::net::TcpStream::connect(self.0).await.is_ok()
     }
+    fn crashing_app(&self) -> Option<AppName> {
+        Some(AppName::new("crashy"))
+    }
 }
 
 /// The supervised app: answers every connection with `200 ok`.
@@ -149,13 +180,19 @@ fn serve(port: &str) -> std::io::Result<()> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("serve") {
-        return Ok(serve(args.get(2).ok_or("serve <port>")?)?);
+    match args.get(1).map(String::as_str) {
+        Some("serve") => return Ok(serve(args.get(2).ok_or("serve <port>")?)?),
+        Some("crash") => std::process::exit(1), // the app that crashes at start
+        _ => {}
     }
     let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?; // a free port
     let exe = std::env::current_exe()?.to_string_lossy().into_owned();
-    let argv = vec![exe, "serve".into(), addr.port().to_string()];
-    let supervisor = ChildSupervisor::default().app("demo", argv, addr);
+    let argv = vec![exe.clone(), "serve".into(), addr.port().to_string()];
+    let crashy = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let supervisor =
+        ChildSupervisor::default()
+            .app("demo", argv, addr)
+            .app("crashy", vec![exe, "crash".into()], crashy);
     conformance::process_manager(&supervisor, &Fixture(addr)).await; // panics on a broken promise
     supervisor.stop(&AppName::new("demo")).await?;
     println!("ChildSupervisor passed rollback_testkit::conformance::process_manager");

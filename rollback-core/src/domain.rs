@@ -343,21 +343,31 @@ impl ConfigDiff {
     }
 }
 
-/// The state a process manager reports for an app.
+/// The state a process manager reports for an app (see the
+/// [`ProcessManager`](crate::ProcessManager) contract for what each must mean).
+///
+/// The serde names (`online`, `stopped`, `launching`, `stopping`, `errored`, `retrying`,
+/// `unknown`) are stable: journals and reports keep them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProcessState {
-    /// Running and (as far as the manager knows) serving.
+    /// Running and (as far as the manager knows) serving; the status carries its pid.
     Online,
-    /// Stopped on request.
+    /// Not running, and the manager will not start it by itself: stopped on request, or
+    /// exited and not to be restarted. A crashed app is `Stopped` once `stop` returned.
     Stopped,
     /// Starting up.
     Launching,
     /// Stopping.
     Stopping,
-    /// Crashed or crash-looping.
+    /// Crashed, and the manager gave up restarting it (pm2's `errored`, supervisord's
+    /// `FATAL`, systemd's `failed`): it stays down until someone starts it.
     Errored,
-    /// The manager does not know the app.
+    /// Crashed, and the manager is still restarting it (pm2's `waiting restart` or a crash
+    /// loop under way, supervisord's `BACKOFF`, systemd's `activating (auto-restart)`): it
+    /// may come back by itself, or end [`Errored`](Self::Errored).
+    Retrying,
+    /// A state the adapter cannot map (a status its manager added later, say).
     Unknown,
 }
 
@@ -369,6 +379,7 @@ impl fmt::Display for ProcessState {
             ProcessState::Launching => "launching",
             ProcessState::Stopping => "stopping",
             ProcessState::Errored => "errored",
+            ProcessState::Retrying => "retrying",
             ProcessState::Unknown => "unknown",
         })
     }
@@ -381,10 +392,15 @@ pub struct ProcessStatus {
     pub app: AppName,
     /// Its state.
     pub state: ProcessState,
-    /// OS process id, when running.
+    /// OS process id while a process runs; always `Some` when [`ProcessState::Online`],
+    /// and a different one after each restart.
     pub pid: Option<u32>,
-    /// Restarts counted by the manager.
-    pub restarts: u32,
+    /// Restarts counted by the manager, every restart it made or was asked for (so each
+    /// [`restart`](crate::ProcessManager::restart) adds at least one). `None` when the
+    /// manager keeps no such count (supervisord) or counts something else (systemd's
+    /// `NRestarts` counts only its automatic restarts): managers do not count alike, so a
+    /// count is never made up.
+    pub restarts: Option<u32>,
     /// Time since the last start, when running.
     pub uptime: Option<Duration>,
 }
@@ -413,6 +429,9 @@ pub struct MetricsSample {
     pub memory_bytes: Option<u64>,
     /// CPU use in percent of one core.
     pub cpu_percent: Option<f64>,
+    /// The 95th percentile of request latency over the source's window.
+    #[serde(default)]
+    pub latency_p95: Option<Duration>,
 }
 
 /// How serious an incident is; drives who is told.

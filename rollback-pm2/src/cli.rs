@@ -1,10 +1,10 @@
 //! Runs the pm2 CLI: argument vectors, a timeout, stderr captured into errors.
 
 use crate::error::Pm2Error;
-use crate::jlist::{self, Pm2Process};
+use crate::jlist::{self, Instance};
 use rollback_core::Secret;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::Command;
@@ -95,10 +95,77 @@ impl Pm2Cli {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// `pm2 jlist`, parsed. Its raw output is never logged or put in an error.
-    pub(crate) async fn jlist(&self) -> Result<Vec<Pm2Process>, Pm2Error> {
+    /// `pm2 jlist`, parsed, with pm2's crash-loop bookkeeping. Its raw output is never
+    /// logged or put in an error. Starts pm2's daemon when it is not running (as every pm2
+    /// command does).
+    pub(crate) async fn jlist_instances(&self) -> Result<Vec<Instance>, Pm2Error> {
         let out = self.run("pm2 jlist", &["jlist".into()], &[]).await?;
-        jlist::parse(&out)
+        jlist::parse_instances(&out)
+    }
+
+    /// [`jlist_instances`](Self::jlist_instances), but never in place of a daemon that is
+    /// not running: pm2 would start a fresh one, which knows no apps, and every app would
+    /// look unknown. A daemon that is not running is [`Pm2Error::DaemonNotRunning`] (after
+    /// [`Pm2Error::NotInstalled`] when the binary is missing too).
+    pub(crate) async fn jlist_running(&self) -> Result<Vec<Instance>, Pm2Error> {
+        if let Some((false, home)) = self.daemon_running() {
+            self.check_binary()?;
+            return Err(Pm2Error::DaemonNotRunning {
+                home: home.display().to_string(),
+            });
+        }
+        self.jlist_instances().await
+    }
+
+    /// The `PM2_HOME` pm2 will use: the configured one, else pm2's own choice (`$PM2_HOME`,
+    /// else `$HOME/.pm2`).
+    fn effective_home(&self) -> Option<PathBuf> {
+        self.home
+            .clone()
+            .or_else(|| std::env::var_os("PM2_HOME").map(PathBuf::from))
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pm2")))
+    }
+
+    /// Whether pm2's daemon runs (its `pm2.pid` names a live process), with the home looked
+    /// at; `None` when that cannot be told here (no `/proc`, no home).
+    pub(crate) fn daemon_running(&self) -> Option<(bool, PathBuf)> {
+        if !Path::new("/proc/self").exists() {
+            return None;
+        }
+        let home = self.effective_home()?;
+        let pid = std::fs::read_to_string(home.join("pm2.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
+        Some((pid.is_some_and(pid_alive), home))
+    }
+
+    /// [`Pm2Error::NotInstalled`] when the binary is not there (a path that does not exist,
+    /// a name not on `PATH`).
+    fn check_binary(&self) -> Result<(), Pm2Error> {
+        let found = if self.binary.components().count() > 1 {
+            self.binary.is_file()
+        } else {
+            std::env::var_os("PATH")
+                .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(&self.binary).is_file()))
+        };
+        if found {
+            Ok(())
+        } else {
+            Err(Pm2Error::NotInstalled {
+                binary: self.binary.clone(),
+            })
+        }
+    }
+}
+
+/// True while `pid` exists and is not a zombie (Linux `/proc`; elsewhere pm2's word is taken).
+pub(crate) fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
     }
 }
 
@@ -168,7 +235,7 @@ mod tests {
             home: None,
             timeout: Duration::from_secs(5),
         };
-        let e = cli.jlist().await.unwrap_err();
+        let e = cli.jlist_instances().await.unwrap_err();
         assert!(matches!(e, Pm2Error::NotInstalled { .. }), "{e}");
         let msg = e.to_string();
         assert!(
@@ -208,6 +275,44 @@ mod tests {
             msg.contains("bad env: [redacted]") && !msg.contains("hunter2"),
             "{msg}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_daemon_that_is_not_running_is_unavailable_and_never_started_in_its_place() {
+        let home = tempfile::tempdir().unwrap();
+        // Were it run, `sh jlist` would fail as a command: the error says it was not.
+        let cli = Pm2Cli {
+            binary: PathBuf::from("sh"),
+            home: Some(home.path().to_path_buf()),
+            timeout: Duration::from_secs(5),
+        };
+        assert_eq!(cli.daemon_running(), Some((false, home.path().to_path_buf())));
+        let e = cli.jlist_running().await.unwrap_err();
+        assert!(matches!(e, Pm2Error::DaemonNotRunning { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("daemon not reachable") && msg.contains(&home.path().display().to_string()),
+            "{msg}"
+        );
+        assert_eq!(
+            rollback_core::AdapterError::from(e).kind(),
+            rollback_core::ErrorKind::Unavailable
+        );
+
+        // A live daemon: the pid file names a live process (this test's own).
+        std::fs::write(home.path().join("pm2.pid"), std::process::id().to_string()).unwrap();
+        assert_eq!(cli.daemon_running(), Some((true, home.path().to_path_buf())));
+        // A stale pid file: the process is gone.
+        std::fs::write(home.path().join("pm2.pid"), (u32::MAX - 1).to_string()).unwrap();
+        assert_eq!(cli.daemon_running().map(|(up, _)| up), Some(false));
+
+        // No binary either: that is said first.
+        let missing = Pm2Cli {
+            binary: PathBuf::from("/nonexistent/pm2"),
+            ..cli
+        };
+        let e = missing.jlist_running().await.unwrap_err();
+        assert!(matches!(e, Pm2Error::NotInstalled { .. }), "{e}");
     }
 
     #[tokio::test]

@@ -37,6 +37,14 @@ pub enum Pm2Error {
         /// What happened.
         why: String,
     },
+    /// pm2's daemon is not running (its `pm2.pid` names no live process): its apps went
+    /// with it. `status`, `stop` and `restart` say so instead of starting a fresh daemon
+    /// that knows no apps.
+    #[error("pm2 daemon not reachable (PM2_HOME={home}): it is not running (no live process in its pm2.pid) and its apps went with it; start pm2 and restore them (`pm2 resurrect`), or start the app, which starts pm2")]
+    DaemonNotRunning {
+        /// The PM2_HOME in use.
+        home: String,
+    },
     /// A pm2 command exited with an error.
     #[error("`{command}` failed ({status}): {stderr}")]
     CommandFailed {
@@ -92,6 +100,15 @@ pub enum Pm2Error {
         /// The last state seen.
         last: String,
     },
+    /// The app name would address several apps (or none by name): the
+    /// [`ProcessManager`](rollback_core::ProcessManager) contract refuses it.
+    #[error("app name `{app}` does not address exactly one app ({why}): name the app itself")]
+    NotOneApp {
+        /// The name given.
+        app: String,
+        /// How pm2 would read it.
+        why: &'static str,
+    },
     /// The configuration is not usable.
     #[error("invalid pm2 adapter configuration: {0}")]
     Config(String),
@@ -101,16 +118,17 @@ impl Pm2Error {
     /// The [`ErrorKind`] the orchestrator decides on.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Pm2Error::NotInstalled { .. } | Pm2Error::Spawn { .. } | Pm2Error::DaemonUnreachable { .. } => {
-                ErrorKind::Unavailable
-            }
+            Pm2Error::NotInstalled { .. }
+            | Pm2Error::Spawn { .. }
+            | Pm2Error::DaemonUnreachable { .. }
+            | Pm2Error::DaemonNotRunning { .. } => ErrorKind::Unavailable,
             Pm2Error::CommandFailed { .. }
             | Pm2Error::CrashLoop { .. }
             | Pm2Error::ExitedAfterStart { .. } => ErrorKind::Failed,
             Pm2Error::BadJlist(_) => ErrorKind::Corrupt,
             Pm2Error::UnknownApp { .. } => ErrorKind::NotFound,
             Pm2Error::StateTimeout { .. } => ErrorKind::Timeout,
-            Pm2Error::Config(_) => ErrorKind::InvalidInput,
+            Pm2Error::Config(_) | Pm2Error::NotOneApp { .. } => ErrorKind::InvalidInput,
         }
     }
 }

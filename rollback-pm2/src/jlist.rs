@@ -27,22 +27,96 @@ pub struct Pm2Process {
 }
 
 impl Pm2Process {
-    /// pm2's status as a [`ProcessState`].
+    /// pm2's status as a [`ProcessState`] (see [`map_status`]); a `stopped` instance that
+    /// still has a pid exited by itself and pm2 is restarting it:
+    /// [`Retrying`](ProcessState::Retrying).
     pub fn state(&self) -> ProcessState {
-        map_status(&self.status)
+        match map_status(&self.status) {
+            ProcessState::Stopped if self.pid.is_some() => ProcessState::Retrying,
+            state => state,
+        }
+    }
+
+    /// The pid while a process of this instance runs (pm2 keeps the pid of an instance that
+    /// exited until it restarts it).
+    pub fn running_pid(&self) -> Option<u32> {
+        self.pid.filter(|_| {
+            matches!(
+                self.status.as_str(),
+                "online" | "launching" | "one-launch-status" | "stopping"
+            )
+        })
     }
 }
 
-/// Maps a pm2 status string to a [`ProcessState`]. Unknown strings map to
-/// [`ProcessState::Unknown`].
+/// Maps a pm2 status string to a [`ProcessState`]: `waiting restart` (a restart delay after
+/// a crash) is [`Retrying`](ProcessState::Retrying), `errored` (pm2 gave up) is
+/// [`Errored`](ProcessState::Errored). Unknown strings map to [`ProcessState::Unknown`].
 pub fn map_status(status: &str) -> ProcessState {
     match status {
         "online" => ProcessState::Online,
         "stopped" => ProcessState::Stopped,
         "stopping" => ProcessState::Stopping,
-        "launching" | "one-launch-status" | "waiting restart" => ProcessState::Launching,
+        "launching" | "one-launch-status" => ProcessState::Launching,
+        "waiting restart" => ProcessState::Retrying,
         "errored" => ProcessState::Errored,
         _ => ProcessState::Unknown,
+    }
+}
+
+/// pm2's own default `min_uptime`: a process that exits sooner was an unstable start.
+const PM2_MIN_UPTIME_MS: u64 = 1000;
+
+/// One instance with pm2's crash-loop bookkeeping, which tells a crash loop under way from
+/// a process that is simply online (read by the manager; [`Pm2Process`] keeps the fields
+/// every reader needs).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Instance {
+    /// The instance.
+    pub(crate) process: Pm2Process,
+    /// pm2's `unstable_restarts`: restarts after less than `min_uptime` since the app was
+    /// (re)started by a command; pm2 gives up (`errored`) at `max_restarts`.
+    pub(crate) unstable_restarts: u32,
+    /// pm2's `min_uptime` for the app, in ms.
+    pub(crate) min_uptime_ms: u64,
+}
+
+impl std::ops::Deref for Instance {
+    type Target = Pm2Process;
+
+    fn deref(&self) -> &Pm2Process {
+        &self.process
+    }
+}
+
+impl AsRef<Pm2Process> for Pm2Process {
+    fn as_ref(&self) -> &Pm2Process {
+        self
+    }
+}
+
+impl AsRef<Pm2Process> for Instance {
+    fn as_ref(&self) -> &Pm2Process {
+        &self.process
+    }
+}
+
+impl Instance {
+    /// The state at `now_ms` (ms since the epoch): [`Pm2Process::state`], except that a
+    /// process running for less than `min_uptime` after unstable restarts is a crash loop
+    /// pm2 has not given up on yet: [`Retrying`](ProcessState::Retrying), not online.
+    pub(crate) fn state_at(&self, now_ms: u64) -> ProcessState {
+        let state = self.process.state();
+        let young = self
+            .process
+            .started_at_ms
+            .is_none_or(|t| now_ms.saturating_sub(t) < self.min_uptime_ms);
+        match state {
+            ProcessState::Online | ProcessState::Launching if self.unstable_restarts > 0 && young => {
+                ProcessState::Retrying
+            }
+            state => state,
+        }
     }
 }
 
@@ -78,6 +152,10 @@ struct RawEnv {
     restart_time: Option<f64>,
     #[serde(default, deserialize_with = "lenient")]
     pm_uptime: Option<f64>,
+    #[serde(default, deserialize_with = "lenient")]
+    unstable_restarts: Option<f64>,
+    #[serde(default, deserialize_with = "lenient")]
+    min_uptime: Option<f64>,
 }
 
 /// A number, a numeric string, or anything else (read as absent).
@@ -106,14 +184,20 @@ fn to_u64(n: Option<f64>) -> Option<u64> {
 }
 
 impl RawProcess {
-    fn into_process(self) -> Option<Pm2Process> {
+    fn into_instance(self) -> Option<Instance> {
         let env = self.pm2_env;
         let name = self.name.or_else(|| env.as_ref().and_then(|e| e.name.clone()))?;
-        let (status, restarts, started) = match env {
-            Some(e) => (e.status, e.restart_time, e.pm_uptime),
-            None => (None, None, None),
+        let (status, restarts, started, unstable, min_uptime) = match env {
+            Some(e) => (
+                e.status,
+                e.restart_time,
+                e.pm_uptime,
+                e.unstable_restarts,
+                e.min_uptime,
+            ),
+            None => (None, None, None, None, None),
         };
-        Some(Pm2Process {
+        let process = Pm2Process {
             name,
             pm_id: to_u32(self.pm_id)?,
             pid: to_u32(self.pid).filter(|p| *p != 0),
@@ -122,6 +206,11 @@ impl RawProcess {
             started_at_ms: to_u64(started).filter(|t| *t != 0),
             memory_bytes: to_u64(self.monit.as_ref().and_then(|m| m.memory)),
             cpu_percent: self.monit.and_then(|m| m.cpu).filter(|c| c.is_finite()),
+        };
+        Some(Instance {
+            process,
+            unstable_restarts: to_u32(unstable).unwrap_or(0),
+            min_uptime_ms: to_u64(min_uptime).unwrap_or(PM2_MIN_UPTIME_MS),
         })
     }
 }
@@ -131,6 +220,11 @@ impl RawProcess {
 /// array which parses. Entries without a name or id are skipped; unknown fields are
 /// ignored. The error never quotes the output.
 pub fn parse(output: &str) -> Result<Vec<Pm2Process>, Pm2Error> {
+    Ok(parse_instances(output)?.into_iter().map(|i| i.process).collect())
+}
+
+/// [`parse`], keeping pm2's crash-loop bookkeeping of each instance.
+pub(crate) fn parse_instances(output: &str) -> Result<Vec<Instance>, Pm2Error> {
     let mut last_error = None;
     let mut offset = 0;
     for line in output.split_inclusive('\n') {
@@ -141,7 +235,7 @@ pub fn parse(output: &str) -> Result<Vec<Pm2Process>, Pm2Error> {
         }
         let mut stream = serde_json::Deserializer::from_str(&output[start..]).into_iter::<Vec<RawProcess>>();
         match stream.next() {
-            Some(Ok(raw)) => return Ok(raw.into_iter().filter_map(RawProcess::into_process).collect()),
+            Some(Ok(raw)) => return Ok(raw.into_iter().filter_map(RawProcess::into_instance).collect()),
             Some(Err(e)) => {
                 last_error = Some(format!("{} at line {}", e.classify_name(), e.line()));
             }
@@ -227,6 +321,28 @@ mod tests {
         );
         assert_eq!(map_status("stopping"), ProcessState::Stopping);
         assert_eq!(map_status("launching"), ProcessState::Launching);
+    }
+
+    #[test]
+    fn reads_pm2s_crash_loop_bookkeeping() {
+        let j = r#"[{"pid":7,"name":"a","pm_id":0,"pm2_env":{"status":"online","unstable_restarts":3,"min_uptime":500,"pm_uptime":10000}},
+                   {"pid":0,"name":"b","pm_id":1,"pm2_env":{"status":"waiting restart","min_uptime":"1m"}},
+                   {"pid":9,"name":"c","pm_id":2,"pm2_env":{"status":"stopped"}}]"#;
+        let got = parse_instances(j).unwrap();
+        assert_eq!(
+            got.iter()
+                .map(|i| (i.name.as_str(), i.unstable_restarts, i.min_uptime_ms))
+                .collect::<Vec<_>>(),
+            vec![("a", 3, 500), ("b", 0, 1000), ("c", 0, 1000)]
+        );
+        assert_eq!(got[0].state_at(10_400), ProcessState::Retrying);
+        assert_eq!(got[0].state_at(10_600), ProcessState::Online);
+        assert_eq!(got[1].state(), ProcessState::Retrying);
+        assert_eq!(
+            (got[2].state(), got[2].running_pid()),
+            (ProcessState::Retrying, None)
+        );
+        assert_eq!(parse(j).unwrap().len(), 3);
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! [`Pm2ProcessManager`]: the [`ProcessManager`] over the pm2 CLI.
 
-use crate::cli::Pm2Cli;
+use crate::cli::{pid_alive, Pm2Cli};
 use crate::config::{AppSpec, CrashLoopPolicy, Pm2Config};
 use crate::error::Pm2Error;
-use crate::jlist::Pm2Process;
+use crate::jlist::{Instance, Pm2Process};
 use crate::metrics::Pm2Metrics;
 use crate::warm::WarmClient;
 use async_trait::async_trait;
@@ -17,12 +17,26 @@ const START_HINT: &str =
     " and no start spec is configured for it: add one with Pm2ProcessManager::builder().app(..)";
 const NAME_HINT: &str = ": check the app name (`pm2 ls` with the same PM2_HOME lists them)";
 
-/// A [`ProcessManager`] over the real pm2 CLI (`pm2 jlist`, `stop`, `start`, `restart`).
+/// A [`ProcessManager`] over the real pm2 CLI (`pm2 jlist`, `stop`, `start`, `restart`),
+/// keeping the trait's contract:
 ///
-/// Each method returns only once the app really is in the asked state: `stop` waits for
-/// pm2 to say `stopped` and for the old pids to be gone; `start` and `restart` wait for
-/// `online` (a new pid for `restart`) and then for a stability window without restarts, so
-/// a crash-looping app is an error ("crash loop: N restarts in Xs"), not a success.
+/// - Each method returns only once the app really is in the asked state: `stop` waits for
+///   pm2 to say `stopped` and for the old pids to be gone; `start` and `restart` wait for
+///   `online` (a new pid for `restart`) and then for a stability window without restarts,
+///   so a crash-looping app is an error ("crash loop: N restarts in Xs",
+///   [`ErrorKind::Failed`](rollback_core::ErrorKind::Failed)), not a success. Not reached
+///   within the state timeout: [`ErrorKind::Timeout`](rollback_core::ErrorKind::Timeout).
+/// - A name addresses one app: `all`, patterns, `/regex/` and numbers (pm2 reads them as
+///   every app, several, or a process id) are refused with
+///   [`ErrorKind::InvalidInput`](rollback_core::ErrorKind::InvalidInput) before pm2 runs.
+/// - States: pm2's `errored` (it gave up) is `Errored`; a crash loop pm2 is still restarting
+///   (`waiting restart`, an instance that exited and is being restarted, or one running for
+///   less than pm2's `min_uptime` after unstable restarts) is `Retrying`, never `Online`.
+///   `restarts` is pm2's `restart_time`, summed over the instances (it counts `pm2 restart`).
+/// - `status`, `stop` and `restart` never start pm2's daemon: one that is not running is
+///   [`ErrorKind::Unavailable`](rollback_core::ErrorKind::Unavailable) (a fresh daemon
+///   knows no apps; its answer would be "not found"). `start` starts it, as pm2 does, and
+///   then the app from its [`AppSpec`].
 #[derive(Clone, Debug)]
 pub struct Pm2ProcessManager {
     cfg: Pm2Config,
@@ -155,12 +169,20 @@ impl Pm2ProcessManager {
 
     /// Runs `verb` on the instances through the warm client when there is one, else (or
     /// when it fails) through the CLI.
-    async fn run_warm(&self, verb: &str, app: &AppName, procs: &[Pm2Process]) -> Result<(), Pm2Error> {
+    async fn run_warm<P: AsRef<Pm2Process>>(
+        &self,
+        verb: &str,
+        app: &AppName,
+        procs: &[P],
+    ) -> Result<(), Pm2Error> {
         let mut slot = self.warm.0.lock().await;
         if let Some(client) = slot.as_mut() {
             let mut failed = None;
             for p in procs {
-                if let Err(why) = client.call(verb, p.pm_id, self.cfg.command_timeout).await {
+                if let Err(why) = client
+                    .call(verb, p.as_ref().pm_id, self.cfg.command_timeout)
+                    .await
+                {
                     failed = Some(why);
                     break;
                 }
@@ -198,14 +220,20 @@ impl Pm2ProcessManager {
         Pm2Metrics::new(self.cli.clone())
     }
 
-    async fn instances(&self, app: &AppName) -> Result<Vec<Pm2Process>, Pm2Error> {
-        instances_of(self.cli.jlist().await?, app, NAME_HINT)
+    /// The app's instances; never starts pm2's daemon (see [`Pm2Cli::jlist_running`]).
+    async fn instances(&self, app: &AppName) -> Result<Vec<Instance>, Pm2Error> {
+        instances_of(self.cli.jlist_running().await?, app, NAME_HINT)
     }
 
-    async fn run_on(&self, verb: &str, app: &AppName, procs: &[Pm2Process]) -> Result<(), Pm2Error> {
+    async fn run_on<P: AsRef<Pm2Process>>(
+        &self,
+        verb: &str,
+        app: &AppName,
+        procs: &[P],
+    ) -> Result<(), Pm2Error> {
         // By pm_id, never by name: pm2 reads a name as "all", a namespace or a regex.
         let mut args: Vec<OsString> = vec![verb.into()];
-        args.extend(procs.iter().map(|p| OsString::from(p.pm_id.to_string())));
+        args.extend(procs.iter().map(|p| OsString::from(p.as_ref().pm_id.to_string())));
         self.cli
             .run(&format!("pm2 {verb} {app}"), &args, &[])
             .await
@@ -269,7 +297,7 @@ impl Pm2ProcessManager {
                 restarts.pop_front();
             }
             let recent: u32 = restarts.iter().map(|(_, n)| n).sum();
-            let state = aggregate_state(&procs);
+            let state = aggregate_state(&procs, now_ms());
             // `stopped` after a start: the app exited and pm2 will not restart it
             // (autorestart off). Twice in a row, to not trip on a transition.
             stopped_samples = if state == ProcessState::Stopped {
@@ -328,10 +356,7 @@ impl Pm2ProcessManager {
     async fn stop_inner(&self, app: &AppName) -> Result<(), Pm2Error> {
         self.stopped_by_us().remove(app);
         let procs = self.instances(app).await?;
-        if procs
-            .iter()
-            .all(|p| p.state() == ProcessState::Stopped && p.pid.is_none())
-        {
+        if procs.iter().all(|p| p.state() == ProcessState::Stopped) {
             return Ok(());
         }
         let pids: Vec<u32> = procs.iter().filter_map(|p| p.pid).collect();
@@ -346,6 +371,7 @@ impl Pm2ProcessManager {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             if pids.iter().all(|p| !pid_alive(*p)) {
+                let procs = procs.into_iter().map(|i| i.process).collect();
                 self.stopped_by_us().insert(app.clone(), procs);
                 return Ok(());
             }
@@ -394,15 +420,17 @@ impl Pm2ProcessManager {
             }
         }
         self.cool_down().await;
-        let all = self.cli.jlist().await?;
-        let procs: Vec<Pm2Process> = all.iter().filter(|p| p.name == app.as_str()).cloned().collect();
+        // The one call that may start pm2's daemon: starting is how pm2 is brought up.
+        let all = self.cli.jlist_instances().await?;
+        let procs: Vec<Instance> = all.iter().filter(|p| p.name == app.as_str()).cloned().collect();
+        let now = now_ms();
         if procs.is_empty() {
             let spec = match self.cfg.apps.get(app) {
                 Some(spec) => spec,
                 None => return Err(unknown_app(&all, app, START_HINT)),
             };
             self.start_from_spec(app, spec).await?;
-        } else if procs.iter().all(|p| p.state() == ProcessState::Online) {
+        } else if procs.iter().all(|p| p.state_at(now) == ProcessState::Online) {
             return Ok(());
         } else {
             self.run_on("restart", app, &procs).await?;
@@ -421,20 +449,48 @@ impl Pm2ProcessManager {
 }
 
 /// The instances of `app` in `all`, or [`Pm2Error::UnknownApp`] listing the known apps.
-pub(crate) fn instances_of(
-    all: Vec<Pm2Process>,
+pub(crate) fn instances_of<P: AsRef<Pm2Process>>(
+    all: Vec<P>,
     app: &AppName,
     hint: &'static str,
-) -> Result<Vec<Pm2Process>, Pm2Error> {
-    if all.iter().any(|p| p.name == app.as_str()) {
-        Ok(all.into_iter().filter(|p| p.name == app.as_str()).collect())
+) -> Result<Vec<P>, Pm2Error> {
+    if all.iter().any(|p| p.as_ref().name == app.as_str()) {
+        Ok(all
+            .into_iter()
+            .filter(|p| p.as_ref().name == app.as_str())
+            .collect())
     } else {
         Err(unknown_app(&all, app, hint))
     }
 }
 
-fn unknown_app(all: &[Pm2Process], app: &AppName, hint: &'static str) -> Pm2Error {
-    let mut known: Vec<&str> = all.iter().map(|p| p.name.as_str()).collect();
+/// Refuses a name that would not address exactly one app: pm2 reads `all` as every app,
+/// `/…/` as a regular expression and a number as a process id; patterns (`*`, `?`, `[`,
+/// supervisord's `group:*`) address several apps in other managers and are refused
+/// everywhere (the [`ProcessManager`] contract).
+fn one_app(app: &AppName) -> Result<(), Pm2Error> {
+    let name = app.as_str();
+    let why = if name.is_empty() {
+        "it is empty"
+    } else if name == "all" {
+        "pm2 reads `all` as every app"
+    } else if name.contains(['*', '?', '[']) {
+        "it is a pattern"
+    } else if name.len() > 1 && name.starts_with('/') && name.ends_with('/') {
+        "pm2 reads `/…/` as a regular expression"
+    } else if name.bytes().all(|b| b.is_ascii_digit()) {
+        "pm2 reads a number as a process id"
+    } else {
+        return Ok(());
+    };
+    Err(Pm2Error::NotOneApp {
+        app: name.to_owned(),
+        why,
+    })
+}
+
+fn unknown_app<P: AsRef<Pm2Process>>(all: &[P], app: &AppName, hint: &'static str) -> Pm2Error {
+    let mut known: Vec<&str> = all.iter().map(|p| p.as_ref().name.as_str()).collect();
     known.sort_unstable();
     known.dedup();
     Pm2Error::UnknownApp {
@@ -448,12 +504,14 @@ fn unknown_app(all: &[Pm2Process], app: &AppName, hint: &'static str) -> Pm2Erro
     }
 }
 
-/// One state for all instances: errored if any is, the common state if they agree,
-/// otherwise in transition.
-fn aggregate_state(procs: &[Pm2Process]) -> ProcessState {
-    let states: Vec<ProcessState> = procs.iter().map(Pm2Process::state).collect();
+/// One state for all instances at `now_ms`: errored if any is, else retrying if any is,
+/// the common state if they agree, otherwise in transition.
+fn aggregate_state(procs: &[Instance], now_ms: u64) -> ProcessState {
+    let states: Vec<ProcessState> = procs.iter().map(|p| p.state_at(now_ms)).collect();
     if states.contains(&ProcessState::Errored) {
         ProcessState::Errored
+    } else if states.contains(&ProcessState::Retrying) {
+        ProcessState::Retrying
     } else if let Some(first) = states.first().filter(|s| states.iter().all(|x| x == *s)) {
         *first
     } else if states.contains(&ProcessState::Stopping) {
@@ -463,14 +521,14 @@ fn aggregate_state(procs: &[Pm2Process]) -> ProcessState {
     }
 }
 
-fn aggregate(app: &AppName, procs: &[Pm2Process], now_ms: u64) -> ProcessStatus {
-    let state = aggregate_state(procs);
+fn aggregate(app: &AppName, procs: &[Instance], now_ms: u64) -> ProcessStatus {
+    let state = aggregate_state(procs, now_ms);
     let online = state == ProcessState::Online;
     ProcessStatus {
         app: app.clone(),
         state,
-        pid: procs.iter().find_map(|p| p.pid),
-        restarts: procs.iter().map(|p| p.restarts).sum(),
+        pid: procs.iter().find_map(|p| p.running_pid()),
+        restarts: Some(procs.iter().map(|p| p.restarts).sum()),
         uptime: procs
             .iter()
             .filter_map(|p| p.started_at_ms)
@@ -481,10 +539,11 @@ fn aggregate(app: &AppName, procs: &[Pm2Process], now_ms: u64) -> ProcessStatus 
 }
 
 /// "online (pm_id 0, pid 123, 2 restarts)" for each instance.
-fn describe(procs: &[Pm2Process]) -> String {
+fn describe<P: AsRef<Pm2Process>>(procs: &[P]) -> String {
     procs
         .iter()
         .map(|p| {
+            let p = p.as_ref();
             let pid = p
                 .pid
                 .map_or_else(|| "no pid".to_owned(), |pid| format!("pid {pid}"));
@@ -492,17 +551,6 @@ fn describe(procs: &[Pm2Process]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// True while `pid` exists and is not a zombie (Linux `/proc`; elsewhere pm2's word is taken).
-fn pid_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.trim_start().chars().next())
-            .is_some_and(|state| state != 'Z' && state != 'X'),
-        Err(_) => false,
-    }
 }
 
 fn now_ms() -> u64 {
@@ -529,19 +577,23 @@ impl Backoff {
 #[async_trait]
 impl ProcessManager for Pm2ProcessManager {
     async fn status(&self, app: &AppName) -> Result<ProcessStatus, AdapterError> {
+        one_app(app)?;
         let procs = self.instances(app).await?;
         Ok(aggregate(app, &procs, now_ms()))
     }
 
     async fn stop(&self, app: &AppName) -> Result<(), AdapterError> {
+        one_app(app)?;
         Ok(self.stop_app(app).await?)
     }
 
     async fn start(&self, app: &AppName) -> Result<(), AdapterError> {
+        one_app(app)?;
         Ok(self.start_app(app).await?)
     }
 
     async fn restart(&self, app: &AppName) -> Result<(), AdapterError> {
+        one_app(app)?;
         Ok(self.restart_app(app).await?)
     }
 }
@@ -563,6 +615,14 @@ mod tests {
         }
     }
 
+    fn i(name: &str, id: u32, pid: Option<u32>, status: &str, restarts: u32) -> Instance {
+        Instance {
+            process: p(name, id, pid, status, restarts),
+            unstable_restarts: 0,
+            min_uptime_ms: 1000,
+        }
+    }
+
     #[test]
     fn unknown_app_names_it_and_lists_known_apps() {
         let all = vec![
@@ -573,34 +633,84 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("`api`") && msg.contains("web, worker"), "{msg}");
         assert_eq!(e.kind(), rollback_core::ErrorKind::NotFound);
-        let e = instances_of(vec![], &AppName::new("api"), START_HINT).unwrap_err();
+        let e = instances_of(Vec::<Pm2Process>::new(), &AppName::new("api"), START_HINT).unwrap_err();
         assert!(e.to_string().contains("known apps: none"), "{e}");
+    }
+
+    #[test]
+    fn names_that_address_several_apps_or_an_id_are_refused() {
+        for name in [
+            "all", "*", "web*", "group:*", "web?", "web[12]", "/web/", "0", "12", "",
+        ] {
+            let e = one_app(&AppName::new(name)).unwrap_err();
+            assert_eq!(e.kind(), rollback_core::ErrorKind::InvalidInput, "{name}: {e}");
+            assert!(e.to_string().contains("exactly one app"), "{e}");
+        }
+        for name in ["web", "api-2", "worker_1", "a/b", "/", "web:1"] {
+            assert!(one_app(&AppName::new(name)).is_ok(), "{name}");
+        }
     }
 
     #[test]
     fn instances_aggregate_into_one_status() {
         let app = AppName::new("web");
         let two = [
-            p("web", 0, Some(10), "online", 1),
-            p("web", 1, Some(11), "online", 2),
+            i("web", 0, Some(10), "online", 1),
+            i("web", 1, Some(11), "online", 2),
         ];
         let s = aggregate(&app, &two, 4_000);
         assert_eq!(
             (s.state, s.pid, s.restarts, s.uptime),
-            (ProcessState::Online, Some(10), 3, Some(Duration::from_secs(3)))
+            (
+                ProcessState::Online,
+                Some(10),
+                Some(3),
+                Some(Duration::from_secs(3))
+            )
         );
         let mixed = [
-            p("web", 0, Some(10), "online", 0),
-            p("web", 1, None, "stopped", 0),
+            i("web", 0, Some(10), "online", 0),
+            i("web", 1, None, "stopped", 0),
         ];
         assert_eq!(aggregate(&app, &mixed, 0).state, ProcessState::Launching);
         let bad = [
-            p("web", 0, Some(10), "online", 0),
-            p("web", 1, None, "errored", 0),
+            i("web", 0, Some(10), "online", 0),
+            i("web", 1, None, "errored", 0),
         ];
         assert_eq!(aggregate(&app, &bad, 0).state, ProcessState::Errored);
-        let stopped = [p("web", 0, None, "stopped", 0)];
-        assert_eq!(aggregate(&app, &stopped, 5_000).uptime, None);
+        let stopped = [i("web", 0, None, "stopped", 0)];
+        let s = aggregate(&app, &stopped, 5_000);
+        assert_eq!((s.state, s.pid, s.uptime), (ProcessState::Stopped, None, None));
+    }
+
+    #[test]
+    fn a_crash_loop_pm2_has_not_given_up_on_is_retrying_not_online() {
+        let app = AppName::new("web");
+        // Exited by itself, pm2 about to restart it: the old pid is still in jlist.
+        let exited = [i("web", 0, Some(10), "stopped", 4)];
+        let s = aggregate(&app, &exited, 5_000);
+        assert_eq!((s.state, s.pid), (ProcessState::Retrying, None));
+        // A restart delay after a crash.
+        let waiting = [i("web", 0, None, "waiting restart", 4)];
+        assert_eq!(aggregate(&app, &waiting, 5_000).state, ProcessState::Retrying);
+        // Online for less than min_uptime after unstable restarts: the loop goes on.
+        let mut young = i("web", 0, Some(11), "online", 5);
+        young.unstable_restarts = 5;
+        assert_eq!(young.state_at(1_500), ProcessState::Retrying);
+        let s = aggregate(&app, std::slice::from_ref(&young), 1_500);
+        assert_eq!(
+            (s.state, s.pid, s.uptime),
+            (ProcessState::Retrying, Some(11), None)
+        );
+        // Up for longer than min_uptime: it came back.
+        assert_eq!(young.state_at(2_000), ProcessState::Online);
+        // pm2 gave up.
+        let gave_up = [i("web", 0, None, "errored", 16)];
+        assert_eq!(aggregate(&app, &gave_up, 5_000).state, ProcessState::Errored);
+        // Stopped on request after a crash loop: pm2 clears the pid.
+        let mut stopped = i("web", 0, None, "stopped", 16);
+        stopped.unstable_restarts = 3;
+        assert_eq!(aggregate(&app, &[stopped], 5_000).state, ProcessState::Stopped);
     }
 
     #[test]

@@ -38,18 +38,30 @@ fn manager(pm2: &TempPm2, port: u16) -> Pm2ProcessManager {
         .expect("manager")
 }
 
-struct Fixture {
+struct Fixture<'a> {
     port: u16,
+    pm2: &'a TempPm2,
 }
 
 #[async_trait]
-impl ProcessFixture for Fixture {
+impl ProcessFixture for Fixture<'_> {
     fn app(&self) -> AppName {
         AppName::new("web")
     }
 
     async fn is_serving(&self) -> bool {
         health(self.port) == Some(200)
+    }
+
+    /// `crashy` exits at once; the manager starts it from its spec.
+    fn crashing_app(&self) -> Option<AppName> {
+        Some(AppName::new("crashy"))
+    }
+
+    /// `pm2 kill`: the daemon and its apps are gone, as after a crash or a reboot.
+    async fn take_manager_down(&self) -> bool {
+        self.pm2.kill();
+        true
     }
 }
 
@@ -63,7 +75,8 @@ async fn real_pm2_passes_the_conformance_suite_and_really_stops_and_starts() {
     let pm = manager(&pm2, port);
     let web = AppName::new("web");
 
-    conformance::process_manager(&pm, &Fixture { port }).await;
+    conformance::process_manager(&pm, &Fixture { port, pm2: &pm2 }).await;
+    // The suite ended by killing pm2's daemon; its `start` brought pm2 and `web` back.
 
     // stop: when it returns, the port refuses connections.
     pm.stop(&web).await.expect("stop");
@@ -89,7 +102,10 @@ async fn real_pm2_passes_the_conformance_suite_and_really_stops_and_starts() {
     pm.restart(&web).await.expect("restart");
     let after = pm.status(&web).await.expect("status");
     assert_ne!(after.pid, Some(before), "restart runs a new process");
-    assert!(after.restarts >= 1, "pm2 counted the restart: {after:?}");
+    assert!(
+        after.restarts.is_some_and(|n| n >= 1),
+        "pm2 counted the restart: {after:?}"
+    );
     assert_eq!(health(port), Some(200));
 
     // metrics: real memory and a sane percentage.
@@ -138,7 +154,14 @@ async fn a_crashing_app_is_a_crash_loop_not_online() {
         "{e}"
     );
     let s = pm.status(&crashy).await.expect("status");
-    assert!(s.restarts >= 3, "pm2 restarted it repeatedly: {s:?}");
+    assert!(
+        s.restarts.is_some_and(|n| n >= 3),
+        "pm2 restarted it repeatedly: {s:?}"
+    );
+    assert!(
+        matches!(s.state, ProcessState::Retrying | ProcessState::Errored),
+        "a crash loop is retrying (pm2 still restarts it) or errored (pm2 gave up), never online: {s:?}"
+    );
 
     // Once stopped, it stays stopped; starting it again is again a crash loop.
     pm.stop(&crashy).await.expect("stop a crash-looping app");
@@ -215,6 +238,36 @@ async fn unknown_apps_start_from_an_ecosystem_file_and_a_bad_script_carries_pm2s
 }
 
 #[tokio::test]
+async fn a_killed_daemon_is_unavailable_not_an_unknown_app_and_start_brings_it_back() {
+    let _serial = SERIAL.lock().await;
+    let Some(pm2) = TempPm2::new("a_killed_daemon_is_unavailable_not_an_unknown_app") else {
+        return;
+    };
+    let port = free_port();
+    let pm = manager(&pm2, port);
+    let web = AppName::new("web");
+    pm.start(&web).await.expect("start");
+    pm2.kill();
+    assert!(!port_open(port), "pm2 kill took the app down with the daemon");
+    for (what, result) in [
+        ("status", pm.status(&web).await.map(drop)),
+        ("stop", pm.stop(&web).await),
+        ("restart", pm.restart(&web).await),
+    ] {
+        let e = result.expect_err(what);
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{what}: {e}");
+        assert!(e.message().contains("not running"), "{what}: {e}");
+    }
+    assert!(
+        !pm2.home().join("pm2.pid").exists(),
+        "status, stop and restart did not start a fresh daemon"
+    );
+    pm.start(&web).await.expect("start brings pm2 and the app back");
+    assert_eq!(health(port), Some(200));
+    assert_eq!(pm.status(&web).await.expect("status").state, ProcessState::Online);
+}
+
+#[tokio::test]
 async fn a_daemon_that_cannot_start_is_unavailable_not_a_hang() {
     let _serial = SERIAL.lock().await;
     let Some(pm2) = TempPm2::new("a_daemon_that_cannot_start_is_unavailable") else {
@@ -233,6 +286,16 @@ async fn a_daemon_that_cannot_start_is_unavailable_not_a_hang() {
     assert!(
         e.message().contains("daemon not reachable")
             && e.message().contains("/proc/rollback-pm2-no-such-home"),
+        "{e}"
+    );
+    // `start` is the one call that starts pm2's daemon: here pm2 hangs, and the command
+    // timeout turns that into an unreachable daemon.
+    let t = std::time::Instant::now();
+    let e = pm.start(&AppName::new("web")).await.unwrap_err();
+    eprintln!("daemon that cannot start: {e}");
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(
+        e.message().contains("did not finish within") && t.elapsed() < Duration::from_secs(15),
         "{e}"
     );
 

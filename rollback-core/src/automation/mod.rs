@@ -2,7 +2,7 @@
 //! Communication Plan" as code: health probes, rules over sliding windows, the decision
 //! matrix, the watchdog that acts on them, and the communication plan with its notifiers.
 //!
-//! HTTP parts ([`HttpProbe`], [`WebhookNotifier`]) are behind the `http` feature, which
+//! HTTP parts (`HttpProbe`, `WebhookNotifier`) are behind the `http` feature, which
 //! pulls in reqwest.
 
 mod comms;

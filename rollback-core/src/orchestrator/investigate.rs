@@ -26,7 +26,12 @@ impl Orchestrator {
         let status = self
             .timed(step, "reading the app's status", self.process.status(&self.app))
             .await
-            .map(|s| format!("{}, {} restarts, pid {:?}", s.state, s.restarts, s.pid))
+            .map(|s| {
+                let restarts = s
+                    .restarts
+                    .map_or_else(|| "restarts not counted".to_owned(), |n| format!("{n} restarts"));
+                format!("{}, {restarts}, pid {:?}", s.state, s.pid)
+            })
             .map_err(|e| e.to_string());
         items.push(line(status, "process status"));
         if let Some(metrics) = &self.metrics {

@@ -1,8 +1,9 @@
 use super::expect_error;
 use async_trait::async_trait;
-use rollback_core::{CodeVersion, ErrorKind, RevisionId};
+use rollback_core::{CodeVersion, ErrorKind, PreparedRevision, RevisionId};
 
-/// What the code suite needs besides the trait: make a commit on the current line.
+/// What the code suite needs besides the trait: make a commit on the current line, and
+/// (optionally) what only the adapter's test can arrange.
 #[async_trait]
 pub trait CodeFixture: Send + Sync {
     /// Commits a change with this subject and returns the new revision (not activated).
@@ -16,14 +17,47 @@ pub trait CodeFixture: Send + Sync {
         let _ = dirty;
         false
     }
+
+    /// Optional: commits (as [`commit`](Self::commit) does) a change whose build fails (the
+    /// adapter's build command exits non-zero on it) and returns it. The default, `None`,
+    /// skips the failed-build part of the suite.
+    async fn commit_unbuildable(&self, subject: &str) -> Option<RevisionId> {
+        let _ = subject;
+        None
+    }
+
+    /// Optional: commits on the current line whose revert conflicts with the head (change a
+    /// line, then change it again: reverting the first conflicts), newest first, to pass to
+    /// `revert`. The default, `None`, skips the conflict part of the suite.
+    async fn revert_conflict(&self) -> Option<Vec<RevisionId>> {
+        None
+    }
 }
 
-/// The [`CodeVersion`] contract: resolve by full and short id, typed errors for unknown
-/// specs, history newest first, prepare + activate switch what runs (idempotently),
-/// preserve_current gives the live release back, check_activate passes what activate takes
-/// and (with [`CodeFixture::set_dirty`]) refuses a dirty tree before activate would, with the
-/// same kind, while the live revision passes and re-activates as a no-op; revert adds
-/// commits without rewriting.
+/// The [`CodeVersion`] contract. Checks:
+/// - `resolve` of a full id and a short id; an unknown spec is `NotFound` and changes
+///   nothing;
+/// - `history` is newest first;
+/// - `preserve_current` is the live revision;
+/// - `activate` of a revision that was never prepared is refused and changes nothing;
+/// - `prepare` leaves what runs alone and is safe to call again; `activate` switches what
+///   runs, idempotently; the preserved release activates back without a build;
+/// - `check_activate` passes what `activate` takes and the live revision, changing nothing;
+///   with [`CodeFixture::set_dirty`] it refuses a revision over uncommitted changes with the
+///   kind `activate` then refuses with, while the live revision passes and re-activates as
+///   a no-op;
+/// - `prepare` of an unknown revision is `NotFound`;
+/// - `revert` adds a commit that becomes the head, on top of the old head, and the
+///   reverted commit stays in history (nothing rewritten);
+/// - with [`CodeFixture::revert_conflict`]: that revert is `Conflict` and leaves the head
+///   and what runs as they were;
+/// - with [`CodeFixture::commit_unbuildable`]: its `prepare` fails and changes nothing the
+///   app uses.
+///
+/// Not checked: ambiguous short ids (they need colliding hashes), tags, branches and
+/// `HEAD~N` as specs (the trait does not say what `HEAD` is: rollback-git reads it as what
+/// runs, the fake as the head of the line), and that a conflict error names the paths (the
+/// suite cannot know them).
 pub async fn code_version(code: &dyn CodeVersion, fixture: &dyn CodeFixture) {
     let c1 = fixture.commit("conformance: one").await;
     let c2 = fixture.commit("conformance: two").await;
@@ -39,6 +73,11 @@ pub async fn code_version(code: &dyn CodeVersion, fixture: &dyn CodeFixture) {
         ErrorKind::NotFound,
         "resolve(unknown)",
     );
+    assert_eq!(
+        code.current().await.expect("current").id,
+        live.id,
+        "resolve changes nothing"
+    );
 
     let history = code.history(2).await.expect("history");
     assert_eq!(
@@ -53,7 +92,28 @@ pub async fn code_version(code: &dyn CodeVersion, fixture: &dyn CodeFixture) {
         "preserve_current is the live revision"
     );
 
+    let never = PreparedRevision {
+        revision: c1.clone(),
+        location: "/nonexistent/rollback-conformance/never-prepared".into(),
+        build_log_tail: Vec::new(),
+    };
+    if let Ok(()) = code.activate(&never).await {
+        panic!("activate of a revision that was never prepared must be refused, got Ok");
+    }
+    assert_eq!(
+        code.current().await.expect("current").id,
+        live.id,
+        "a refused activate changes nothing"
+    );
+
     let p1 = code.prepare(&c1).await.expect("prepare");
+    assert_eq!(p1.revision, c1);
+    assert_eq!(
+        code.current().await.expect("current").id,
+        live.id,
+        "prepare must not change what runs"
+    );
+    let p1 = code.prepare(&c1).await.expect("prepare is safe to call again");
     assert_eq!(p1.revision, c1);
     assert_eq!(
         code.current().await.expect("current").id,
@@ -136,8 +196,48 @@ pub async fn code_version(code: &dyn CodeVersion, fixture: &dyn CodeFixture) {
         Some(&reverted.id),
         "the revert commit is the new head"
     );
-    assert!(
-        history.iter().any(|r| r.id == c2),
-        "revert never rewrites history: the reverted commit stays"
+    assert_eq!(
+        history.get(1).map(|r| &r.id),
+        Some(&c2),
+        "revert never rewrites history: the revert commit sits on top of the old head"
     );
+    assert!(
+        history.iter().any(|r| r.id == c1),
+        "revert never rewrites history: the older commits stay"
+    );
+
+    if let Some(commits) = fixture.revert_conflict().await {
+        let head = code.history(1).await.expect("history");
+        let running = code.current().await.expect("current");
+        expect_error(
+            code.revert(&commits).await,
+            ErrorKind::Conflict,
+            "revert of commits that conflict with the head",
+        );
+        assert_eq!(
+            code.history(1).await.expect("history"),
+            head,
+            "a conflicting revert leaves the repository as it was"
+        );
+        assert_eq!(
+            code.current().await.expect("current").id,
+            running.id,
+            "a conflicting revert changes nothing that runs"
+        );
+    }
+
+    if let Some(bad) = fixture.commit_unbuildable("conformance: broken build").await {
+        let running = code.current().await.expect("current");
+        if let Ok(p) = code.prepare(&bad).await {
+            panic!("prepare of a revision whose build fails must fail, got Ok({p:?})");
+        }
+        assert_eq!(
+            code.current().await.expect("current").id,
+            running.id,
+            "a failed build changes nothing the app uses"
+        );
+        code.check_activate(&running.id)
+            .await
+            .expect("after a failed build the live revision still passes check_activate");
+    }
 }

@@ -2,7 +2,11 @@ use crate::world::{FakeApp, Method, World};
 use async_trait::async_trait;
 use rollback_core::{AdapterError, AppName, ErrorKind, ProcessManager, ProcessState, ProcessStatus};
 
-/// A fake [`ProcessManager`] over the world's apps.
+/// A fake [`ProcessManager`] over the world's apps. It keeps the trait's contract: names
+/// that address several apps are refused, `Online` carries a pid and a restart gives a new
+/// one, restarts are counted, a crash at start is `Failed` and leaves the app `Errored`.
+/// A manager that cannot be reached is a fault away:
+/// `world.inject(Method::ProcessStatus, When::Always, Fault::Fail(ErrorKind::Unavailable))`.
 #[derive(Clone, Debug)]
 pub struct FakeProcessManager {
     world: World,
@@ -43,6 +47,7 @@ impl FakeProcessManager {
         }
         if a.crashes_on_start {
             a.state = ProcessState::Errored;
+            a.pid = None;
             a.restarts += 3;
             return Err(AdapterError::new(
                 ErrorKind::Failed,
@@ -61,9 +66,25 @@ fn unknown(app: &AppName) -> AdapterError {
     ))
 }
 
+/// Refuses a name that some process manager reads as several apps (the trait's contract).
+fn one_app(app: &AppName) -> Result<(), AdapterError> {
+    let name = app.as_str();
+    let pattern = name == "all"
+        || name.contains(['*', '?', '['])
+        || (name.len() > 1 && name.starts_with('/') && name.ends_with('/'));
+    if name.is_empty() || pattern {
+        return Err(AdapterError::new(
+            ErrorKind::InvalidInput,
+            format!("app name `{name}` does not address exactly one app: name the app itself"),
+        ));
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl ProcessManager for FakeProcessManager {
     async fn status(&self, app: &AppName) -> Result<ProcessStatus, AdapterError> {
+        one_app(app)?;
         let gate = self.world.enter(Method::ProcessStatus, app.as_str()).await?;
         let status = {
             let s = self.world.lock();
@@ -72,7 +93,7 @@ impl ProcessManager for FakeProcessManager {
                 app: app.clone(),
                 state: a.state,
                 pid: a.pid,
-                restarts: a.restarts,
+                restarts: Some(a.restarts),
                 uptime: None,
             }
         };
@@ -81,6 +102,7 @@ impl ProcessManager for FakeProcessManager {
     }
 
     async fn stop(&self, app: &AppName) -> Result<(), AdapterError> {
+        one_app(app)?;
         let gate = self.world.enter(Method::ProcessStop, app.as_str()).await?;
         self.set(app, false)?;
         gate.pass().await;
@@ -88,6 +110,7 @@ impl ProcessManager for FakeProcessManager {
     }
 
     async fn start(&self, app: &AppName) -> Result<(), AdapterError> {
+        one_app(app)?;
         let gate = self.world.enter(Method::ProcessStart, app.as_str()).await?;
         self.set(app, true)?;
         gate.pass().await;
@@ -95,6 +118,7 @@ impl ProcessManager for FakeProcessManager {
     }
 
     async fn restart(&self, app: &AppName) -> Result<(), AdapterError> {
+        one_app(app)?;
         let gate = self.world.enter(Method::ProcessRestart, app.as_str()).await?;
         self.set(app, false)?;
         self.set(app, true)?;
