@@ -65,13 +65,23 @@ fn sample_of(procs: &[Pm2Process], total_memory: Option<u64>) -> MetricsSample {
             .map(|(m, t)| m as f64 * 100.0 / t as f64),
         memory_bytes: memory,
         cpu_percent: cpu,
+        latency_p95: None,
     }
 }
 
 #[async_trait]
 impl MetricsSource for Pm2Metrics {
     async fn sample(&self, app: &AppName) -> Result<MetricsSample, AdapterError> {
-        let procs = instances_of(self.cli.jlist().await?, app, "")?;
+        // Never in place of a daemon that is down: pm2 would start an empty one and every
+        // app would look unknown (NotFound instead of Unavailable).
+        let running: Vec<Pm2Process> = self
+            .cli
+            .jlist_running()
+            .await?
+            .into_iter()
+            .map(|i| i.process)
+            .collect();
+        let procs = instances_of(running, app, "")?;
         let total = total_memory_bytes(&self.meminfo).await;
         if total.is_none() {
             tracing::debug!(path = %self.meminfo.display(), "no MemTotal: memory_percent not measured");
