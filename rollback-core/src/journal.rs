@@ -64,6 +64,10 @@ pub struct Artifacts {
     /// True once the staged snapshot passed the full integrity check online (prepare).
     #[serde(default)]
     pub staged_verified: bool,
+    /// True when pre-flight chose a graceful reload (no database in scope, and the process
+    /// manager can replace the app's processes one at a time): the app is never stopped.
+    #[serde(default)]
+    pub graceful_reload: bool,
     /// What the switch or the failure policy put aside (never deleted), with what it holds.
     #[serde(default)]
     pub put_aside: Vec<PutAside>,

@@ -49,6 +49,9 @@ pub struct ScriptSpec {
     /// Environment for the app, given to pm2 through its environment (never on a command
     /// line, never logged).
     pub env: Vec<(String, Secret)>,
+    /// pm2's cluster mode with this many instances (`-i N`), which can be reloaded
+    /// gracefully (one instance at a time); fork mode (one process) when absent.
+    pub instances: Option<u32>,
 }
 
 impl ScriptSpec {
@@ -69,6 +72,13 @@ impl ScriptSpec {
     /// With pm2's `--interpreter`.
     pub fn interpreter(mut self, interpreter: impl Into<String>) -> Self {
         self.interpreter = Some(interpreter.into());
+        self
+    }
+
+    /// In pm2's cluster mode with `n` instances (`-i n`): the rollback can then reload the
+    /// app one instance at a time, without downtime, when the database is not in scope.
+    pub fn instances(mut self, n: u32) -> Self {
+        self.instances = Some(n);
         self
     }
 

@@ -79,6 +79,9 @@ pub(crate) struct Instance {
     pub(crate) unstable_restarts: u32,
     /// pm2's `min_uptime` for the app, in ms.
     pub(crate) min_uptime_ms: u64,
+    /// True in pm2's cluster mode (`exec_mode: cluster_mode`): instances share the port
+    /// and `pm2 reload` replaces them one at a time.
+    pub(crate) cluster: bool,
 }
 
 impl std::ops::Deref for Instance {
@@ -156,6 +159,8 @@ struct RawEnv {
     unstable_restarts: Option<f64>,
     #[serde(default, deserialize_with = "lenient")]
     min_uptime: Option<f64>,
+    #[serde(default)]
+    exec_mode: Option<String>,
 }
 
 /// A number, a numeric string, or anything else (read as absent).
@@ -187,6 +192,10 @@ impl RawProcess {
     fn into_instance(self) -> Option<Instance> {
         let env = self.pm2_env;
         let name = self.name.or_else(|| env.as_ref().and_then(|e| e.name.clone()))?;
+        let cluster = env
+            .as_ref()
+            .and_then(|e| e.exec_mode.as_deref())
+            .is_some_and(|m| m == "cluster_mode");
         let (status, restarts, started, unstable, min_uptime) = match env {
             Some(e) => (
                 e.status,
@@ -211,6 +220,7 @@ impl RawProcess {
             process,
             unstable_restarts: to_u32(unstable).unwrap_or(0),
             min_uptime_ms: to_u64(min_uptime).unwrap_or(PM2_MIN_UPTIME_MS),
+            cluster,
         })
     }
 }

@@ -260,6 +260,9 @@ impl Pm2ProcessManager {
                 if let Some(i) = &s.interpreter {
                     args.extend(["--interpreter".into(), i.into()]);
                 }
+                if let Some(n) = s.instances {
+                    args.extend(["-i".into(), n.to_string().into()]);
+                }
                 if !s.args.is_empty() {
                     args.push("--".into());
                     args.extend(s.args.iter().map(OsString::from));
@@ -438,6 +441,33 @@ impl Pm2ProcessManager {
         self.wait_online(app, &[]).await
     }
 
+    /// Cluster mode with two or more instances, every one online: `pm2 reload` keeps one
+    /// serving while it replaces the others.
+    async fn can_reload_app(&self, app: &AppName) -> Result<bool, Pm2Error> {
+        let procs = instances_of(self.cli.jlist_running().await?, app, "")?;
+        let now = now_ms();
+        Ok(procs.len() >= 2
+            && procs
+                .iter()
+                .all(|p| p.cluster && p.state_at(now) == ProcessState::Online))
+    }
+
+    /// `pm2 reload <app>`: pm2 replaces the cluster's instances one at a time (a new one is
+    /// online before the old one goes); returns once every instance is online with a new
+    /// pid and stayed so.
+    async fn reload_app(&self, app: &AppName) -> Result<(), Pm2Error> {
+        self.stopped_by_us().remove(app);
+        self.cool_down().await;
+        let procs = self.instances(app).await?;
+        let old: Vec<u32> = procs.iter().filter_map(|p| p.pid).collect();
+        // `pm2 reload` takes one id (never the name: pm2 reads a name as a namespace or a
+        // regex too): one instance after the other, each replaced before the next goes.
+        for p in &procs {
+            self.run_on("reload", app, std::slice::from_ref(p)).await?;
+        }
+        self.wait_online(app, &old).await
+    }
+
     async fn restart_app(&self, app: &AppName) -> Result<(), Pm2Error> {
         self.stopped_by_us().remove(app);
         self.cool_down().await;
@@ -596,6 +626,16 @@ impl ProcessManager for Pm2ProcessManager {
         one_app(app)?;
         Ok(self.restart_app(app).await?)
     }
+
+    async fn can_reload(&self, app: &AppName) -> Result<bool, AdapterError> {
+        one_app(app)?;
+        Ok(self.can_reload_app(app).await?)
+    }
+
+    async fn reload(&self, app: &AppName) -> Result<(), AdapterError> {
+        one_app(app)?;
+        Ok(self.reload_app(app).await?)
+    }
 }
 
 #[cfg(test)]
@@ -620,6 +660,7 @@ mod tests {
             process: p(name, id, pid, status, restarts),
             unstable_restarts: 0,
             min_uptime_ms: 1000,
+            cluster: false,
         }
     }
 

@@ -307,3 +307,78 @@ async fn a_daemon_that_cannot_start_is_unavailable_not_a_hang() {
     assert_eq!(e.kind(), ErrorKind::Unavailable);
     assert!(e.message().contains("npm install -g pm2@7.0.4"), "{e}");
 }
+
+/// Cluster mode with two instances: `can_reload` says yes (fork mode says no), and `reload`
+/// replaces both instances while a request loop never sees the app down.
+#[tokio::test]
+async fn a_cluster_app_reloads_one_instance_at_a_time_without_a_failed_request() {
+    let _serial = SERIAL.lock().await;
+    let Some(pm2) = TempPm2::new("a_cluster_app_reloads_without_a_failed_request") else {
+        return;
+    };
+    let port = free_port();
+    let script = pm2.write_app("web", NodeApp::HealthServer);
+    let pm = Pm2ProcessManager::builder()
+        .binary(pm2.pm2())
+        .home(pm2.home())
+        .stability_window(Duration::from_millis(1000))
+        .state_timeout(Duration::from_secs(30))
+        .app(
+            "web",
+            AppSpec::Script(
+                ScriptSpec::new(&script)
+                    .cwd(pm2.home())
+                    .env("PORT", port.to_string())
+                    .instances(2),
+            ),
+        )
+        .app(
+            "single",
+            AppSpec::Script(
+                ScriptSpec::new(&script)
+                    .cwd(pm2.home())
+                    .env("PORT", free_port().to_string()),
+            ),
+        )
+        .build()
+        .expect("manager");
+    let web = AppName::new("web");
+    let single = AppName::new("single");
+    pm.start(&web).await.expect("start the cluster");
+    pm.start(&single).await.expect("start the fork-mode app");
+    assert!(
+        pm.can_reload(&web).await.unwrap(),
+        "two cluster instances can reload"
+    );
+    assert!(
+        !pm.can_reload(&single).await.unwrap(),
+        "one fork-mode process cannot"
+    );
+    let before = pm.status(&web).await.unwrap();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, 0u32);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                match health(port) {
+                    Some(200) => ok += 1,
+                    _ => failed += 1,
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (ok, failed)
+        })
+    };
+    pm.reload(&web).await.expect("reload");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (ok, failed) = prober.join().unwrap();
+    assert!(ok > 10, "the prober ran: {ok} answers");
+    assert_eq!(failed, 0, "no request failed during the reload ({ok} answered)");
+    let after = pm.status(&web).await.unwrap();
+    assert_eq!(after.state, ProcessState::Online);
+    assert_ne!(after.pid, before.pid, "new processes");
+    let refused = pm.reload(&AppName::new("all")).await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::InvalidInput);
+}

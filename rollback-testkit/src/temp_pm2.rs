@@ -19,12 +19,15 @@ pub enum NodeApp {
     CrashesAtStart,
 }
 
+// Shuts down gracefully on SIGINT (what pm2 sends on stop and reload): it stops taking new
+// connections and ends once those it has are answered, as pm2's docs ask of an app.
 const HEALTH_SERVER_JS: &str = r#"const http = require('http');
 const port = Number(process.env.PORT);
-http.createServer((req, res) => {
-  res.writeHead(req.url === '/api/health' ? 200 : 404, { 'content-type': 'text/plain' });
+const server = http.createServer((req, res) => {
+  res.writeHead(req.url === '/api/health' ? 200 : 404, { 'content-type': 'text/plain', 'connection': 'close' });
   res.end(req.url === '/api/health' ? 'ok' : 'not found');
 }).listen(port, '127.0.0.1');
+process.on('SIGINT', () => server.close(() => process.exit(0)));
 "#;
 
 const CRASH_JS: &str = "console.error('crashing on purpose'); process.exit(1);\n";

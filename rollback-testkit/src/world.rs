@@ -74,6 +74,10 @@ pub enum Method {
     ProcessStart,
     /// `ProcessManager::restart`.
     ProcessRestart,
+    /// `ProcessManager::can_reload`.
+    ProcessCanReload,
+    /// `ProcessManager::reload`.
+    ProcessReload,
     /// `HealthProbe::probe`.
     HealthProbe,
     /// `MetricsSource::sample`.
@@ -100,6 +104,7 @@ impl Method {
                 | Method::ProcessStop
                 | Method::ProcessStart
                 | Method::ProcessRestart
+                | Method::ProcessReload
         )
     }
 }
@@ -253,6 +258,9 @@ pub struct FakeApp {
     pub restarts: u32,
     /// When true, start ends in `Errored` (a crash loop).
     pub crashes_on_start: bool,
+    /// When true, the app runs several processes that can be replaced one at a time
+    /// (pm2's cluster mode): `can_reload` says yes while it is online.
+    pub cluster: bool,
 }
 
 /// Everything the fakes share.

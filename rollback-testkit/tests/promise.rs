@@ -593,3 +593,103 @@ async fn partial_deploys_roll_back_with_their_own_scope() {
     assert_eq!(report.outcome, Outcome::Succeeded);
     assert!(!rig.world.end_state().config.iter().any(|(k, _)| k == "NEW_FLAG"));
 }
+
+// ---- issue 16: zero downtime for rollbacks that leave the database alone ------------------
+
+async fn deployed_cluster() -> (Rig, Orchestrator) {
+    let rig = Rig::new();
+    if let Some(a) = rig.world.lock().apps.get_mut(&rollback_core::AppName::new(APP)) {
+        a.cluster = true;
+    }
+    let o = rig.orchestrator().build().unwrap();
+    o.checkpoint("before v2").await.unwrap();
+    rig.deploy_release("v2: broken", "tree-v2", true);
+    rig.deploy_config("NEW_FLAG", "on", false);
+    rig.world.clear_calls();
+    (rig, o)
+}
+
+#[tokio::test]
+async fn a_code_and_config_rollback_of_a_cluster_app_reloads_it_and_never_stops_it() {
+    let (rig, o) = deployed_cluster().await;
+    let scope = Scope {
+        database: false,
+        code: true,
+        config: true,
+    };
+    let plan = o
+        .dry_run(&RollbackRequest::new(RollbackTarget::LastGood, "v2", scope))
+        .await
+        .unwrap();
+    let stop = plan.steps.iter().find(|s| s.step == Step::Stop).unwrap();
+    assert!(
+        stop.skipped
+            .as_deref()
+            .is_some_and(|w| w.contains("graceful reload")),
+        "{stop:?}"
+    );
+    let report = o
+        .rollback(RollbackTarget::LastGood, "v2 broken", scope)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert_eq!(rig.world.count(Method::ProcessStop), 0, "never stopped");
+    assert_eq!(rig.world.count(Method::ProcessStart), 0);
+    assert_eq!(rig.world.count(Method::ProcessReload), 1);
+    assert!(
+        report.downtime.is_none(),
+        "no downtime window: {:?}",
+        report.downtime
+    );
+    assert!(
+        report.notes.iter().any(|n| n.contains("graceful reload")),
+        "{:?}",
+        report.notes
+    );
+    assert_eq!(rig.world.end_state().code_tree.as_deref(), Some("tree-v1"));
+    assert!(online(&rig));
+}
+
+#[tokio::test]
+async fn a_database_rollback_of_a_cluster_app_still_stops_it() {
+    let (rig, o) = deployed_cluster().await;
+    o.rollback(RollbackTarget::LastGood, "v2", Scope::ALL)
+        .await
+        .unwrap();
+    assert_eq!(rig.world.count(Method::ProcessReload), 0);
+    assert_eq!(rig.world.count(Method::ProcessStop), 1);
+}
+
+#[tokio::test]
+async fn a_failed_reload_is_undone_by_reloading_the_pre_rollback_state() {
+    let (rig, o) = deployed_cluster().await;
+    let before = rig.world.end_state();
+    rig.world.inject(
+        Method::ProcessReload,
+        When::Nth(1),
+        Fault::Fail(ErrorKind::Failed),
+    );
+    let err = o
+        .rollback(RollbackTarget::LastGood, "v2", Scope::CODE)
+        .await
+        .unwrap_err();
+    let report = err.report().unwrap();
+    assert!(
+        matches!(
+            report.outcome,
+            Outcome::RestoredPreRollbackState {
+                step: Step::Start,
+                ..
+            }
+        ),
+        "{}",
+        report.outcome
+    );
+    assert_eq!(
+        rig.world.count(Method::ProcessStop),
+        0,
+        "never stopped, not even to undo"
+    );
+    assert_eq!(rig.world.count(Method::ProcessReload), 2);
+    assert_eq!(rig.world.end_state(), before);
+}

@@ -160,6 +160,10 @@ pub struct Settings {
     pub health_interval: Duration,
     /// Integrity checks run after the restore and in post-verify.
     pub integrity: IntegrityChecks,
+    /// Use the process manager's graceful reload when the scope leaves the database alone
+    /// and the app runs in a mode that supports it (zero downtime); `false` always stops
+    /// and starts.
+    pub graceful_reload: bool,
 }
 
 impl Default for Settings {
@@ -170,6 +174,7 @@ impl Default for Settings {
             health_timeout: Duration::from_secs(120),
             health_interval: Duration::from_millis(500),
             integrity: IntegrityChecks::default(),
+            graceful_reload: true,
         }
     }
 }
@@ -533,13 +538,24 @@ impl Orchestrator {
             self.check_components(request.scope)?;
         }
         let checkpoint = self.resolve_target(&request.target).await?;
+        let mut graceful = false;
         if !investigate {
             let failures = run::preflight_checks(self, &checkpoint, request, true).await?.1;
             if !failures.is_empty() {
                 return Err(RollbackError::Preflight { failures });
             }
+            graceful = !request.scope.database
+                && self.settings.graceful_reload
+                && self
+                    .timed(
+                        Step::Preflight,
+                        "asking whether the app can reload gracefully",
+                        self.process.can_reload(&self.app),
+                    )
+                    .await
+                    .unwrap_or(false);
         }
-        Ok(self.plan(request, &checkpoint))
+        Ok(self.plan(request, &checkpoint, graceful))
     }
 
     /// The target checkpoint's revision when it already is the live revision (so rolling
@@ -625,7 +641,7 @@ impl Orchestrator {
         }
     }
 
-    fn plan(&self, request: &RollbackRequest, checkpoint: &Checkpoint) -> RollbackPlan {
+    fn plan(&self, request: &RollbackRequest, checkpoint: &Checkpoint, graceful: bool) -> RollbackPlan {
         let scope = request.scope;
         let investigate = request.scenario.is_some_and(|s| s.scope().is_none());
         let opt = |s: &Option<String>| s.clone().unwrap_or_else(|| "?".into());
@@ -669,6 +685,13 @@ impl Orchestrator {
                             }
                         }
                     }
+                    Step::Stop if graceful => {
+                        return PlannedStep {
+                            step,
+                            actions,
+                            skipped: Some("graceful reload: the app keeps serving".into()),
+                        }
+                    }
                     Step::Stop => actions.push(format!("stop `{}`", self.app)),
                     Step::EmergencyBackup => {
                         if scope.database {
@@ -686,6 +709,10 @@ impl Orchestrator {
                     }
                     Step::ActivateCode if scope.code => actions.push("activate the built release".into()),
                     Step::RestoreConfig if scope.config => actions.push(format!("put config {config} in place")),
+                    Step::Start if graceful => actions.push(format!(
+                        "reload `{}` gracefully: processes replaced one at a time, never stopped",
+                        self.app
+                    )),
                     Step::Start => actions.push(format!("start `{}`", self.app)),
                     Step::PostVerify => actions.push(format!(
                         "probe health ({} probe(s)) until healthy or {}s",

@@ -224,6 +224,9 @@ impl<'a> Run<'a> {
         let scope = self.journal.request.scope;
         let out = |what: &str| Some(format!("{what} not in scope ({scope})"));
         match step {
+            Step::Stop if self.journal.artifacts.graceful_reload => Some(
+                "graceful reload: the app keeps serving, its processes are replaced one at a time at the start step".into(),
+            ),
             Step::RestoreDatabase if !scope.database => out("database"),
             Step::ActivateCode if !scope.code => out("code"),
             Step::RestoreConfig if !scope.config => out("config"),
@@ -264,6 +267,9 @@ impl<'a> Run<'a> {
             Err(e) => return Err(Failure::Step(e.to_string())),
         };
         self.items = items;
+        if failures.is_empty() {
+            self.choose_graceful_reload().await;
+        }
         for warning in access_warnings(self.o, self.journal.request.scope.database).await {
             tracing::warn!(%warning, "readable by others");
             self.items
@@ -274,6 +280,44 @@ impl<'a> Run<'a> {
             Ok(())
         } else {
             Err(Failure::Preflight(failures))
+        }
+    }
+
+    /// A rollback that leaves the database alone can replace the app's processes one at a
+    /// time instead of stopping it, when the process manager can do that for this app now.
+    /// Decided once, in pre-flight, and journaled (a resume keeps the decision).
+    async fn choose_graceful_reload(&mut self) {
+        let o = self.o;
+        if self.journal.request.scope.database || !o.settings.graceful_reload {
+            return;
+        }
+        match o
+            .timed(
+                Step::Preflight,
+                "asking whether the app can reload gracefully",
+                o.process.can_reload(&o.app),
+            )
+            .await
+        {
+            Ok(true) => {
+                self.journal.artifacts.graceful_reload = true;
+                self.items.push(ChecklistItem::done(format!(
+                    "`{}` can reload gracefully: it will keep serving (no stop)",
+                    o.app
+                )));
+                self.journal.notes.push(format!(
+                    "graceful reload: `{}` was never stopped; its processes were replaced one at a time",
+                    o.app
+                ));
+            }
+            Ok(false) => self.items.push(ChecklistItem::done(format!(
+                "`{}` cannot reload gracefully (e.g. a single process): it will be stopped and started",
+                o.app
+            ))),
+            Err(e) => self.items.push(ChecklistItem::not_done(format!(
+                "graceful reload not possible ({e}): `{}` will be stopped and started",
+                o.app
+            ))),
         }
     }
 
@@ -636,6 +680,15 @@ impl<'a> Run<'a> {
                 .push(ChecklistItem::done("the database is open to clients"));
             self.journal.notes.extend(notes);
         }
+        if self.journal.artifacts.graceful_reload {
+            o.timed(Step::Start, "reloading the app", o.process.reload(&o.app))
+                .await?;
+            self.items.push(ChecklistItem::done(format!(
+                "`{}` reloaded gracefully (processes replaced one at a time, never stopped)",
+                o.app
+            )));
+            return Ok(());
+        }
         o.timed(Step::Start, "starting the app", o.process.start(&o.app))
             .await?;
         self.items
@@ -752,7 +805,8 @@ impl<'a> Run<'a> {
         let o = self.o;
         let artifacts = self.journal.artifacts.clone();
         let mut log = RecoveryLog::default();
-        if self.journal.began(Step::Start) {
+        let graceful = self.journal.artifacts.graceful_reload;
+        if self.journal.began(Step::Start) && !graceful {
             let r = o
                 .timed(Step::Stop, "stopping the app", o.process.stop(&o.app))
                 .await;
@@ -830,7 +884,24 @@ impl<'a> Run<'a> {
                 self.journal.notes.extend(notes);
             }
         }
-        if log.problems.is_empty() {
+        if log.problems.is_empty() && graceful {
+            // The app never stopped: reload it onto the pre-rollback state, when anything
+            // under it changed (a reload that began may have replaced processes already).
+            if self.journal.began(Step::ActivateCode)
+                || self.journal.began(Step::RestoreConfig)
+                || self.journal.began(Step::Start)
+            {
+                let r = o
+                    .timed(Step::Start, "reloading the app", o.process.reload(&o.app))
+                    .await;
+                log.record("reload the app onto the pre-rollback state (gracefully)", &r);
+                log.start = Some(r.map(drop));
+            } else {
+                log.items
+                    .push(ChecklistItem::done("the app kept serving the pre-rollback state"));
+                log.start = Some(Ok(()));
+            }
+        } else if log.problems.is_empty() {
             let r = o
                 .timed(Step::Start, "starting the app", o.process.start(&o.app))
                 .await;
@@ -892,7 +963,15 @@ impl<'a> Run<'a> {
         let j = &self.journal;
         let a = &j.artifacts;
         let mut parts = Vec::new();
+        let graceful = a.graceful_reload;
         let app_state = match recovery.and_then(|r| r.start.as_ref()) {
+            Some(Ok(())) if graceful => "the app kept serving and runs the pre-rollback state again",
+            Some(Err(_)) if graceful => {
+                "the app was never stopped, but reloading it onto the pre-rollback state failed: some of its processes may run the target revision or config"
+            }
+            None if graceful && recovery.is_some() => {
+                "the app was never stopped and was not reloaded: its processes still run what they ran before the failure"
+            }
             Some(Ok(())) => "the app was started again on the pre-rollback state",
             Some(Err(_)) => "the app is STOPPED (starting it again failed)",
             None if j.stopped_at.is_none() => "the app was not stopped",

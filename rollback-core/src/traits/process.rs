@@ -89,4 +89,28 @@ pub trait ProcessManager: Send + Sync {
     /// a different pid, and (when counted) one restart more. A stopped app is started.
     /// Fails as [`start`](Self::start) does.
     async fn restart(&self, app: &AppName) -> Result<(), AdapterError>;
+
+    /// True when [`reload`](Self::reload) can replace `app`'s processes now without a
+    /// moment where none serves (pm2's cluster mode with two or more instances online, say).
+    /// Changes nothing.
+    ///
+    /// Optional: the provided version says `false`, and the orchestrator stops and starts.
+    async fn can_reload(&self, app: &AppName) -> Result<bool, AdapterError> {
+        let _ = app;
+        Ok(false)
+    }
+
+    /// The graceful reload: replaces `app`'s processes one at a time with new ones that run
+    /// the code and config active now, at least one serving throughout, and returns once
+    /// every new process is online (new pids) and stayed so. Fails as
+    /// [`start`](Self::start) does; the orchestrator calls it only after
+    /// [`can_reload`](Self::can_reload) said yes.
+    ///
+    /// Optional: the provided version refuses (`InvalidInput`).
+    async fn reload(&self, app: &AppName) -> Result<(), AdapterError> {
+        Err(AdapterError::new(
+            crate::ErrorKind::InvalidInput,
+            format!("this process manager cannot reload `{app}` gracefully: stop and start it"),
+        ))
+    }
 }

@@ -29,8 +29,17 @@ impl FakeProcessManager {
                 pid: Some(pid),
                 restarts: 0,
                 crashes_on_start: false,
+                cluster: false,
             },
         );
+    }
+
+    /// Registers an app in cluster mode, online: it can be reloaded gracefully.
+    pub fn add_cluster_app(&self, app: &str) {
+        self.add_app(app);
+        if let Some(a) = self.world.lock().apps.get_mut(&AppName::new(app)) {
+            a.cluster = true;
+        }
     }
 
     fn set(&self, app: &AppName, online: bool) -> Result<(), AdapterError> {
@@ -123,6 +132,40 @@ impl ProcessManager for FakeProcessManager {
         self.set(app, false)?;
         self.set(app, true)?;
         if let Some(a) = self.world.lock().apps.get_mut(app) {
+            a.restarts += 1;
+        }
+        gate.pass().await;
+        Ok(())
+    }
+
+    async fn can_reload(&self, app: &AppName) -> Result<bool, AdapterError> {
+        one_app(app)?;
+        let gate = self.world.enter(Method::ProcessCanReload, app.as_str()).await?;
+        let can = {
+            let s = self.world.lock();
+            let a = s.apps.get(app).ok_or_else(|| unknown(app))?;
+            a.cluster && a.state == ProcessState::Online
+        };
+        gate.pass().await;
+        Ok(can)
+    }
+
+    async fn reload(&self, app: &AppName) -> Result<(), AdapterError> {
+        one_app(app)?;
+        let gate = self.world.enter(Method::ProcessReload, app.as_str()).await?;
+        {
+            let mut s = self.world.lock();
+            let pid = 1000 + s.fresh_id() as u32;
+            let a = s.apps.get_mut(app).ok_or_else(|| unknown(app))?;
+            if !a.cluster {
+                return Err(AdapterError::new(
+                    ErrorKind::InvalidInput,
+                    format!("`{app}` runs one process: it cannot be reloaded gracefully"),
+                ));
+            }
+            // Never stopped: one process after the other is replaced.
+            a.state = ProcessState::Online;
+            a.pid = Some(pid);
             a.restarts += 1;
         }
         gate.pass().await;
