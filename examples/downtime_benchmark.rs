@@ -158,6 +158,7 @@ async fn bench() -> Result<(), DemoError> {
         pgbench_scale: Some(scale),
         build_seconds: BUILD_SECONDS,
         v2_health_fails: false,
+        instances: None,
     })
     .await?;
     let size = world.sql(&format!("SELECT pg_size_pretty(pg_database_size('{DB}'))"))?;

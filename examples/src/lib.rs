@@ -67,6 +67,8 @@ pub struct DemoOptions {
     /// Whether v2's health endpoint answers 500 (the quickstart) or 200 (the benchmark: a
     /// bug the health check does not see, so downtime is only the time nothing answers).
     pub v2_health_fails: bool,
+    /// Run the app in pm2's cluster mode with this many instances (fork mode when absent).
+    pub instances: Option<u32>,
 }
 
 impl Default for DemoOptions {
@@ -76,6 +78,7 @@ impl Default for DemoOptions {
             pgbench_scale: None,
             build_seconds: 1.0,
             v2_health_fails: true,
+            instances: None,
         }
     }
 }
@@ -108,16 +111,19 @@ for (const line of fs.readFileSync(process.env.ENV_FILE, 'utf8').split('\n')) {
   if (m) env[m[1]] = m[2].replace(/^["']|["']$/g, '');
 }
 const broken = __BROKEN__;
-http.createServer((req, res) => {
+const server = http.createServer((req, res) => {
   if (req.url === '/api/health') {
     const body = { version: build.version, channel: env.RELEASE_CHANNEL || null };
     if (broken) { body.error = 'schema mismatch: column users.email does not exist'; }
-    res.writeHead(broken ? 500 : 200, { 'content-type': 'application/json' });
+    res.writeHead(broken ? 500 : 200, { 'content-type': 'application/json', 'connection': 'close' });
     res.end(JSON.stringify(body));
   } else {
     res.writeHead(404); res.end();
   }
 }).listen(Number(process.env.PORT), '127.0.0.1');
+// Graceful shutdown, as pm2 asks of an app: on SIGINT (stop, reload) take no new
+// connections and exit once the open ones are answered.
+process.on('SIGINT', () => server.close(() => process.exit(0)));
 "#;
 
 /// The build: a CPU-bound stand-in for a bundler (hashes for BUILD_SECONDS), then copies the
@@ -330,6 +336,10 @@ impl DemoWorld {
             .cwd(&current)
             .env("PORT", self.port.to_string())
             .env("ENV_FILE", self.env_path().display().to_string());
+        let spec = match self.options.instances {
+            Some(n) => spec.instances(n),
+            None => spec,
+        };
         Ok(Pm2ProcessManager::builder()
             .binary(self.pm2.pm2())
             .home(self.pm2.home())
@@ -388,6 +398,37 @@ impl DemoWorld {
         // The app writes on: rows that exist only after the deploy (kept in the pre-rollback database).
         self.sql("INSERT INTO users (email_address) SELECT 'v2-signup' || g || '@example.com' FROM generate_series(1, 25) g")?;
         Ok(())
+    }
+
+    /// Deploys v2's code and config only (no migration): its env file, its build, the
+    /// switch, then a graceful reload when the app runs in cluster mode, else a restart.
+    pub async fn deploy_v2_code_and_config(&self) -> Result<(), DemoError> {
+        self.write_env("v2", "beta")?;
+        let code = self.code()?;
+        let v2 = rollback_core::CodeVersion::resolve(&code, &self.v2).await?;
+        let prepared = rollback_core::CodeVersion::prepare(&code, &v2.id).await?;
+        rollback_core::CodeVersion::activate(&code, &prepared).await?;
+        let pm = self.process()?;
+        if rollback_core::ProcessManager::can_reload(&pm, &APP.into()).await? {
+            rollback_core::ProcessManager::reload(&pm, &APP.into()).await?;
+        } else {
+            rollback_core::ProcessManager::restart(&pm, &APP.into()).await?;
+        }
+        Ok(())
+    }
+
+    /// The health endpoint's body now (`None` when nothing answers 200): the version and
+    /// release channel the answering process runs.
+    pub fn health_body(&self) -> Option<String> {
+        use std::io::{Read, Write};
+        let addr = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, self.port));
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        write!(stream, "GET /api/health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let (head, body) = response.split_once("\r\n\r\n")?;
+        head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
     }
 
     /// The HTTP status of the health endpoint now (`None` when nothing answers).
