@@ -13,8 +13,10 @@
 //! (b) `Orchestrator::rollback_with` to the v1 checkpoint (all of database, code, config).
 //! (c) `pm2 restart` of the same app: the floor.
 //!
-//! Run: `cargo run --release -p rollback-examples --example downtime_benchmark [rounds] [scale]`
-//! (defaults: 3 rounds, scale 20).
+//! Run: `cargo run --release -p rollback-examples --example downtime_benchmark [rounds] [scales]`
+//! (defaults: 3 rounds, scale 20). Several comma-separated scales (`20,100,200`: about 0.3,
+//! 1.5 and 3 GB) run one world each and end with a table by size and an SVG chart
+//! (`downtime-by-size.svg`, or the path in `DOWNTIME_CHART`).
 
 use rollback_core::{HealthProbe, HttpProbe, RollbackRequest, RollbackTarget, Scope, Step};
 use rollback_examples::{missing_requirements, run, DemoError, DemoOptions, DemoWorld, DB};
@@ -147,10 +149,165 @@ async fn main() {
     }
 }
 
+/// What one database size gave.
+struct SizeResult {
+    scale: u32,
+    bytes: f64,
+    size: String,
+    a: Series,
+    b: Series,
+    c: Series,
+}
+
 async fn bench() -> Result<(), DemoError> {
     let args: Vec<String> = std::env::args().collect();
     let rounds: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
-    let scale: u32 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(20);
+    let scales: Vec<u32> = args
+        .get(2)
+        .map(|a| a.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![20]);
+    let mut results = Vec::new();
+    for scale in scales {
+        results.push(bench_scale(rounds, scale).await?);
+    }
+    if results.len() > 1 {
+        println!(
+            "
+## downtime by database size (medians of {rounds} rounds)
+"
+        );
+        println!("| pgbench scale | database | (a) runbook | (b) library | (c) pm2 restart | a/b | b/c |");
+        println!("|---|---|---|---|---|---|---|");
+        for r in &results {
+            let (ad, bd, cd) = (
+                stats(&r.a.downtime).0,
+                stats(&r.b.downtime).0,
+                stats(&r.c.downtime).0,
+            );
+            println!(
+                "| {} | {} | {ad:.0} ms | {bd:.0} ms | {cd:.0} ms | {:.1}x | {:.2}x |",
+                r.scale,
+                r.size,
+                ad / bd,
+                bd / cd
+            );
+        }
+        let chart = std::env::var("DOWNTIME_CHART").unwrap_or_else(|_| "downtime-by-size.svg".into());
+        std::fs::write(&chart, svg_chart(&results))?;
+        println!(
+            "
+chart written to {chart}"
+        );
+    }
+    Ok(())
+}
+
+/// Downtime (log scale) against database size: the runbook's, this library's and a bare
+/// restart's medians, one line each.
+fn svg_chart(results: &[SizeResult]) -> String {
+    let (w, h, left, right, top, bottom) = (720.0, 420.0, 80.0, 200.0, 40.0, 60.0);
+    let max_gb = results.iter().map(|r| r.bytes / 1e9).fold(0.1f64, f64::max) * 1.1;
+    let series: [(&str, &str, Vec<f64>); 3] = [
+        (
+            "runbook script",
+            "#d62728",
+            results.iter().map(|r| stats(&r.a.downtime).0).collect(),
+        ),
+        (
+            "rollback library",
+            "#1f77b4",
+            results.iter().map(|r| stats(&r.b.downtime).0).collect(),
+        ),
+        (
+            "bare pm2 restart",
+            "#7f7f7f",
+            results.iter().map(|r| stats(&r.c.downtime).0).collect(),
+        ),
+    ];
+    let all: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.2.iter().copied())
+        .filter(|v| *v > 0.0)
+        .collect();
+    let lo = all
+        .iter()
+        .copied()
+        .fold(f64::MAX, f64::min)
+        .max(1.0)
+        .log10()
+        .floor();
+    let hi = all
+        .iter()
+        .copied()
+        .fold(1.0f64, f64::max)
+        .log10()
+        .ceil()
+        .max(lo + 1.0);
+    let x = |gb: f64| left + (w - left - right) * gb / max_gb;
+    let y = |ms: f64| top + (h - top - bottom) * (1.0 - (ms.max(1.0).log10() - lo) / (hi - lo));
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{left}\" y=\"22\" font-size=\"15\">Downtime of a full rollback against database size</text>\n"
+    );
+    let mut decade = lo;
+    while decade <= hi {
+        let ms = 10f64.powf(decade);
+        let yy = y(ms);
+        svg.push_str(&format!(
+            "<line x1=\"{left}\" y1=\"{yy:.1}\" x2=\"{:.1}\" y2=\"{yy:.1}\" stroke=\"#ddd\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
+            w - right,
+            left - 6.0,
+            yy + 4.0,
+            if ms >= 1000.0 { format!("{} s", ms / 1000.0) } else { format!("{ms} ms") }
+        ));
+        decade += 1.0;
+    }
+    for r in results {
+        let xx = x(r.bytes / 1e9);
+        svg.push_str(&format!(
+            "<text x=\"{xx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
+            h - bottom + 18.0,
+            r.size
+        ));
+    }
+    svg.push_str(&format!(
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">database size</text>\n<text x=\"16\" y=\"{:.1}\" transform=\"rotate(-90 16 {:.1})\" text-anchor=\"middle\">downtime (log scale)</text>\n",
+        (left + w - right) / 2.0,
+        h - 14.0,
+        h / 2.0,
+        h / 2.0
+    ));
+    for (i, (name, color, values)) in series.iter().enumerate() {
+        let points: Vec<String> = results
+            .iter()
+            .zip(values)
+            .map(|(r, v)| format!("{:.1},{:.1}", x(r.bytes / 1e9), y(*v)))
+            .collect();
+        svg.push_str(&format!(
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2.5\" points=\"{}\"/>\n",
+            points.join(" ")
+        ));
+        for p in &points {
+            let (px, py) = p.split_once(',').unwrap_or(("0", "0"));
+            svg.push_str(&format!(
+                "<circle cx=\"{px}\" cy=\"{py}\" r=\"4\" fill=\"{color}\"/>\n"
+            ));
+        }
+        let ly = top + 20.0 + 22.0 * i as f64;
+        svg.push_str(&format!(
+            "<line x1=\"{:.1}\" y1=\"{ly:.1}\" x2=\"{:.1}\" y2=\"{ly:.1}\" stroke=\"{color}\" stroke-width=\"2.5\"/><text x=\"{:.1}\" y=\"{:.1}\">{name}</text>\n",
+            w - right + 15.0,
+            w - right + 40.0,
+            w - right + 46.0,
+            ly + 4.0
+        ));
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+async fn bench_scale(rounds: usize, scale: u32) -> Result<SizeResult, DemoError> {
     let t0 = Instant::now();
     println!("setting up: pgbench scale {scale}, build {BUILD_SECONDS} s, {rounds} rounds of (a), (b), (c)");
     let world = DemoWorld::start(DemoOptions {
@@ -162,6 +319,10 @@ async fn bench() -> Result<(), DemoError> {
     })
     .await?;
     let size = world.sql(&format!("SELECT pg_size_pretty(pg_database_size('{DB}'))"))?;
+    let bytes: f64 = world
+        .sql(&format!("SELECT pg_database_size('{DB}')"))?
+        .parse()
+        .unwrap_or(0.0);
     println!(
         "world ready in {:.0} s: database {size}",
         t0.elapsed().as_secs_f64()
@@ -339,7 +500,14 @@ async fn bench() -> Result<(), DemoError> {
         bd / cd
     );
     println!("database {size}, build {BUILD_SECONDS} s, {rounds} rounds, prober every 10 ms");
-    Ok(())
+    Ok(SizeResult {
+        scale,
+        bytes,
+        size,
+        a,
+        b,
+        c,
+    })
 }
 
 fn ms(d: Duration) -> f64 {
