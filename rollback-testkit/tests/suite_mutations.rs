@@ -225,8 +225,8 @@ enum PmBug {
     CrashLoopStartOk,
     /// `start` of an online app restarts it.
     StartRestartsAnOnlineApp,
-    /// `stop` of a crashed app leaves it errored.
-    StopLeavesCrashedAppErrored,
+    /// `stop` of a crashed app leaves the manager restarting it (`Retrying`).
+    StopLeavesCrashedAppRetrying,
 }
 
 const PM_BUGS: [(PmBug, &str); 13] = [
@@ -273,8 +273,8 @@ const PM_BUGS: [(PmBug, &str); 13] = [
         "start of an online app changes nothing",
     ),
     (
-        PmBug::StopLeavesCrashedAppErrored,
-        "after stop of a crashed app returned, the status says stopped",
+        PmBug::StopLeavesCrashedAppRetrying,
+        "after stop of a crashed app returned, no process runs",
     ),
 ];
 
@@ -320,6 +320,10 @@ impl ProcessManager for BrokenPm {
         if self.is(PmBug::RestartNoopWithoutPids) {
             s.pid = None;
         }
+        if self.is(PmBug::StopLeavesCrashedAppRetrying) && s.state == ProcessState::Errored {
+            // A manager that never gives up: the crashed app keeps being restarted.
+            s.state = ProcessState::Retrying;
+        }
         if self.is(PmBug::StatusLiesOnline) && s.state == ProcessState::Stopped {
             s.state = ProcessState::Online;
             s.pid = Some(4242);
@@ -339,7 +343,7 @@ impl ProcessManager for BrokenPm {
             });
             return Ok(());
         }
-        if self.is(PmBug::StopLeavesCrashedAppErrored)
+        if self.is(PmBug::StopLeavesCrashedAppRetrying)
             && self.inner.status(&app).await.map(|s| s.state).ok() == Some(ProcessState::Errored)
         {
             return Ok(());

@@ -43,7 +43,8 @@ pub trait ProcessFixture: Send + Sync {
 ///    by at least one when the manager counts (the count is `Some` in every status, or
 ///    `None` in every one);
 /// 7. with [`ProcessFixture::crashing_app`]: its `start` is `Failed`, its status then
-///    `Errored` or `Retrying` (never online), and after `stop` it is `Stopped` with no pid;
+///    `Errored` or `Retrying` (never online), and after `stop` it is `Stopped` (or `Errored`,
+///    for a manager that keeps its gave-up state) with no pid, never `Retrying`;
 /// 8. with [`ProcessFixture::take_manager_down`]: `status`, `stop` and `restart` are
 ///    `Unavailable` (never `NotFound`); `start` is `Unavailable` too, or, from an adapter
 ///    that starts its manager on demand, `Ok` with the app really online and serving.
@@ -144,7 +145,15 @@ pub async fn process_manager(pm: &dyn ProcessManager, fixture: &dyn ProcessFixtu
             "a start that failed leaves the app errored or retrying: {s:?}"
         );
         pm.stop(&crashing).await.expect("stop of a crashed app");
-        expect_stopped(pm, &crashing, "after stop of a crashed app returned").await;
+        let s = pm
+            .status(&crashing)
+            .await
+            .unwrap_or_else(|e| panic!("status after stop of a crashed app: {e}"));
+        assert!(
+            matches!(s.state, ProcessState::Stopped | ProcessState::Errored) && s.pid.is_none(),
+            "after stop of a crashed app returned, no process runs and none is being restarted: \
+             `Stopped` (or `Errored` for a manager that keeps its gave-up state), no pid: {s:?}"
+        );
     }
 
     if fixture.take_manager_down().await {
