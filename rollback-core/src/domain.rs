@@ -33,7 +33,39 @@ pub struct Checkpoint {
     /// key, say): recorded, not refused. A rollback to it is measured against this baseline.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// One metrics sample taken with the checkpoint (when a metrics source is configured):
+    /// what "normal" looked like, for post-verify's comparison after a rollback to it.
+    #[serde(default)]
+    pub metrics_baseline: Option<MetricsBaseline>,
 }
+
+/// A metrics sample recorded at checkpoint time: the error rate and latency a rollback to
+/// that checkpoint is compared with ([`Settings::performance`](crate::Settings::performance)).
+///
+/// Two baselines are equal when they were taken at the same moment with bit-for-bit the
+/// same values (so that [`Checkpoint`] stays `Eq`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MetricsBaseline {
+    /// When the sample was taken.
+    pub taken_at: DateTime<Utc>,
+    /// The sample.
+    pub sample: MetricsSample,
+}
+
+impl PartialEq for MetricsBaseline {
+    fn eq(&self, other: &Self) -> bool {
+        let bits = |v: Option<f64>| v.map(f64::to_bits);
+        let (a, b) = (&self.sample, &other.sample);
+        self.taken_at == other.taken_at
+            && bits(a.error_rate) == bits(b.error_rate)
+            && bits(a.memory_percent) == bits(b.memory_percent)
+            && bits(a.cpu_percent) == bits(b.cpu_percent)
+            && a.memory_bytes == b.memory_bytes
+            && a.latency_p95 == b.latency_p95
+    }
+}
+
+impl Eq for MetricsBaseline {}
 
 /// Which parts of the world a rollback touches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -403,6 +435,47 @@ pub struct ProcessStatus {
     pub restarts: Option<u32>,
     /// Time since the last start, when running.
     pub uptime: Option<Duration>,
+}
+
+/// What an app wrote to its process manager's log (stdout and stderr) since a moment, as
+/// [`ProcessManager::logs_since`](crate::ProcessManager::logs_since) returns it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppLogs {
+    /// The lines, in the order each source got them (one source after the other), with
+    /// what looked like a secret already redacted by the adapter.
+    pub lines: Vec<LogLine>,
+    /// True when not exactly what was written since the moment was read: a size bound cut
+    /// it, or it may start with lines written before the moment. `notes` say which.
+    pub partial: bool,
+    /// What was read and what could not be, for the report (file names, sizes; never a
+    /// line's content).
+    pub notes: Vec<String>,
+}
+
+/// One line of an app's log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Where it came from, e.g. `"stderr"` or a log file's name.
+    pub source: String,
+    /// The line, without its line break.
+    pub text: String,
+}
+
+/// One thing a diagnosis found
+/// ([`DatabaseSnapshot::diagnose`](crate::DatabaseSnapshot::diagnose)): a topic, a
+/// one-line summary and the items behind it, for a human deciding whether to roll back.
+/// Never a secret or row data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// What was looked at, e.g. `"long-running queries"`, `"lock waits"`.
+    pub topic: String,
+    /// What was seen, in one line.
+    pub summary: String,
+    /// One line per item (a query, a waiting session, a statement), most telling first.
+    pub items: Vec<String>,
+    /// True when it is worth a look (a query running for long, a session waiting on a
+    /// lock, a low cache hit ratio); false when it is context.
+    pub notable: bool,
 }
 
 /// One health probe's result.

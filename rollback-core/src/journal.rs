@@ -7,7 +7,7 @@ use crate::domain::{
 };
 use crate::ids::RollbackId;
 use crate::plan::Step;
-use crate::report::{ChecklistItem, Outcome, StepRecord};
+use crate::report::{ChecklistItem, LogMatch, Outcome, StepRecord};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -98,6 +98,12 @@ pub struct Journal {
     pub health: Vec<ProbeResult>,
     /// Integrity check results after the restore and in post-verify.
     pub integrity: Vec<CheckResult>,
+    /// Post-verify's log and performance checks (see [`RollbackReport::verification`](crate::RollbackReport::verification)).
+    #[serde(default)]
+    pub verification: Vec<CheckResult>,
+    /// The log lines behind the log check, redacted.
+    #[serde(default)]
+    pub log_matches: Vec<LogMatch>,
     /// What the failure policy did, when it ran.
     pub recovery: Vec<ChecklistItem>,
     /// Notes for the report, in order.

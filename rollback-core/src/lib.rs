@@ -40,12 +40,12 @@ pub use error::{AdapterError, ErrorKind, PreflightFailure, RollbackError};
 pub use ids::{AppName, CheckpointId, ConfigVersionId, RevisionId, RollbackId, SnapshotId};
 pub use journal::{Journal, JournalStatus};
 pub use orchestrator::{
-    FailurePolicy, HealthGate, Orchestrator, OrchestratorBuilder, RollbackRequest, RollbackTarget, Settings,
-    StepTimeouts,
+    FailurePolicy, HealthGate, LogScan, Orchestrator, OrchestratorBuilder, PerformanceCheck, RollbackRequest,
+    RollbackTarget, Settings, SignalPolicy, StepTimeouts, DEFAULT_LOG_PATTERNS,
 };
 pub use plan::{Decision, PlannedStep, RollbackPlan, Step};
 pub use progress::{ProgressEvent, ProgressKind};
-pub use report::{ChecklistItem, DowntimeWindow, Outcome, RollbackReport, StepOutcome, StepRecord};
+pub use report::{ChecklistItem, DowntimeWindow, LogMatch, Outcome, RollbackReport, StepOutcome, StepRecord};
 pub use secret::Secret;
 #[cfg(feature = "mock")]
 pub use state::MockStateStore;

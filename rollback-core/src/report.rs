@@ -1,6 +1,6 @@
 //! The rollback report, as JSON (serde) and Markdown.
 
-use crate::domain::{CheckResult, Checkpoint, ProbeResult, Scenario, Scope};
+use crate::domain::{CheckResult, Checkpoint, Finding, ProbeResult, Scenario, Scope};
 use crate::ids::RollbackId;
 use crate::plan::Step;
 use chrono::{DateTime, Utc};
@@ -136,6 +136,18 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// A line of the app's log since the start that matched one of
+/// [`LogScan::patterns`](crate::LogScan::patterns), redacted and cut to a readable length.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogMatch {
+    /// The pattern it matched.
+    pub pattern: String,
+    /// Where it was written (stdout, stderr, a file name).
+    pub source: String,
+    /// The line, with what looks like a secret redacted.
+    pub line: String,
+}
+
 /// The window the app was not serving: from the moment the stop was issued to the moment
 /// the first passing health probe answered. Post-verify's later checks (integrity after the
 /// start) are not downtime: they are reported on their own.
@@ -184,6 +196,19 @@ pub struct RollbackReport {
     pub health: Vec<ProbeResult>,
     /// Integrity checks after the restore.
     pub integrity: Vec<CheckResult>,
+    /// Post-verify's checks of the release after the start beyond health and integrity:
+    /// critical lines in the app's log, error rate and latency against the thresholds and
+    /// the checkpoint's baseline. A check that did not pass failed the rollback only where
+    /// [`Settings`](crate::Settings) say so; its detail says which.
+    #[serde(default)]
+    pub verification: Vec<CheckResult>,
+    /// The log lines behind the log check (at most `LogScan::max_shown`), redacted.
+    #[serde(default)]
+    pub log_matches: Vec<LogMatch>,
+    /// What the database said about itself when investigating
+    /// ([`DatabaseSnapshot::diagnose`](crate::DatabaseSnapshot::diagnose)).
+    #[serde(default)]
+    pub diagnosis: Vec<Finding>,
     /// What the failure policy did to put the pre-rollback state back, when it ran.
     pub recovery: Vec<ChecklistItem>,
     /// Where the emergency backup lives (database, code, config).
@@ -294,7 +319,7 @@ impl RollbackReport {
                 );
             }
         }
-        if !self.health.is_empty() || !self.integrity.is_empty() {
+        if !self.health.is_empty() || !self.integrity.is_empty() || !self.verification.is_empty() {
             let _ = writeln!(md, "\n## Verification\n");
             for p in &self.health {
                 let _ = writeln!(
@@ -306,14 +331,42 @@ impl RollbackReport {
                     fmt_duration(p.latency)
                 );
             }
-            for c in &self.integrity {
+            for c in self.integrity.iter().chain(&self.verification) {
+                let mark = if c.passed {
+                    "✅"
+                } else if c.detail.starts_with("not checked") {
+                    "➖"
+                } else {
+                    "❌"
+                };
+                let _ = writeln!(md, "- {} {}: {}", mark, c.name, c.detail);
+            }
+            if !self.log_matches.is_empty() {
+                let _ = writeln!(md, "\n### Critical lines in the app's log since the start\n");
+                for m in &self.log_matches {
+                    let _ = writeln!(
+                        md,
+                        "- {} (`{}`): `{}`",
+                        m.source,
+                        m.pattern.replace('`', "'"),
+                        m.line.replace('`', "'")
+                    );
+                }
+            }
+        }
+        if !self.diagnosis.is_empty() {
+            let _ = writeln!(md, "\n## Database diagnosis\n");
+            for f in &self.diagnosis {
                 let _ = writeln!(
                     md,
-                    "- {} {}: {}",
-                    if c.passed { "✅" } else { "❌" },
-                    c.name,
-                    c.detail
+                    "- {} **{}**: {}",
+                    if f.notable { "⚠️" } else { "ℹ️" },
+                    f.topic,
+                    f.summary
                 );
+                for item in &f.items {
+                    let _ = writeln!(md, "  - {}", item);
+                }
             }
         }
         if !self.recovery.is_empty() {

@@ -461,6 +461,7 @@ mod tests {
                     config: None,
                     good: true,
                     warnings: Vec::new(),
+                    metrics_baseline: None,
                 })
                 .await
                 .unwrap();

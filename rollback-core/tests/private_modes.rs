@@ -35,6 +35,7 @@ fn checkpoint(id: &str) -> Checkpoint {
         config: None,
         good: true,
         warnings: Vec::new(),
+        metrics_baseline: None,
     }
 }
 

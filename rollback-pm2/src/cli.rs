@@ -99,8 +99,27 @@ impl Pm2Cli {
     /// logged or put in an error. Starts pm2's daemon when it is not running (as every pm2
     /// command does).
     pub(crate) async fn jlist_instances(&self) -> Result<Vec<Instance>, Pm2Error> {
+        jlist::parse_instances(&self.jlist_output().await?)
+    }
+
+    /// `pm2 jlist`'s raw output (every app's environment: never log it, never quote it, drop
+    /// it once parsed). Notes the size of every log file it names (see [`crate::logs`]).
+    async fn jlist_output(&self) -> Result<String, Pm2Error> {
         let out = self.run("pm2 jlist", &["jlist".into()], &[]).await?;
-        jlist::parse_instances(&out)
+        crate::logs::note_sizes(&out, self.effective_home().as_deref()).await;
+        Ok(out)
+    }
+
+    /// [`jlist_output`](Self::jlist_output), never in place of a daemon that is not
+    /// running (as [`jlist_running`](Self::jlist_running)).
+    pub(crate) async fn jlist_output_running(&self) -> Result<String, Pm2Error> {
+        if let Some((false, home)) = self.daemon_running() {
+            self.check_binary()?;
+            return Err(Pm2Error::DaemonNotRunning {
+                home: home.display().to_string(),
+            });
+        }
+        self.jlist_output().await
     }
 
     /// [`jlist_instances`](Self::jlist_instances), but never in place of a daemon that is
@@ -119,7 +138,7 @@ impl Pm2Cli {
 
     /// The `PM2_HOME` pm2 will use: the configured one, else pm2's own choice (`$PM2_HOME`,
     /// else `$HOME/.pm2`).
-    fn effective_home(&self) -> Option<PathBuf> {
+    pub(crate) fn effective_home(&self) -> Option<PathBuf> {
         self.home
             .clone()
             .or_else(|| std::env::var_os("PM2_HOME").map(PathBuf::from))
@@ -177,7 +196,7 @@ fn looks_like_daemon_trouble(stderr: &str) -> bool {
 
 /// Replaces the app's environment values (secrets) in `text`, should pm2 ever echo one.
 /// Values shorter than 4 characters are left: they would mangle the message, not hide much.
-fn redact(text: &str, env: &[(String, Secret)]) -> String {
+pub(crate) fn redact(text: &str, env: &[(String, Secret)]) -> String {
     env.iter()
         .map(|(_, v)| v.expose())
         .filter(|v| v.len() >= 4)
@@ -185,7 +204,7 @@ fn redact(text: &str, env: &[(String, Secret)]) -> String {
 }
 
 /// Removes ANSI colour sequences (pm2 colours its messages).
-fn strip_ansi(s: &str) -> String {
+pub(crate) fn strip_ansi(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
     while let Some(c) = chars.next() {

@@ -38,6 +38,7 @@ mod cli;
 pub mod config;
 pub mod error;
 pub mod jlist;
+mod logs;
 mod manager;
 mod metrics;
 mod warm;

@@ -636,6 +636,22 @@ impl ProcessManager for Pm2ProcessManager {
         one_app(app)?;
         Ok(self.reload_app(app).await?)
     }
+
+    /// pm2's log files of the app (`pm_out_log_path`, `pm_err_log_path` from `pm2 jlist`)
+    /// since `since`, the app spec's environment values redacted: see `crate::logs` for
+    /// how "since" is told. Never starts pm2's daemon.
+    async fn logs_since(
+        &self,
+        app: &AppName,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<rollback_core::AppLogs>, AdapterError> {
+        one_app(app)?;
+        let env = match self.cfg.apps.get(app) {
+            Some(AppSpec::Script(s)) => s.env.as_slice(),
+            _ => &[],
+        };
+        Ok(Some(crate::logs::logs_since(&self.cli, app, since, env).await?))
+    }
 }
 
 #[cfg(test)]

@@ -40,6 +40,9 @@ pub struct Options {
     pub restore_timeout: Duration,
     /// How long to keep terminating sessions (a pool reconnects) before a rename gives up.
     pub disconnect_timeout: Duration,
+    /// A query or transaction running longer than this is named by `diagnose` (long-running
+    /// queries, sessions idle in transaction).
+    pub long_running: Duration,
 }
 
 impl Default for Options {
@@ -50,6 +53,7 @@ impl Default for Options {
             dump_timeout: Duration::from_secs(6 * 3600),
             restore_timeout: Duration::from_secs(6 * 3600),
             disconnect_timeout: Duration::from_secs(15),
+            long_running: Duration::from_secs(5),
         }
     }
 }
@@ -692,6 +696,16 @@ impl DatabaseSnapshot for PostgresSnapshot {
 
     async fn remove(&self, id: &SnapshotId) -> Result<(), AdapterError> {
         self.remove_snapshot(id).await
+    }
+
+    /// PostgreSQL's statistics views: long-running queries and transactions, lock waits
+    /// with who blocks them, client connections by state, the cache hit ratio, and the top
+    /// statements from `pg_stat_statements` when it is installed. Query text only
+    /// normalized (no literal, no comment; see [`normalize_query`](crate::diagnose::normalize_query)).
+    /// A topic that cannot be read is a finding saying why; an error only when no session
+    /// can be opened.
+    async fn diagnose(&self) -> Result<Vec<rollback_core::Finding>, AdapterError> {
+        self.diagnose_database().await
     }
 
     async fn ping(&self) -> Result<Duration, AdapterError> {

@@ -49,6 +49,7 @@
 mod adapter;
 pub mod config;
 mod dbprops;
+pub mod diagnose;
 pub mod error;
 mod files;
 pub mod ident;

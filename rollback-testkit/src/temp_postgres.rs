@@ -279,6 +279,29 @@ impl TempPostgres {
             .map(drop)
     }
 
+    /// Restarts the server (`pg_ctl restart -m fast -w`), e.g. after
+    /// `ALTER SYSTEM SET shared_preload_libraries = ..`; every session is disconnected.
+    pub fn restart(&self) -> Result<(), String> {
+        let pg_ctl = self.bindir.join("pg_ctl");
+        let log = self.root().join("server.log");
+        let out = self.run_server_tool(
+            &pg_ctl,
+            &[
+                "restart".as_ref(),
+                "-m".as_ref(),
+                "fast".as_ref(),
+                "-w".as_ref(),
+                "-t".as_ref(),
+                "60".as_ref(),
+                "-D".as_ref(),
+                self.data_dir.as_os_str(),
+                "-l".as_ref(),
+                log.as_os_str(),
+            ],
+        )?;
+        check(&out, "pg_ctl restart")
+    }
+
     fn root(&self) -> PathBuf {
         self.data_dir.parent().map(Path::to_path_buf).unwrap_or_default()
     }

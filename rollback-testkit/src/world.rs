@@ -1,8 +1,9 @@
 //! The shared in-memory world the fakes act on, with call recording and fault injection.
 
+use chrono::{DateTime, Utc};
 use rollback_core::{
-    AdapterError, AppName, ConfigVersion, ConfigVersionId, ErrorKind, MetricsSample, ProcessState, Revision,
-    RevisionId, Secret, SnapshotId, SnapshotInfo,
+    AdapterError, AppName, ConfigVersion, ConfigVersionId, ErrorKind, Finding, MetricsSample, ProcessState,
+    Revision, RevisionId, Secret, SnapshotId, SnapshotInfo,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -78,6 +79,10 @@ pub enum Method {
     ProcessCanReload,
     /// `ProcessManager::reload`.
     ProcessReload,
+    /// `ProcessManager::logs_since`.
+    ProcessLogs,
+    /// `DatabaseSnapshot::diagnose`.
+    DbDiagnose,
     /// `HealthProbe::probe`.
     HealthProbe,
     /// `MetricsSource::sample`.
@@ -192,6 +197,8 @@ pub struct DbWorld {
     pub staging_adds_orphans: u64,
     /// Live markers that make the app unhealthy (a broken migration, say).
     pub broken_markers: BTreeSet<String>,
+    /// What `diagnose` finds (the database's own statistics).
+    pub diagnosis: Vec<Finding>,
 }
 
 /// A commit of the fake repository.
@@ -276,6 +283,13 @@ pub struct WorldState {
     pub apps: BTreeMap<AppName, FakeApp>,
     /// What the metrics source reports.
     pub metrics: MetricsSample,
+    /// Each app's log: when each line was written, and the line.
+    pub app_logs: BTreeMap<AppName, Vec<(DateTime<Utc>, String)>>,
+    /// Lines an app writes to its log each time it starts (or is reloaded), e.g. an
+    /// uncaught exception the release throws after its start.
+    pub start_logs: BTreeMap<AppName, Vec<String>>,
+    /// True makes `logs_since` answer "cannot read this manager's logs" (`None`).
+    pub logs_unsupported: bool,
     /// Calls in order.
     pub calls: Vec<Call>,
     /// A counter for ids and pids.
@@ -288,6 +302,16 @@ impl WorldState {
     pub fn fresh_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    /// Appends `app`'s start lines ([`start_logs`](Self::start_logs)) to its log, now.
+    pub fn log_start(&mut self, app: &AppName) {
+        let lines = self.start_logs.get(app).cloned().unwrap_or_default();
+        let now = Utc::now();
+        self.app_logs
+            .entry(app.clone())
+            .or_default()
+            .extend(lines.into_iter().map(|l| (now, l)));
     }
 
     /// The commit the app runs.

@@ -10,8 +10,10 @@ use chrono::Utc;
 use futures::future::join_all;
 
 impl Orchestrator {
-    /// Diagnoses without changing anything: process status, metrics, health probes,
-    /// database integrity, config keys changed and commits made since the checkpoint.
+    /// Diagnoses without changing anything: process status, metrics (beside the
+    /// checkpoint's baseline), health probes, database integrity, the database's own
+    /// statistics ([`DatabaseSnapshot::diagnose`](crate::DatabaseSnapshot::diagnose), in
+    /// the report's `diagnosis`), config keys changed and commits made since the checkpoint.
     /// Returns a report whose outcome is [`Outcome::Investigated`]. Takes no lock.
     pub async fn investigate(&self, request: RollbackRequest) -> Result<RollbackReport, RollbackError> {
         let checkpoint = self.resolve_target(&request.target).await?;
@@ -40,13 +42,28 @@ impl Orchestrator {
                 .await
                 .map(|m| {
                     let pct = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.1}%"));
-                    format!(
-                        "error rate {}, memory {}, CPU {}",
-                        m.error_rate
-                            .map_or("n/a".to_owned(), |v| format!("{:.1}%", v * 100.0)),
+                    let rate = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{:.1}%", v * 100.0));
+                    let p95 = |v: Option<std::time::Duration>| {
+                        v.map_or("n/a".to_owned(), |d| format!("{}ms", d.as_millis()))
+                    };
+                    let mut line = format!(
+                        "error rate {}, latency p95 {}, memory {}, CPU {}",
+                        rate(m.error_rate),
+                        p95(m.latency_p95),
                         pct(m.memory_percent),
                         pct(m.cpu_percent)
-                    )
+                    );
+                    if let Some(b) = &checkpoint.metrics_baseline {
+                        line.push_str(&format!(
+                            " (at the checkpoint, {}: error rate {}, latency p95 {}, memory {}, CPU {})",
+                            b.taken_at.to_rfc3339(),
+                            rate(b.sample.error_rate),
+                            p95(b.sample.latency_p95),
+                            pct(b.sample.memory_percent),
+                            pct(b.sample.cpu_percent)
+                        ));
+                    }
+                    line
                 })
                 .map_err(|e| e.to_string());
             items.push(line(sample, "metrics"));
@@ -70,6 +87,32 @@ impl Orchestrator {
             {
                 Ok(report) => integrity = report.checks,
                 Err(e) => items.push(ChecklistItem::not_done(format!("database integrity: {e}"))),
+            }
+        }
+        let mut diagnosis = Vec::new();
+        if let Some(db) = &self.database {
+            match self
+                .timed(step, "reading the database's statistics", db.diagnose())
+                .await
+            {
+                Ok(found) => {
+                    let notable: Vec<&str> = found
+                        .iter()
+                        .filter(|f| f.notable)
+                        .map(|f| f.topic.as_str())
+                        .collect();
+                    items.push(ChecklistItem::done(format!(
+                        "database statistics: {} finding(s){}",
+                        found.len(),
+                        if notable.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", worth a look: {}", notable.join(", "))
+                        }
+                    )));
+                    diagnosis = found;
+                }
+                Err(e) => items.push(ChecklistItem::not_done(format!("database statistics: {e}"))),
             }
         }
         if let (Some(config), Some(version)) = (&self.config, &checkpoint.config) {
@@ -133,10 +176,13 @@ impl Orchestrator {
             healthy_at: None,
             health,
             integrity,
+            verification: Vec::new(),
+            log_matches: Vec::new(),
             recovery: Vec::new(),
             notes,
         };
-        let report = run::build_report(self, &journal);
+        let mut report = run::build_report(self, &journal);
+        report.diagnosis = diagnosis;
         if let Err(e) = self.state.save_report(&report).await {
             tracing::error!(error = %e, "could not store the investigation report");
         }

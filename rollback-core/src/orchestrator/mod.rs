@@ -3,6 +3,7 @@
 mod investigate;
 mod lock;
 mod run;
+mod signals;
 
 use crate::domain::{Checkpoint, CodeStrategy, IntegrityChecks, Scenario, Scope};
 use crate::error::{AdapterError, RollbackError};
@@ -164,7 +165,143 @@ pub struct Settings {
     /// and the app runs in a mode that supports it (zero downtime); `false` always stops
     /// and starts.
     pub graceful_reload: bool,
+    /// How long post-verify watches the app once it is healthy before it reads the app's
+    /// log and samples its metrics (default: not at all, they are read at once). Errors
+    /// that come a few seconds after the start, and metrics over a window (a Prometheus
+    /// `rate(..[1m])`), need this: set it to at least the metrics source's window, or the
+    /// sample still describes the release before the rollback. Not downtime: the app is
+    /// already healthy.
+    pub observe_after_healthy: Duration,
+    /// Post-verify's "no critical errors in logs": the app's log since the start
+    /// ([`ProcessManager::logs_since`]) scanned for patterns.
+    pub log_scan: LogScan,
+    /// Post-verify's "performance metrics normal": error rate and latency after the start
+    /// against thresholds and the checkpoint's [`MetricsBaseline`](crate::MetricsBaseline).
+    pub performance: PerformanceCheck,
 }
+
+/// What post-verify does when one of its checks beyond health and integrity (the log scan,
+/// the performance check) finds something. Failing post-verify applies the failure policy,
+/// which by default puts the pre-rollback release back: choose `Fail` only where a match
+/// really means the rollback made things worse. A check that could not run (logs the
+/// manager cannot read, a metrics source that does not answer) is reported and never fails.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalPolicy {
+    /// Show it in the report's verification; the rollback still succeeds (the default).
+    #[default]
+    Report,
+    /// Fail post-verify.
+    Fail,
+}
+
+/// The patterns [`LogScan::default`] looks for: uncaught exceptions and fatal errors of
+/// Node (`^Node.js v` is the last line Node prints when an uncaught exception kills it),
+/// Rust, Python, the JVM, PostgreSQL clients and native crashes, and a process manager's
+/// note of a crash (pm2 catches a Node app's uncaught exception itself, logs only its
+/// stack, and notes `App [web:0] exited with code [1]`; the pm2 adapter returns only such
+/// notes with a code other than 0).
+pub const DEFAULT_LOG_PATTERNS: &[&str] = &[
+    "Uncaught",
+    "UnhandledPromiseRejection",
+    "^Node.js v",
+    "exited with code [",
+    "FATAL",
+    "panicked at",
+    "Segmentation fault",
+    "Traceback (most recent call last)",
+    "OutOfMemoryError",
+    "heap out of memory",
+];
+
+/// "No critical errors in logs" after a rollback: which lines of the app's log since the
+/// start count as critical, and whether one fails post-verify.
+///
+/// A pattern matches a line that contains it (case-sensitive); a pattern starting with `^`
+/// matches a line that starts with the rest. Matched lines are shown in the report with
+/// what looks like a secret redacted ([`redact_text`](crate::secret::redact_text)), on top
+/// of the adapter's own redaction of the app's environment values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogScan {
+    /// The patterns; empty turns the scan off (the log is not read).
+    pub patterns: Vec<String>,
+    /// Whether a match fails post-verify (default: report only).
+    pub on_match: SignalPolicy,
+    /// How many matched lines the report shows (the count is always complete).
+    pub max_shown: usize,
+}
+
+impl Default for LogScan {
+    fn default() -> Self {
+        Self {
+            patterns: DEFAULT_LOG_PATTERNS.iter().map(|p| (*p).to_owned()).collect(),
+            on_match: SignalPolicy::Report,
+            max_shown: 20,
+        }
+    }
+}
+
+impl LogScan {
+    /// The first pattern `line` matches, if any.
+    pub fn matches<'a>(&'a self, line: &str) -> Option<&'a str> {
+        self.patterns
+            .iter()
+            .find(|p| match p.strip_prefix('^') {
+                Some(start) => line.starts_with(start),
+                None => !p.is_empty() && line.contains(p.as_str()),
+            })
+            .map(String::as_str)
+    }
+}
+
+/// "Performance metrics normal" after a rollback: one sample from the metrics source after
+/// the start, compared with fixed thresholds and, when the checkpoint recorded one, with its
+/// [`MetricsBaseline`](crate::MetricsBaseline). Values the source does not measure are
+/// reported as not checked.
+///
+/// Equality compares the floats bit for bit (so that [`Settings`] stays `Eq`).
+#[derive(Clone, Debug)]
+pub struct PerformanceCheck {
+    /// The highest error rate (0.0..=1.0) that is normal; default 5 %.
+    pub max_error_rate: Option<f64>,
+    /// The highest p95 latency that is normal; default none (it depends on the app).
+    pub max_latency_p95: Option<Duration>,
+    /// How far above the baseline's error rate is still normal, in absolute terms
+    /// (0.02 = two percentage points); default 0.02.
+    pub baseline_error_rate_margin: f64,
+    /// How many times the baseline's p95 latency is still normal; default 1.5.
+    pub baseline_latency_factor: f64,
+    /// Whether a breach fails post-verify (default: report only).
+    pub on_breach: SignalPolicy,
+    /// How long one sample may take (at checkpoint time and in post-verify); default 30 s.
+    pub sample_timeout: Duration,
+}
+
+impl Default for PerformanceCheck {
+    fn default() -> Self {
+        Self {
+            max_error_rate: Some(0.05),
+            max_latency_p95: None,
+            baseline_error_rate_margin: 0.02,
+            baseline_latency_factor: 1.5,
+            on_breach: SignalPolicy::Report,
+            sample_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl PartialEq for PerformanceCheck {
+    fn eq(&self, other: &Self) -> bool {
+        self.max_error_rate.map(f64::to_bits) == other.max_error_rate.map(f64::to_bits)
+            && self.max_latency_p95 == other.max_latency_p95
+            && self.baseline_error_rate_margin.to_bits() == other.baseline_error_rate_margin.to_bits()
+            && self.baseline_latency_factor.to_bits() == other.baseline_latency_factor.to_bits()
+            && self.on_breach == other.on_breach
+            && self.sample_timeout == other.sample_timeout
+    }
+}
+
+impl Eq for PerformanceCheck {}
 
 impl Default for Settings {
     fn default() -> Self {
@@ -175,6 +312,9 @@ impl Default for Settings {
             health_interval: Duration::from_millis(500),
             integrity: IntegrityChecks::default(),
             graceful_reload: true,
+            observe_after_healthy: Duration::ZERO,
+            log_scan: LogScan::default(),
+            performance: PerformanceCheck::default(),
         }
     }
 }
@@ -225,7 +365,8 @@ impl OrchestratorBuilder {
         self
     }
 
-    /// A metrics source, read when investigating.
+    /// A metrics source: sampled with each checkpoint (its baseline), after a rollback's
+    /// start (post-verify's performance check) and when investigating.
     pub fn metrics(mut self, metrics: Arc<dyn MetricsSource>) -> Self {
         self.metrics = Some(metrics);
         self
@@ -304,6 +445,14 @@ pub struct Orchestrator {
     state: Arc<dyn StateStore>,
     settings: Settings,
     progress: Option<ProgressSink>,
+}
+
+/// How the plan and the report name a [`SignalPolicy`].
+fn policy_words(policy: SignalPolicy) -> &'static str {
+    match policy {
+        SignalPolicy::Report => "reported only",
+        SignalPolicy::Fail => "fails post-verify",
+    }
 }
 
 fn unique_id(prefix: &str) -> String {
@@ -415,6 +564,31 @@ impl Orchestrator {
                 good = false;
             }
         }
+        let metrics_baseline = match &self.metrics {
+            Some(metrics) => {
+                let limit = self.settings.performance.sample_timeout;
+                match tokio::time::timeout(limit, metrics.sample(&self.app)).await {
+                    Ok(Ok(sample)) => Some(crate::domain::MetricsBaseline {
+                        taken_at: Utc::now(),
+                        sample,
+                    }),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "checkpoint: no metrics baseline recorded");
+                        warnings.push(format!("no metrics baseline recorded: {e}"));
+                        None
+                    }
+                    Err(_) => {
+                        tracing::warn!(limit = ?limit, "checkpoint: the metrics source did not answer; no baseline recorded");
+                        warnings.push(format!(
+                            "no metrics baseline recorded: the metrics source did not answer within {}s",
+                            limit.as_secs_f64()
+                        ));
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
         let checkpoint = Checkpoint {
             id,
             label: label.to_owned(),
@@ -425,6 +599,7 @@ impl Orchestrator {
             config,
             good,
             warnings,
+            metrics_baseline,
         };
         self.state
             .save_checkpoint(&checkpoint)
@@ -655,7 +830,7 @@ impl Orchestrator {
                 if investigate {
                     let skipped = (step != Step::Preflight).then(|| "investigate first: no automatic rollback".to_owned());
                     if skipped.is_none() {
-                        actions.push("diagnose: process status, metrics, health, integrity, config and code changes since the checkpoint".into());
+                        actions.push("diagnose: process status, metrics (against the checkpoint's baseline), health, integrity, the database's own statistics, config and code changes since the checkpoint".into());
                     }
                     return PlannedStep { step, actions, skipped };
                 }
@@ -714,11 +889,31 @@ impl Orchestrator {
                         self.app
                     )),
                     Step::Start => actions.push(format!("start `{}`", self.app)),
-                    Step::PostVerify => actions.push(format!(
-                        "probe health ({} probe(s)) until healthy or {}s",
-                        self.probes.len(),
-                        self.settings.health_timeout.as_secs()
-                    )),
+                    Step::PostVerify => {
+                        actions.push(format!(
+                            "probe health ({} probe(s)) until healthy or {}s",
+                            self.probes.len(),
+                            self.settings.health_timeout.as_secs()
+                        ));
+                        if !self.settings.log_scan.patterns.is_empty() {
+                            actions.push(format!(
+                                "scan the app's log since the start for {} pattern(s) ({})",
+                                self.settings.log_scan.patterns.len(),
+                                policy_words(self.settings.log_scan.on_match)
+                            ));
+                        }
+                        if self.metrics.is_some() {
+                            actions.push(format!(
+                                "compare error rate and latency with the thresholds{} ({})",
+                                if checkpoint.metrics_baseline.is_some() {
+                                    " and the checkpoint's baseline"
+                                } else {
+                                    ""
+                                },
+                                policy_words(self.settings.performance.on_breach)
+                            ));
+                        }
+                    }
                     Step::Report => actions.push("journal the end, write the report".into()),
                     _ => {}
                 }

@@ -132,6 +132,8 @@ impl<'a> Run<'a> {
             healthy_at: None,
             health: Vec::new(),
             integrity: Vec::new(),
+            verification: Vec::new(),
+            log_matches: Vec::new(),
             recovery: Vec::new(),
             notes: Vec::new(),
         };
@@ -706,6 +708,8 @@ impl<'a> Run<'a> {
         }
         self.journal.health = results;
         let Some(healthy_at) = healthy_at else {
+            // The app's log may say why: read it before the failure policy runs.
+            self.signals(false).await;
             return Err(Failure::Step(format!(
                 "not healthy within {}s of the start",
                 self.o.settings.health_timeout.as_secs_f64()
@@ -720,7 +724,39 @@ impl<'a> Run<'a> {
             checks.baseline = self.journal.checkpoint.snapshot.clone();
             self.integrity(Step::PostVerify, &checks).await?;
         }
-        Ok(())
+        match self.signals(true).await {
+            Some(why) => Err(Failure::Step(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// The log and performance checks of the app started in the `start` step; journals
+    /// them and returns why post-verify fails, when one whose policy is to fail found
+    /// something.
+    async fn signals(&mut self, healthy: bool) -> Option<String> {
+        let since = self
+            .journal
+            .steps
+            .iter()
+            .rev()
+            .find(|r| r.step == Step::Start)
+            .map_or(self.journal.started_at, |r| r.started_at);
+        let found = super::signals::observe(
+            self.o,
+            since,
+            self.journal.checkpoint.metrics_baseline.as_ref(),
+            healthy,
+        )
+        .await;
+        for c in &found.checks {
+            self.items.push(ChecklistItem {
+                text: format!("{}: {}", c.name, c.detail),
+                checked: c.passed,
+            });
+        }
+        self.journal.verification = found.checks;
+        self.journal.log_matches = found.matches;
+        (!found.failures.is_empty()).then(|| found.failures.join("; "))
     }
 
     // ---- failure policy -----------------------------------------------------------------
@@ -1528,6 +1564,18 @@ pub(super) fn build_report(o: &Orchestrator, j: &Journal) -> RollbackReport {
     let mut next_actions = Vec::new();
     match &outcome {
         Outcome::Succeeded => {
+            let unmet: Vec<&str> = j
+                .verification
+                .iter()
+                .filter(|c| !c.passed && !c.detail.starts_with("not checked"))
+                .map(|c| c.name.as_str())
+                .collect();
+            if !unmet.is_empty() {
+                next_actions.push(format!(
+                    "read the verification checks that found something (reported, not failed): {}",
+                    unmet.join(", ")
+                ));
+            }
             next_actions.push("watch error rate and latency for the next hour".into());
             if j.request.scope.database {
                 next_actions
@@ -1573,6 +1621,9 @@ pub(super) fn build_report(o: &Orchestrator, j: &Journal) -> RollbackReport {
         steps: j.steps.clone(),
         health: j.health.clone(),
         integrity: j.integrity.clone(),
+        verification: j.verification.clone(),
+        log_matches: j.log_matches.clone(),
+        diagnosis: Vec::new(),
         recovery: j.recovery.clone(),
         emergency_backup,
         outcome,

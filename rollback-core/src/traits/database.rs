@@ -1,5 +1,6 @@
 use crate::domain::{
-    CheckResult, IntegrityChecks, IntegrityReport, PreparedRestore, PreservedDatabase, PutAside, SnapshotInfo,
+    CheckResult, Finding, IntegrityChecks, IntegrityReport, PreparedRestore, PreservedDatabase, PutAside,
+    SnapshotInfo,
 };
 use crate::error::AdapterError;
 use crate::ids::SnapshotId;
@@ -115,6 +116,18 @@ pub trait DatabaseSnapshot: Send + Sync {
     /// nothing is changed (never a silent chmod of what the adapter did not create).
     /// Provided: nothing to report.
     async fn access_warnings(&self) -> Result<Vec<String>, AdapterError> {
+        Ok(Vec::new())
+    }
+
+    /// The database's own view of itself, for "performance degradation: investigate
+    /// first": long-running queries, sessions waiting on locks, connections by state, the
+    /// cache hit ratio, the most expensive statements: whatever the adapter can read.
+    /// Every query within a timeout; query text only in a form that holds no literal
+    /// (secrets and personal data live in literals), and the findings say which form.
+    /// Changes nothing.
+    ///
+    /// Optional: the provided version finds nothing.
+    async fn diagnose(&self) -> Result<Vec<Finding>, AdapterError> {
         Ok(Vec::new())
     }
 }

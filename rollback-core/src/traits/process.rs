@@ -1,7 +1,8 @@
-use crate::domain::ProcessStatus;
+use crate::domain::{AppLogs, ProcessStatus};
 use crate::error::AdapterError;
 use crate::ids::AppName;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 /// Starts and stops the app through its process manager (pm2, systemd, supervisord, a
 /// container runtime, a supervisor of one's own), never through the release's own scripts:
@@ -33,8 +34,9 @@ use async_trait::async_trait;
 ///   [`Retrying`](crate::ProcessState::Retrying); one it gave up on is
 ///   [`Errored`](crate::ProcessState::Errored). A start that failed leaves one of the two,
 ///   never `Online`.
-/// - After `stop`, every app is `Stopped`, a crashed or crash-looping one included: stop
-///   means "not running, and not being restarted".
+/// - After `stop`, no process of the app runs and none is being restarted: `Stopped`, or
+///   `Errored` with no pid for a manager that keeps its gave-up state until the next start
+///   (supervisord's `FATAL`, systemd's `failed`); never `Retrying`, never a pid.
 ///
 /// **Restart counts.** [`ProcessStatus::restarts`] is `Some` only when the count includes
 /// the restarts `restart` asks for: each `restart` then adds at least one. An adapter whose
@@ -73,7 +75,8 @@ pub trait ProcessManager: Send + Sync {
     async fn status(&self, app: &AppName) -> Result<ProcessStatus, AdapterError>;
 
     /// Stops the app (and keeps the manager from restarting it) and returns once no process
-    /// of it runs; [`status`](Self::status) then says `Stopped` with no pid, a crashed app
+    /// of it runs; [`status`](Self::status) then says `Stopped` (or `Errored`, see the
+    /// states above) with no pid, a crashed app
     /// included. Stopping a stopped app is `Ok` and changes nothing. Not done within the
     /// adapter's wait: `Timeout` naming the last state seen.
     async fn stop(&self, app: &AppName) -> Result<(), AdapterError>;
@@ -112,5 +115,18 @@ pub trait ProcessManager: Send + Sync {
             crate::ErrorKind::InvalidInput,
             format!("this process manager cannot reload `{app}` gracefully: stop and start it"),
         ))
+    }
+
+    /// What the app wrote to the manager's log (stdout and stderr) since `since`, for
+    /// post-verify's "no critical errors in logs". Reads only what was written since then
+    /// (saying so in [`AppLogs::partial`] and its notes when that cannot be told exactly)
+    /// and a bounded amount of it; redacts what the adapter knows to be secret (the app's
+    /// environment values) before returning. Changes nothing, never starts the manager.
+    ///
+    /// Optional: the provided version returns `None` ("this manager's logs cannot be
+    /// read"), which the report shows as not checked.
+    async fn logs_since(&self, app: &AppName, since: DateTime<Utc>) -> Result<Option<AppLogs>, AdapterError> {
+        let _ = (app, since);
+        Ok(None)
     }
 }

@@ -31,6 +31,7 @@ fn checkpoint(id: &str, offset: i64) -> Checkpoint {
         config: None,
         good: false,
         warnings: Vec::new(),
+        metrics_baseline: None,
     }
 }
 
@@ -53,6 +54,8 @@ fn journal(id: &str, offset: i64) -> Journal {
         healthy_at: None,
         health: Vec::new(),
         integrity: Vec::new(),
+        verification: Vec::new(),
+        log_matches: Vec::new(),
         recovery: Vec::new(),
         notes: Vec::new(),
     }

@@ -3,7 +3,7 @@ use crate::world::{DbContent, Method, World};
 use async_trait::async_trait;
 use chrono::Utc;
 use rollback_core::{
-    AdapterError, CheckResult, DatabaseSnapshot, ErrorKind, IntegrityChecks, IntegrityReport,
+    AdapterError, CheckResult, DatabaseSnapshot, ErrorKind, Finding, IntegrityChecks, IntegrityReport,
     PreparedRestore, PreservedDatabase, PutAside, Secret, SnapshotId, SnapshotInfo,
 };
 use std::time::Duration;
@@ -315,6 +315,15 @@ impl DatabaseSnapshot for FakeDatabase {
         self.reachable()?;
         gate.pass().await;
         Ok(Duration::from_millis(1))
+    }
+
+    /// The world's [`DbWorld::diagnosis`](crate::DbWorld::diagnosis).
+    async fn diagnose(&self) -> Result<Vec<Finding>, AdapterError> {
+        let gate = self.world.enter(Method::DbDiagnose, "").await?;
+        self.reachable()?;
+        let found = self.world.lock().db.diagnosis.clone();
+        gate.pass().await;
+        Ok(found)
     }
 }
 

@@ -1,6 +1,9 @@
 use crate::world::{FakeApp, Method, World};
 use async_trait::async_trait;
-use rollback_core::{AdapterError, AppName, ErrorKind, ProcessManager, ProcessState, ProcessStatus};
+use chrono::{DateTime, Utc};
+use rollback_core::{
+    AdapterError, AppLogs, AppName, ErrorKind, LogLine, ProcessManager, ProcessState, ProcessStatus,
+};
 
 /// A fake [`ProcessManager`] over the world's apps. It keeps the trait's contract: names
 /// that address several apps are refused, `Online` carries a pid and a restart gives a new
@@ -65,6 +68,7 @@ impl FakeProcessManager {
         }
         a.state = ProcessState::Online;
         a.pid = Some(pid);
+        s.log_start(app);
         Ok(())
     }
 }
@@ -167,8 +171,39 @@ impl ProcessManager for FakeProcessManager {
             a.state = ProcessState::Online;
             a.pid = Some(pid);
             a.restarts += 1;
+            s.log_start(app);
         }
         gate.pass().await;
         Ok(())
+    }
+
+    /// The world's log of the app since `since` ([`WorldState::app_logs`](crate::WorldState::app_logs)),
+    /// or `None` under [`WorldState::logs_unsupported`](crate::WorldState::logs_unsupported).
+    async fn logs_since(&self, app: &AppName, since: DateTime<Utc>) -> Result<Option<AppLogs>, AdapterError> {
+        one_app(app)?;
+        let gate = self.world.enter(Method::ProcessLogs, app.as_str()).await?;
+        let logs = {
+            let s = self.world.lock();
+            if !s.apps.contains_key(app) {
+                return Err(unknown(app));
+            }
+            (!s.logs_unsupported).then(|| AppLogs {
+                lines: s
+                    .app_logs
+                    .get(app)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(at, _)| *at >= since)
+                    .map(|(_, text)| LogLine {
+                        source: "stdout".into(),
+                        text: text.clone(),
+                    })
+                    .collect(),
+                partial: false,
+                notes: Vec::new(),
+            })
+        };
+        gate.pass().await;
+        Ok(logs)
     }
 }
