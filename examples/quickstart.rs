@@ -135,14 +135,35 @@ async fn demo(world: &DemoWorld, step: &dyn Fn(&str)) -> Result<(), rollback_exa
     let probe: Arc<dyn HealthProbe> = Arc::new(HttpProbe::new(&world.health_url(), Duration::from_secs(1))?);
     let (tx, mut watch_events) = tokio::sync::mpsc::unbounded_channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let watchdog = Watchdog::builder(Arc::clone(&orchestrator))
-        .health_probe(probe)
-        .rules(vec![Rule::new(
-            "health",
-            Condition::HealthFailing,
+    let mut rules = vec![Rule::new(
+        "health",
+        Condition::HealthFailing,
+        DEMO_HEALTH_WINDOW,
+        Signal::CompleteFailure,
+    )];
+    let mut builder = Watchdog::builder(Arc::clone(&orchestrator)).health_probe(probe);
+    // Optional: the error-rate rule over a real Prometheus that scrapes your app, e.g.
+    // ROLLBACK_PROMETHEUS_URL=http://127.0.0.1:9090 ROLLBACK_PROMETHEUS_SELECTOR='job="web"'.
+    if let Ok(url) = std::env::var("ROLLBACK_PROMETHEUS_URL") {
+        let selector =
+            std::env::var("ROLLBACK_PROMETHEUS_SELECTOR").unwrap_or_else(|_| "job=\"$app\"".into());
+        let prometheus = rollback_metrics::PrometheusMetrics::builder(url.clone())
+            .selector(selector)
+            .build()?;
+        step(&format!(
+            "watchdog reads the error rate from Prometheus at {url}: above 10% for {}s rolls back (DEMO window: the runbook's is 10 min)",
+            DEMO_HEALTH_WINDOW.as_secs()
+        ));
+        builder = builder.metrics(Arc::new(prometheus));
+        rules.push(Rule::new(
+            "error-rate",
+            Condition::ErrorRateAbove(0.10),
             DEMO_HEALTH_WINDOW,
             Signal::CompleteFailure,
-        )])
+        ));
+    }
+    let watchdog = builder
+        .rules(rules)
         .notifier(Arc::new(PrintNotifier(Instant::now())))
         .interval(DEMO_POLL)
         .auto_rollback(true)
