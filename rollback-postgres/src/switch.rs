@@ -23,6 +23,11 @@ impl PostgresSnapshot {
         let client = self.maintenance().await?;
         let staging = staging_name(&self.config.dbname);
         let mut notes = Vec::new();
+        // Pre-staged (Orchestrator::prestage after the checkpoint): a copy of this snapshot
+        // verified and sealed since is kept as it is; the restore is skipped.
+        if let Some(prepared) = self.prestaged(&client, &staging, id).await? {
+            return Ok(prepared);
+        }
         client
             .batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -188,6 +193,43 @@ impl PostgresSnapshot {
             staged_at: Some(staging),
             notes,
         })
+    }
+
+    /// The staging database when it holds snapshot `id`, verified by `check_prepared` and
+    /// sealed ever since (same oid, still refusing connections, no session on it).
+    async fn prestaged(
+        &self,
+        client: &Client,
+        staging: &str,
+        id: &SnapshotId,
+    ) -> Result<Option<PreparedRestore>, AdapterError> {
+        let state = State::load(&self.root).await?;
+        let Some(rec) = state.staged.get(staging) else {
+            return Ok(None);
+        };
+        let Some((seal, verified_at)) = rec.sealed.as_ref().and_then(|s| s.verified_at.map(|v| (s, v)))
+        else {
+            return Ok(None);
+        };
+        if rec.snapshot != id.as_str() || seal.oid != rec.oid {
+            return Ok(None);
+        }
+        if Self::db_oid(client, staging).await? != Some(rec.oid)
+            || Self::allows_connections(client, staging).await? != Some(false)
+            || !Self::sessions_on(client, rec.oid).await?.is_empty()
+        {
+            return Ok(None);
+        }
+        tracing::info!(database = %staging, snapshot = %id, "snapshot already staged, verified and sealed: no restore");
+        Ok(Some(PreparedRestore {
+            snapshot: id.clone(),
+            staged_at: Some(staging.to_owned()),
+            notes: vec![format!(
+                "snapshot {id} was pre-staged in {staging} (verified {}, sealed since {}): no restore needed",
+                verified_at.to_rfc3339(),
+                seal.since.to_rfc3339()
+            )],
+        }))
     }
 
     pub(crate) async fn preserve_live(&self, label: &str) -> Result<PreservedDatabase, AdapterError> {

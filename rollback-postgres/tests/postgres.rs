@@ -2054,3 +2054,82 @@ async fn sealed_steps_interrupted_half_way_are_finished_by_the_next_call() {
     env.db.open().await.unwrap();
     assert_eq!(env.count("app", "t").await, 2);
 }
+
+/// Issue 16: a checkpoint pre-staged in the background makes a later rollback's prepare a
+/// check, not a restore; a pre-staged copy someone opened meanwhile is restored again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prestaged_checkpoint_is_switched_in_without_a_second_restore() {
+    use rollback_core::{RollbackTarget, Scope, Step};
+    use rollback_testkit::Rig;
+    let Some(env) = setup("rollback-postgres prestage", "app") else {
+        return;
+    };
+    env.sql(
+        "app",
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 1000)",
+    )
+    .await;
+    let adapter = std::sync::Arc::new(PostgresSnapshot::new(
+        env.config("app"),
+        env.db.snapshot_root(),
+        PgTools::in_dir(env.pg.bindir()),
+    ));
+    let rig = Rig::new();
+    let rollback = rig.orchestrator().database(adapter).build().unwrap();
+    let cp = rollback.checkpoint("before v2").await.expect("checkpoint");
+    let staged = rollback.prestage(&cp.id).await.expect("prestage");
+    assert!(staged.passed() && !staged.checks.is_empty(), "{staged:?}");
+    env.sql("app", "INSERT INTO t SELECT generate_series(1001, 1500)")
+        .await;
+    let report = rollback
+        .rollback(RollbackTarget::Checkpoint(cp.id.clone()), "v2", Scope::DATABASE)
+        .await
+        .expect("rollback");
+    let prepare = report.steps.iter().find(|s| s.step == Step::Prepare).unwrap();
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("pre-staged") && n.contains("no restore")),
+        "the prepare step reused the pre-staged copy: {:?} / {:?}",
+        report.notes,
+        prepare.checklist
+    );
+    assert_eq!(env.count("app", "t").await, 1000);
+
+    // A pre-staged copy that was opened (it may have been written to) is never reused.
+    let cp2 = rollback.checkpoint("before v3").await.expect("checkpoint 2");
+    rollback.prestage(&cp2.id).await.expect("prestage 2");
+    let staging: String = env
+        .client("postgres")
+        .await
+        .expect("connect")
+        .query_one(
+            "SELECT datname::text FROM pg_database WHERE datname = 'app__rollback_staging'",
+            &[],
+        )
+        .await
+        .expect("the staging database")
+        .get(0);
+    env.sql(
+        "postgres",
+        &format!("ALTER DATABASE \"{staging}\" ALLOW_CONNECTIONS true"),
+    )
+    .await;
+    env.sql(&staging, "INSERT INTO t VALUES (999999)").await;
+    env.sql("app", "DELETE FROM t WHERE id > 500").await;
+    let report = rollback
+        .rollback(RollbackTarget::Checkpoint(cp2.id), "v3", Scope::DATABASE)
+        .await
+        .expect("rollback 2");
+    assert!(
+        !report.notes.iter().any(|n| n.contains("pre-staged")),
+        "an opened copy is restored again: {:?}",
+        report.notes
+    );
+    assert_eq!(
+        env.count("app", "t").await,
+        1000,
+        "the snapshot's rows, not the tampered copy's"
+    );
+}

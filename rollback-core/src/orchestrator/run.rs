@@ -350,9 +350,7 @@ impl<'a> Run<'a> {
             if self.journal.artifacts.staged_verified {
                 return Some(Ok((prepared, fresh, None)));
             }
-            let mut checks = o.settings.integrity.clone();
-            checks.expect_snapshot = Some(snapshot.clone());
-            checks.baseline = Some(snapshot.clone());
+            let checks = o.staged_checks(snapshot);
             let checked = o
                 .timed(
                     Step::Prepare,
