@@ -12,6 +12,8 @@
 //!     `npm install`; `npm run build`; copy of the previous env file; `pm2 start`.
 //! (b) `Orchestrator::rollback_with` to the v1 checkpoint (all of database, code, config).
 //! (c) `pm2 restart` of the same app: the floor.
+//! (f) (b) again, the checkpoint pre-staged beforehand (`Orchestrator::prestage`): the
+//!     rollback's prepare is a check, not a restore; its time to roll back is compared.
 //!
 //! Run: `cargo run --release -p rollback-examples --example downtime_benchmark [rounds] [scales]`
 //! (defaults: 3 rounds, scale 20). Several comma-separated scales (`20,100,200`: about 0.3,
@@ -106,6 +108,10 @@ impl Prober {
 struct Series {
     downtime: Vec<Duration>,
     total: Vec<Duration>,
+    /// (f) only: how long pre-staging took in the background.
+    staging: Vec<Duration>,
+    /// (f) only: the staged copy's size in bytes.
+    disk: f64,
 }
 
 fn stats(v: &[Duration]) -> (f64, f64, f64) {
@@ -157,6 +163,7 @@ struct SizeResult {
     a: Series,
     b: Series,
     c: Series,
+    f: Series,
 }
 
 async fn bench() -> Result<(), DemoError> {
@@ -190,6 +197,20 @@ async fn bench() -> Result<(), DemoError> {
                 r.size,
                 ad / bd,
                 bd / cd
+            );
+        }
+        println!("\n## time to roll back (call to healthy, medians) by database size\n");
+        println!("| pgbench scale | database | (b) staged during the rollback | (f) pre-staged | pre-staging (background) | disk kept |");
+        println!("|---|---|---|---|---|---|");
+        for r in &results {
+            println!(
+                "| {} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} MB |",
+                r.scale,
+                r.size,
+                stats(&r.b.total).0,
+                stats(&r.f.total).0,
+                stats(&r.f.staging).0,
+                r.f.disk / 1e6
             );
         }
         let chart = std::env::var("DOWNTIME_CHART").unwrap_or_else(|_| "downtime-by-size.svg".into());
@@ -348,6 +369,7 @@ async fn bench_scale(rounds: usize, scale: u32) -> Result<SizeResult, DemoError>
     let orchestrator = world.orchestrator().await?.build()?;
     let checkpoint = orchestrator.checkpoint("v1 (benchmark)").await?;
     let (mut a, mut b, mut c) = (Series::default(), Series::default(), Series::default());
+    let mut f = Series::default();
 
     for round in 1..=rounds {
         // (a) the runbook.
@@ -480,6 +502,44 @@ async fn bench_scale(rounds: usize, scale: u32) -> Result<SizeResult, DemoError>
         );
         c.downtime.push(downtime);
         c.total.push(total);
+
+        // (f) this library again, the checkpoint pre-staged in the background beforehand.
+        world.deploy_v2().await?;
+        wait_healthy(&world).await?;
+        let staging_started = Instant::now();
+        orchestrator.prestage(&checkpoint.id).await?;
+        let staging_took = staging_started.elapsed();
+        let staged_bytes: f64 = world
+            .sql(&format!("SELECT pg_database_size('{DB}__rollback_staging')"))?
+            .parse()
+            .unwrap_or(0.0);
+        let prober = Prober::start(&world.health_url())?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let started = Instant::now();
+        let report = orchestrator
+            .rollback_with(RollbackRequest::new(
+                RollbackTarget::Checkpoint(checkpoint.id.clone()),
+                "benchmark (pre-staged)",
+                Scope::ALL,
+            ))
+            .await?;
+        let total = started.elapsed();
+        let downtime = prober.finish(started + total).await?;
+        check_v1_live(&world, "(f)")?;
+        if !report.notes.iter().any(|n| n.contains("pre-staged")) {
+            return Err("(f): the rollback did not use the pre-staged copy".into());
+        }
+        println!(
+            "round {round} (f) pre-staged: downtime {:>8.0} ms, total {:>8.0} ms (pre-staging took {:.0} ms in the background, {:.0} MB of disk)",
+            ms(downtime),
+            ms(total),
+            ms(staging_took),
+            staged_bytes / 1e6
+        );
+        f.downtime.push(downtime);
+        f.total.push(total);
+        f.staging.push(staging_took);
+        f.disk = staged_bytes;
     }
 
     println!("\n| run | downtime median | min | max | total median | min | max |");
@@ -488,6 +548,7 @@ async fn bench_scale(rounds: usize, scale: u32) -> Result<SizeResult, DemoError>
         ("(a) runbook script", &a),
         ("(b) rollback library", &b),
         ("(c) pm2 restart (floor)", &c),
+        ("(f) rollback library, checkpoint pre-staged", &f),
     ] {
         let (dm, dmin, dmax) = stats(&s.downtime);
         let (tm, tmin, tmax) = stats(&s.total);
@@ -500,6 +561,13 @@ async fn bench_scale(rounds: usize, scale: u32) -> Result<SizeResult, DemoError>
         bd / cd
     );
     println!("database {size}, build {BUILD_SECONDS} s, {rounds} rounds, prober every 10 ms");
+    println!(
+        "time to roll back (call to healthy): {:.0} ms without pre-staging, {:.0} ms with (pre-staging took {:.0} ms in the background and keeps {:.0} MB)",
+        stats(&b.total).0,
+        stats(&f.total).0,
+        stats(&f.staging).0,
+        f.disk / 1e6
+    );
     Ok(SizeResult {
         scale,
         bytes,
@@ -507,6 +575,7 @@ async fn bench_scale(rounds: usize, scale: u32) -> Result<SizeResult, DemoError>
         a,
         b,
         c,
+        f,
     })
 }
 

@@ -90,8 +90,17 @@ pub struct Journal {
     pub steps: Vec<StepRecord>,
     /// What was made along the way.
     pub artifacts: Artifacts,
-    /// When the app was stopped (start of the downtime window).
+    /// When the app stopped answering (start of the downtime window): the last passing
+    /// health probe while the stop ran, or when the stop was issued (without HTTP probes,
+    /// or when none passed).
     pub stopped_at: Option<DateTime<Utc>>,
+    /// When the stop was issued (a graceful stop keeps answering a while after).
+    #[serde(default)]
+    pub stop_issued_at: Option<DateTime<Utc>>,
+    /// The first passing health probe while the start step ran (the process manager may
+    /// wait out a stability window after the app already answers).
+    #[serde(default)]
+    pub first_answer_at: Option<DateTime<Utc>>,
     /// When the first health probe passed after the start (end of the downtime window).
     pub healthy_at: Option<DateTime<Utc>>,
     /// Health probe results of post-verify (or of the recovery).

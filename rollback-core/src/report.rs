@@ -148,13 +148,17 @@ pub struct LogMatch {
     pub line: String,
 }
 
-/// The window the app was not serving: from the moment the stop was issued to the moment
-/// the first passing health probe answered. Post-verify's later checks (integrity after the
+/// The window the app was not serving: from its last answer while it was being stopped to
+/// the first passing health probe after the start (during the start step included). Post-verify's later checks (integrity after the
 /// start) are not downtime: they are reported on their own.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DowntimeWindow {
-    /// When the stop was issued (the app stops answering from here).
+    /// When the app stopped answering: its last passing health probe while the stop ran
+    /// (a graceful stop answers a while), else when the stop was issued.
     pub stopped_at: DateTime<Utc>,
+    /// When the stop was issued.
+    #[serde(default)]
+    pub stop_issued_at: Option<DateTime<Utc>>,
     /// When the first passing health probe answered after the start, if one did.
     pub healthy_at: Option<DateTime<Utc>>,
     /// The length of the window, when it closed.
@@ -267,7 +271,7 @@ impl RollbackReport {
             }) => {
                 let _ = writeln!(
                     md,
-                    "- **Downtime:** {} (from the stop at {} to the first passing health probe){}",
+                    "- **Downtime:** {} (from the app's last answer at {} to its first passing health probe){}",
                     fmt_duration(*d),
                     stopped_at.to_rfc3339(),
                     post_verify.map_or_else(String::new, |p| format!(

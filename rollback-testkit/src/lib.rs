@@ -49,10 +49,16 @@ pub use world::{
 };
 
 /// Runs `fut` until it finishes or a fake reaches a crash point; on a crash the future is
-/// dropped (as if the process died) and `None` is returned.
+/// dropped (as if the process died) and `None` is returned. From the crash until then, every
+/// fake call hangs (a dead process makes no more calls, not even from a concurrent task);
+/// once the future is dropped the world takes calls again, for the next "process".
 pub async fn run_until_crash<F: std::future::Future>(world: &World, fut: F) -> Option<F::Output> {
-    tokio::select! {
+    let out = tokio::select! {
         out = fut => Some(out),
         _ = world.crashed() => None,
+    };
+    if out.is_none() {
+        world.reset_crash();
     }
+    out
 }

@@ -455,6 +455,11 @@ impl World {
     /// Records a call and applies the faults aimed at it. Returns a gate the fake passes
     /// after making its change (for `CrashAfter`).
     pub(crate) async fn enter(&self, method: Method, arg: impl Into<String>) -> Result<Gate, AdapterError> {
+        // After a crash the process is dead: no call of it gets anywhere (a concurrent probe
+        // must not carry the run on past the crash point).
+        if self.crashed.borrow().is_some() {
+            std::future::pending::<()>().await;
+        }
         let mut actions = Vec::new();
         {
             let mut s = self.lock();

@@ -328,7 +328,7 @@ async fn downtime_ends_when_the_first_probe_passes_not_a_polling_interval_later(
         "the window must not include a 10 s polling interval: {downtime:?}"
     );
     assert!(window.post_verify.is_some());
-    assert_eq!(rig.world.count(Method::HealthProbe), 2);
+    assert!(rig.world.count(Method::HealthProbe) >= 2);
 }
 
 // ---- 9. a crash while finishing -------------------------------------------------------------

@@ -173,6 +173,8 @@ impl Orchestrator {
             }],
             artifacts: Artifacts::default(),
             stopped_at: None,
+            stop_issued_at: None,
+            first_answer_at: None,
             healthy_at: None,
             health,
             integrity,

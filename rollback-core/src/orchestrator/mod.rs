@@ -640,7 +640,9 @@ impl Orchestrator {
     /// # Ok(()) }
     /// ```
     pub async fn prestage(&self, id: &CheckpointId) -> Result<crate::domain::IntegrityReport, RollbackError> {
-        let checkpoint = self.resolve_target(&RollbackTarget::Checkpoint(id.clone())).await?;
+        let checkpoint = self
+            .resolve_target(&RollbackTarget::Checkpoint(id.clone()))
+            .await?;
         let (Some(db), Some(snapshot)) = (&self.database, &checkpoint.snapshot) else {
             return Err(RollbackError::MissingComponent {
                 scope: "prestage".into(),
@@ -653,7 +655,11 @@ impl Orchestrator {
             error,
         };
         let prepared = self
-            .timed(Step::Prepare, "staging the database snapshot", db.prepare_restore(snapshot))
+            .timed(
+                Step::Prepare,
+                "staging the database snapshot",
+                db.prepare_restore(snapshot),
+            )
             .await
             .map_err(failed)?;
         let report = self

@@ -129,6 +129,8 @@ impl<'a> Run<'a> {
             }],
             artifacts: Artifacts::default(),
             stopped_at: None,
+            stop_issued_at: None,
+            first_answer_at: None,
             healthy_at: None,
             health: Vec::new(),
             integrity: Vec::new(),
@@ -469,12 +471,21 @@ impl<'a> Run<'a> {
     }
 
     async fn stop(&mut self) -> Result<(), Failure> {
+        let issued = Utc::now();
         if self.journal.stopped_at.is_none() {
-            self.journal.stopped_at = Some(Utc::now());
+            self.journal.stopped_at = Some(issued);
+            self.journal.stop_issued_at = Some(issued);
         }
         let o = self.o;
-        o.timed(Step::Stop, "stopping the app", o.process.stop(&o.app))
-            .await?;
+        let (stopped, _, last_answer) =
+            while_probing(o, o.timed(Step::Stop, "stopping the app", o.process.stop(&o.app))).await;
+        stopped?;
+        // A graceful stop keeps answering a while: the window starts at its last answer.
+        if let (Some(last), Some(at)) = (last_answer, self.journal.stopped_at) {
+            if last > at {
+                self.journal.stopped_at = Some(last);
+            }
+        }
         self.items.push(ChecklistItem::done(format!(
             "`{}` stopped through the process manager",
             o.app
@@ -689,8 +700,15 @@ impl<'a> Run<'a> {
             )));
             return Ok(());
         }
-        o.timed(Step::Start, "starting the app", o.process.start(&o.app))
-            .await?;
+        let (started, first_answer, _) = while_probing(
+            o,
+            o.timed(Step::Start, "starting the app", o.process.start(&o.app)),
+        )
+        .await;
+        started?;
+        if first_answer.is_some() {
+            self.journal.first_answer_at = first_answer;
+        }
         self.items
             .push(ChecklistItem::done(format!("`{}` started", o.app)));
         Ok(())
@@ -713,7 +731,13 @@ impl<'a> Run<'a> {
                 self.o.settings.health_timeout.as_secs_f64()
             )));
         };
-        self.journal.healthy_at = Some(healthy_at);
+        // The app may have answered before the process manager's start returned.
+        self.journal.healthy_at = Some(
+            self.journal
+                .first_answer_at
+                .filter(|first| *first < healthy_at)
+                .unwrap_or(healthy_at),
+        );
         if self.journal.request.scope.database {
             // Other clients may write as soon as the app runs: no exact row counts here,
             // only what must hold whatever they write, measured against the baseline.
@@ -1307,6 +1331,39 @@ pub(super) async fn access_warnings(o: &Orchestrator, database: bool) -> Vec<Str
     out
 }
 
+/// Runs `fut` while probing health every 10 ms (the HTTP probes only: the process manager
+/// is busy with `fut`); returns its output with the first and the last time every probe
+/// passed meanwhile. Dropping a probe in flight when `fut` ends is fine: probes only read.
+async fn while_probing<T>(
+    o: &Orchestrator,
+    fut: impl std::future::Future<Output = T>,
+) -> (T, Option<chrono::DateTime<Utc>>, Option<chrono::DateTime<Utc>>) {
+    let mut fut = std::pin::pin!(fut);
+    if o.probes.is_empty() {
+        return (fut.await, None, None);
+    }
+    let (mut first, mut last) = (None, None);
+    loop {
+        let round = async {
+            let results = join_all(o.probes.iter().map(|p| p.probe())).await;
+            (results.iter().all(|r| r.healthy), Utc::now())
+        };
+        tokio::select! {
+            out = &mut fut => return (out, first, last),
+            (healthy, at) = round => {
+                if healthy {
+                    first.get_or_insert(at);
+                    last = Some(at);
+                }
+            }
+        }
+        tokio::select! {
+            out = &mut fut => return (out, first, last),
+            () = tokio::time::sleep(std::time::Duration::from_millis(10)) => {}
+        }
+    }
+}
+
 type Check<'b> = BoxFuture<'b, (String, Result<String, AdapterError>)>;
 
 /// Pre-flight: every check runs (concurrently), each failure is collected. With
@@ -1607,6 +1664,7 @@ pub(super) fn build_report(o: &Orchestrator, j: &Journal) -> RollbackReport {
         total_duration: (finished_at - j.started_at).to_std().unwrap_or_default(),
         downtime: j.stopped_at.map(|stopped_at| DowntimeWindow {
             stopped_at,
+            stop_issued_at: j.stop_issued_at,
             healthy_at: j.healthy_at,
             duration: j.healthy_at.and_then(|h| (h - stopped_at).to_std().ok()),
             post_verify: j

@@ -51,6 +51,8 @@ fn journal(id: &str, offset: i64) -> Journal {
         steps: Vec::new(),
         artifacts: Artifacts::default(),
         stopped_at: None,
+        stop_issued_at: None,
+        first_answer_at: None,
         healthy_at: None,
         health: Vec::new(),
         integrity: Vec::new(),
