@@ -497,17 +497,7 @@ impl Orchestrator {
     /// [`RollbackError::Locked`] while it runs): the app may be stopped and the database
     /// switched half way, which is no state to go back to.
     pub async fn checkpoint(&self, label: &str) -> Result<Checkpoint, RollbackError> {
-        if let Some(unfinished) = self.unfinished().await? {
-            let holder = self.lock_holder().await?;
-            if let Some(holder) = holder.clone().filter(|h| !lock::is_stale(h)) {
-                return Err(RollbackError::Locked { holder });
-            }
-            return Err(RollbackError::Unfinished {
-                step: unfinished.last_step(),
-                id: unfinished.id,
-                holder,
-            });
-        }
+        self.refuse_if_unfinished().await?;
         let id = CheckpointId::new(unique_id("cp"));
         let span = tracing::info_span!("checkpoint", checkpoint = %id, label);
         let _entered = span.enter();
@@ -681,6 +671,24 @@ impl Orchestrator {
         checks.expect_snapshot = Some(snapshot.clone());
         checks.baseline = Some(snapshot.clone());
         checks
+    }
+
+    /// Refuses, changing nothing, while a rollback is unfinished: [`RollbackError::Locked`]
+    /// while it still runs (here or elsewhere), else [`RollbackError::Unfinished`] naming
+    /// the lock's dead holder, whose lock stays for `resume()`.
+    pub(crate) async fn refuse_if_unfinished(&self) -> Result<(), RollbackError> {
+        let Some(unfinished) = self.unfinished().await? else {
+            return Ok(());
+        };
+        let holder = self.lock_holder().await?;
+        if let Some(holder) = holder.clone().filter(|h| !lock::is_stale(h)) {
+            return Err(RollbackError::Locked { holder });
+        }
+        Err(RollbackError::Unfinished {
+            step: unfinished.last_step(),
+            id: unfinished.id,
+            holder,
+        })
     }
 
     /// Marks a checkpoint good (its release passed the health gate).

@@ -71,18 +71,7 @@ impl<'a> Run<'a> {
     ) -> Result<RollbackReport, RollbackError> {
         // An unfinished rollback is refused before the lock is touched, so that its dead
         // holder (pid, host, since) stays on record for the resume() that follows.
-        if let Some(unfinished) = o.unfinished().await? {
-            let holder = o.lock_holder().await?;
-            if let Some(holder) = holder.clone().filter(|h| !lock::is_stale(h)) {
-                // It is still running (here or elsewhere): wait for it.
-                return Err(RollbackError::Locked { holder });
-            }
-            return Err(RollbackError::Unfinished {
-                step: unfinished.last_step(),
-                id: unfinished.id,
-                holder,
-            });
-        }
+        o.refuse_if_unfinished().await?;
         let lock_started = Utc::now();
         let (lock, taken_over) = lock::acquire(&*o.state, &id).await?;
         // A rollback that crashed between the check above and the lock (or that another
