@@ -358,6 +358,12 @@ impl CodeVersion for GitCode {
     /// commit exists, `current` is a symlink (or absent), and the releases directory and
     /// the link's directory can be written (probed with a file created and removed at
     /// once). The revision already live passes in both layouts. Changes nothing.
+    /// The releases layout switches one symlink: running processes keep their release
+    /// directory. In place, a checkout rewrites the files under the running app: `false`.
+    fn switches_under_a_running_app(&self) -> bool {
+        matches!(self.layout, Resolved::Releases { .. })
+    }
+
     async fn check_activate(&self, revision: &RevisionId) -> Result<(), AdapterError> {
         let (repo_path, layout, revision) = (self.repo.clone(), self.layout.clone(), revision.clone());
         let allow_dirty = self.allow_dirty;

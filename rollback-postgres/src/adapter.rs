@@ -290,6 +290,25 @@ impl PostgresSnapshot {
     /// [`rename_database`](Self::rename_database), leaving `to` sealed (refusing every
     /// connection) unless `open_after`. On failure `from` accepts connections again only if
     /// it did before.
+    /// Polls every 2 ms (until `deadline`, at most 2 s) until no session but ours is on
+    /// `db`. Errors end the wait: the rename that follows says what is wrong.
+    async fn wait_sessions_gone(&self, client: &Client, db: &str, deadline: Instant) {
+        let until = deadline.min(Instant::now() + Duration::from_secs(2));
+        while Instant::now() < until {
+            let left = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    &[&db],
+                )
+                .await
+                .map(|r| r.get::<_, i64>(0));
+            match left {
+                Ok(0) | Err(_) => return,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+            }
+        }
+    }
+
     pub(crate) async fn rename_db(
         &self,
         client: &Client,
@@ -324,6 +343,7 @@ impl PostgresSnapshot {
                     return Err(PgError::sql(format!("disconnecting the sessions on {from}"), e));
                 }
             };
+            let terminated = !rows.is_empty();
             for r in rows {
                 let pid: i32 = r.get(0);
                 let user: Option<String> = r.get(1);
@@ -332,6 +352,12 @@ impl PostgresSnapshot {
                 seen.entry(pid).or_insert_with(|| {
                     seal::describe_session(pid, from, user.as_deref(), app.as_deref(), addr.as_deref())
                 });
+            }
+            if terminated {
+                // Wait for the terminated sessions (autovacuum workers too) to be gone before
+                // the rename: PostgreSQL's own wait for them sleeps 100 ms at a time, which
+                // the app's downtime would pay.
+                self.wait_sessions_gone(client, from, deadline).await;
             }
             match seal::catalog(
                 client,

@@ -223,6 +223,9 @@ pub struct CodeWorld {
     pub broken_builds: BTreeSet<RevisionId>,
     /// Trees that make the app unhealthy.
     pub broken_trees: BTreeSet<String>,
+    /// An in-place working tree: `activate` rewrites files under the running app, so the
+    /// orchestrator never reloads it gracefully (`switches_under_a_running_app` is false).
+    pub in_place: bool,
     /// Uncommitted changes in the live tree (as in an in-place layout): `activate` of any
     /// other revision refuses them, and `check_activate` says so before the stop.
     pub dirty: Option<String>,

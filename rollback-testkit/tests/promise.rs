@@ -693,3 +693,20 @@ async fn a_failed_reload_is_undone_by_reloading_the_pre_rollback_state() {
     assert_eq!(rig.world.count(Method::ProcessReload), 2);
     assert_eq!(rig.world.end_state(), before);
 }
+
+#[tokio::test]
+async fn an_in_place_tree_is_never_switched_under_a_running_cluster() {
+    let (rig, o) = deployed_cluster().await;
+    rig.world.lock().code.in_place = true;
+    let report = o
+        .rollback(RollbackTarget::LastGood, "v2", Scope::CODE)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert_eq!(rig.world.count(Method::ProcessReload), 0);
+    assert_eq!(
+        rig.world.count(Method::ProcessStop),
+        1,
+        "stopped, switched, started"
+    );
+}

@@ -787,6 +787,11 @@ impl Orchestrator {
             }
             graceful = !request.scope.database
                 && self.settings.graceful_reload
+                && (!request.scope.code
+                    || self
+                        .code
+                        .as_ref()
+                        .is_some_and(|c| c.switches_under_a_running_app()))
                 && self
                     .timed(
                         Step::Preflight,

@@ -284,6 +284,15 @@ impl<'a> Run<'a> {
         if self.journal.request.scope.database || !o.settings.graceful_reload {
             return;
         }
+        if let (true, Some(code)) = (self.journal.request.scope.code, &o.code) {
+            if !code.switches_under_a_running_app() {
+                self.items.push(ChecklistItem::done(format!(
+                    "the code adapter cannot switch under a running app (a working tree, say): `{}` will be stopped and started",
+                    o.app
+                )));
+                return;
+            }
+        }
         match o
             .timed(
                 Step::Preflight,

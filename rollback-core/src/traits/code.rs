@@ -37,6 +37,17 @@ pub trait CodeVersion: Send + Sync {
         Ok(())
     }
 
+    /// True when [`activate`](Self::activate) can run under a serving app without mixing
+    /// versions in it: the running processes keep the files they started from, and only
+    /// new ones see the activated revision (an atomic release switch). The orchestrator
+    /// reloads an app gracefully, never stopping it, only when this holds: a working tree
+    /// checked out under a running app could serve files of two revisions at once.
+    ///
+    /// Optional: the provided version says `false` (stop, activate, start).
+    fn switches_under_a_running_app(&self) -> bool {
+        false
+    }
+
     /// The revision live now as a prepared revision, kept so that `activate` can switch
     /// back to it without a build (the emergency backup of the code). Changes nothing
     /// the app uses.

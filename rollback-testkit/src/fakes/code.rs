@@ -169,6 +169,12 @@ impl CodeVersion for FakeCode {
         })
     }
 
+    /// Like a releases layout (a running app keeps what it loaded), unless the world's code
+    /// is `in_place`.
+    fn switches_under_a_running_app(&self) -> bool {
+        !self.world.lock().code.in_place
+    }
+
     async fn check_activate(&self, revision: &RevisionId) -> Result<(), AdapterError> {
         let gate = self
             .world
