@@ -413,13 +413,7 @@ impl PostgresSnapshot {
                     Some(sealed) => format!("{sealed} (nothing was checked: the checks need a connection)"),
                     None => e.to_string(),
                 };
-                return IntegrityReport {
-                    checks: vec![CheckResult {
-                        name: "connectivity".to_owned(),
-                        passed: false,
-                        detail,
-                    }],
-                };
+                return unreachable(detail);
             }
         };
         self.run_checks_on(&client, dbname, checks, expect, started).await
@@ -750,5 +744,17 @@ impl DatabaseSnapshot for PostgresSnapshot {
             .await
             .map_err(|e| PgError::sql(format!("SELECT 1 on {}", self.config.dbname), e))?;
         Ok(started.elapsed())
+    }
+}
+
+/// The report of checks that could not run because no session could be had: one failed
+/// `connectivity` check saying why.
+pub(crate) fn unreachable(detail: String) -> IntegrityReport {
+    IntegrityReport {
+        checks: vec![CheckResult {
+            name: "connectivity".to_owned(),
+            passed: false,
+            detail,
+        }],
     }
 }

@@ -250,28 +250,12 @@ impl PostgresSnapshot {
             let started = Instant::now();
             let session = match self.connect(staging).await {
                 Ok(s) => s,
-                Err(e) => {
-                    return Ok(IntegrityReport {
-                        checks: vec![CheckResult {
-                            name: "connectivity".to_owned(),
-                            passed: false,
-                            detail: e.to_string(),
-                        }],
-                    })
-                }
+                Err(e) => return Ok(crate::adapter::unreachable(e.to_string())),
             };
             // Our session only reads: the copy verified is the copy switched in.
             let pid = match session_pid(&session).await {
                 Ok(pid) => pid,
-                Err(e) => {
-                    return Ok(IntegrityReport {
-                        checks: vec![CheckResult {
-                            name: "connectivity".to_owned(),
-                            passed: false,
-                            detail: e.to_string(),
-                        }],
-                    })
-                }
+                Err(e) => return Ok(crate::adapter::unreachable(e.to_string())),
             };
             tracing::debug!(database = %staging, elapsed = ?started.elapsed(), "session for the checks of the staged copy");
             match self.seal_database(&client, staging, &[pid]).await {
