@@ -99,27 +99,12 @@ impl Pm2Cli {
     /// logged or put in an error. Starts pm2's daemon when it is not running (as every pm2
     /// command does).
     pub(crate) async fn jlist_instances(&self) -> Result<Vec<Instance>, Pm2Error> {
-        jlist::parse_instances(&self.jlist_output().await?)
-    }
-
-    /// `pm2 jlist`'s raw output (every app's environment: never log it, never quote it, drop
-    /// it once parsed). Notes the size of every log file it names (see [`crate::logs`]).
-    async fn jlist_output(&self) -> Result<String, Pm2Error> {
+        // The raw output holds every app's environment: parsed here and dropped.
         let out = self.run("pm2 jlist", &["jlist".into()], &[]).await?;
-        crate::logs::note_sizes(&out, self.effective_home().as_deref()).await;
-        Ok(out)
-    }
-
-    /// [`jlist_output`](Self::jlist_output), never in place of a daemon that is not
-    /// running (as [`jlist_running`](Self::jlist_running)).
-    pub(crate) async fn jlist_output_running(&self) -> Result<String, Pm2Error> {
-        if let Some((false, home)) = self.daemon_running() {
-            self.check_binary()?;
-            return Err(Pm2Error::DaemonNotRunning {
-                home: home.display().to_string(),
-            });
-        }
-        self.jlist_output().await
+        let instances = jlist::parse_instances(&out)?;
+        drop(out);
+        crate::logs::note_sizes(&instances, self.effective_home().as_deref()).await;
+        Ok(instances)
     }
 
     /// [`jlist_instances`](Self::jlist_instances), but never in place of a daemon that is

@@ -4,6 +4,7 @@
 use crate::error::Pm2Error;
 use rollback_core::ProcessState;
 use serde::{Deserialize, Deserializer};
+use std::path::PathBuf;
 
 /// One pm2 process (one instance of an app) as `pm2 jlist` describes it.
 #[derive(Clone, Debug, PartialEq)]
@@ -82,6 +83,10 @@ pub(crate) struct Instance {
     /// True in pm2's cluster mode (`exec_mode: cluster_mode`): instances share the port
     /// and `pm2 reload` replaces them one at a time.
     pub(crate) cluster: bool,
+    /// The file pm2 writes the instance's stdout to (`pm_out_log_path`).
+    pub(crate) out_log: Option<PathBuf>,
+    /// The file pm2 writes the instance's stderr to (`pm_err_log_path`).
+    pub(crate) err_log: Option<PathBuf>,
 }
 
 impl std::ops::Deref for Instance {
@@ -161,6 +166,18 @@ struct RawEnv {
     min_uptime: Option<f64>,
     #[serde(default)]
     exec_mode: Option<String>,
+    #[serde(default)]
+    pm_out_log_path: Option<serde_json::Value>,
+    #[serde(default)]
+    pm_err_log_path: Option<serde_json::Value>,
+}
+
+/// A non-empty string, or nothing (a path pm2 wrote as something else is not a path).
+fn text(v: Option<serde_json::Value>) -> Option<String> {
+    match v {
+        Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s),
+        _ => None,
+    }
 }
 
 /// A number, a numeric string, or anything else (read as absent).
@@ -196,15 +213,17 @@ impl RawProcess {
             .as_ref()
             .and_then(|e| e.exec_mode.as_deref())
             .is_some_and(|m| m == "cluster_mode");
-        let (status, restarts, started, unstable, min_uptime) = match env {
+        let (status, restarts, started, unstable, min_uptime, out_log, err_log) = match env {
             Some(e) => (
                 e.status,
                 e.restart_time,
                 e.pm_uptime,
                 e.unstable_restarts,
                 e.min_uptime,
+                text(e.pm_out_log_path).map(PathBuf::from),
+                text(e.pm_err_log_path).map(PathBuf::from),
             ),
-            None => (None, None, None, None, None),
+            None => (None, None, None, None, None, None, None),
         };
         let process = Pm2Process {
             name,
@@ -221,6 +240,8 @@ impl RawProcess {
             unstable_restarts: to_u32(unstable).unwrap_or(0),
             min_uptime_ms: to_u64(min_uptime).unwrap_or(PM2_MIN_UPTIME_MS),
             cluster,
+            out_log,
+            err_log,
         })
     }
 }

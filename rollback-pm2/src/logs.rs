@@ -27,10 +27,10 @@
 
 use crate::cli::{redact, strip_ansi, Pm2Cli};
 use crate::error::Pm2Error;
+use crate::jlist::Instance;
 use chrono::{DateTime, Utc};
 use rollback_core::secret::redact_text;
 use rollback_core::{AppLogs, AppName, LogLine, Secret};
-use serde::Deserialize;
 use std::collections::{HashMap, VecDeque};
 use std::io::SeekFrom;
 use std::os::unix::fs::MetadataExt;
@@ -63,90 +63,14 @@ fn marks() -> &'static Mutex<HashMap<PathBuf, VecDeque<Mark>>> {
     MARKS.get_or_init(Default::default)
 }
 
-/// One instance's log paths from `pm2 jlist`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct LogPaths {
-    /// The app name.
-    pub(crate) name: String,
-    /// stdout's file.
-    pub(crate) out: Option<PathBuf>,
-    /// stderr's file.
-    pub(crate) err: Option<PathBuf>,
-}
-
-#[derive(Deserialize)]
-struct RawProcess {
-    #[serde(default)]
-    name: Option<serde_json::Value>,
-    #[serde(default)]
-    pm2_env: Option<RawEnv>,
-}
-
-#[derive(Deserialize)]
-struct RawEnv {
-    #[serde(default)]
-    name: Option<serde_json::Value>,
-    #[serde(default)]
-    pm_out_log_path: Option<serde_json::Value>,
-    #[serde(default)]
-    pm_err_log_path: Option<serde_json::Value>,
-}
-
-fn text(v: Option<serde_json::Value>) -> Option<String> {
-    match v {
-        Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s),
-        _ => None,
-    }
-}
-
-/// The log paths of every instance in `pm2 jlist`'s output (noise before the JSON, as pm2
-/// prints when it spawns its daemon, is skipped). Nothing else is read; the error never
-/// quotes the output.
-pub(crate) fn parse_paths(output: &str) -> Result<Vec<LogPaths>, Pm2Error> {
-    let mut offset = 0;
-    let mut last_error = None;
-    for line in output.split_inclusive('\n') {
-        let start = offset + (line.len() - line.trim_start().len());
-        offset += line.len();
-        if !output[start..].starts_with('[') {
-            continue;
-        }
-        let mut stream = serde_json::Deserializer::from_str(&output[start..]).into_iter::<Vec<RawProcess>>();
-        match stream.next() {
-            Some(Ok(raw)) => {
-                return Ok(raw
-                    .into_iter()
-                    .filter_map(|p| {
-                        let env = p.pm2_env;
-                        let (env_name, out, err) = match env {
-                            Some(e) => (text(e.name), text(e.pm_out_log_path), text(e.pm_err_log_path)),
-                            None => (None, None, None),
-                        };
-                        Some(LogPaths {
-                            name: text(p.name).or(env_name)?,
-                            out: out.map(PathBuf::from),
-                            err: err.map(PathBuf::from),
-                        })
-                    })
-                    .collect())
-            }
-            Some(Err(e)) => last_error = Some(format!("log paths: JSON error at line {}", e.line())),
-            None => {}
-        }
-    }
-    Err(Pm2Error::BadJlist(last_error.unwrap_or_else(|| {
-        format!("no line starts a JSON array in {} bytes", output.len())
-    })))
-}
-
-/// Notes the size of every log file named in `pm2 jlist`'s `output`, and of `home`'s
-/// `pm2.log`, now. Called on every `pm2 jlist` this adapter runs; costs one `stat` per
-/// file, never fails (a file that cannot be read is simply not noted).
-pub(crate) async fn note_sizes(output: &str, home: Option<&Path>) {
-    let Ok(all) = parse_paths(output) else { return };
-    let mut paths: Vec<PathBuf> = all
-        .into_iter()
-        .flat_map(|p| [p.out, p.err])
+/// Notes the size of every log file of `instances` (as `pm2 jlist` named them), and of
+/// `home`'s `pm2.log`, now. Called on every `pm2 jlist` this adapter runs, on what it
+/// parsed; costs one `stat` per file, never fails (a file that cannot be read is simply not
+/// noted).
+pub(crate) async fn note_sizes(instances: &[Instance], home: Option<&Path>) {
+    let mut paths: Vec<PathBuf> = instances
+        .iter()
+        .flat_map(|i| [i.out_log.clone(), i.err_log.clone()])
         .flatten()
         .chain(home.map(|h| h.join("pm2.log")))
         .filter(|p| p.is_absolute() && p != Path::new("/dev/null"))
@@ -206,10 +130,8 @@ pub(crate) async fn logs_since(
     since: DateTime<Utc>,
     env: &[(String, Secret)],
 ) -> Result<AppLogs, Pm2Error> {
-    let output = cli.jlist_output_running().await?;
-    let all = parse_paths(&output)?;
-    drop(output);
-    let instances: Vec<&LogPaths> = all.iter().filter(|p| p.name == app.as_str()).collect();
+    let all = cli.jlist_running().await?;
+    let instances: Vec<&Instance> = all.iter().filter(|p| p.name == app.as_str()).collect();
     if instances.is_empty() {
         let mut known: Vec<&str> = all.iter().map(|p| p.name.as_str()).collect();
         known.sort_unstable();
@@ -227,7 +149,7 @@ pub(crate) async fn logs_since(
     let mut files: Vec<(&'static str, PathBuf)> = Vec::new();
     let mut logs = AppLogs::default();
     for i in &instances {
-        for (stream, path) in [("stdout", &i.out), ("stderr", &i.err)] {
+        for (stream, path) in [("stdout", &i.out_log), ("stderr", &i.err_log)] {
             match path {
                 Some(p) if p == Path::new("/dev/null") => {
                     logs.notes
@@ -395,6 +317,7 @@ async fn read_range(path: &Path, start: u64, end: u64) -> std::io::Result<Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jlist::parse_instances;
 
     fn all(_: &str) -> bool {
         true
@@ -406,23 +329,23 @@ mod tests {
 [{"name":"web","pm_id":0,"pm2_env":{"name":"web","pm_out_log_path":"/h/logs/web-out.log","pm_err_log_path":"/h/logs/web-error.log","env":{"DB_PASSWORD":"hunter2"},"status":"online"}},
  {"pm_id":1,"pm2_env":{"name":"worker","pm_out_log_path":"/dev/null","pm_err_log_path":42}},
  {"pm_id":2}]"#;
-        let got = parse_paths(j).unwrap();
+        let got: Vec<(String, Option<PathBuf>, Option<PathBuf>)> = parse_instances(j)
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.name.clone(), i.out_log, i.err_log))
+            .collect();
         assert_eq!(
             got,
             vec![
-                LogPaths {
-                    name: "web".into(),
-                    out: Some("/h/logs/web-out.log".into()),
-                    err: Some("/h/logs/web-error.log".into()),
-                },
-                LogPaths {
-                    name: "worker".into(),
-                    out: Some("/dev/null".into()),
-                    err: None,
-                },
+                (
+                    "web".into(),
+                    Some("/h/logs/web-out.log".into()),
+                    Some("/h/logs/web-error.log".into()),
+                ),
+                ("worker".into(), Some("/dev/null".into()), None),
             ]
         );
-        let e = parse_paths("[{\"name\":\"x\",\"pm2_env\":{\"env\":{\"K\":\"hunter2\"}").unwrap_err();
+        let e = parse_instances("[{\"name\":\"x\",\"pm2_env\":{\"env\":{\"K\":\"hunter2\"}").unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 
@@ -433,11 +356,12 @@ mod tests {
         let err = dir.path().join("web-error.log");
         std::fs::write(&out, "old line 1\nFATAL old release\n").unwrap();
         std::fs::write(&err, "").unwrap();
-        let jlist = format!(
-            r#"[{{"name":"web","pm2_env":{{"pm_out_log_path":"{}","pm_err_log_path":"{}"}}}}]"#,
+        let jlist = parse_instances(&format!(
+            r#"[{{"name":"web","pm_id":0,"pm2_env":{{"pm_out_log_path":"{}","pm_err_log_path":"{}"}}}}]"#,
             out.display(),
             err.display()
-        );
+        ))
+        .unwrap();
         note_sizes(&jlist, None).await;
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         let since = Utc::now();
@@ -494,10 +418,11 @@ mod tests {
         body.push_str("Uncaught at the end\n");
         std::fs::write(&path, "").unwrap();
         note_sizes(
-            &format!(
-                r#"[{{"name":"big","pm2_env":{{"pm_out_log_path":"{}"}}}}]"#,
+            &parse_instances(&format!(
+                r#"[{{"name":"big","pm_id":0,"pm2_env":{{"pm_out_log_path":"{}"}}}}]"#,
                 path.display()
-            ),
+            ))
+            .unwrap(),
             None,
         )
         .await;

@@ -677,6 +677,8 @@ mod tests {
             unstable_restarts: 0,
             min_uptime_ms: 1000,
             cluster: false,
+            out_log: None,
+            err_log: None,
         }
     }
 
