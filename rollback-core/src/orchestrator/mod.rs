@@ -664,8 +664,9 @@ impl Orchestrator {
         Ok(report)
     }
 
-    /// The checks of a staged copy of `snapshot`: the configured ones, exact row counts and
-    /// the snapshot's own baseline.
+    /// The checks of a copy of `snapshot` nothing but the rollback has written to (staged,
+    /// or just switched in): the configured ones, exact row counts and the snapshot's own
+    /// baseline.
     pub(crate) fn staged_checks(&self, snapshot: &crate::ids::SnapshotId) -> IntegrityChecks {
         let mut checks = self.settings.integrity.clone();
         checks.expect_snapshot = Some(snapshot.clone());
@@ -785,21 +786,7 @@ impl Orchestrator {
             if !failures.is_empty() {
                 return Err(RollbackError::Preflight { failures });
             }
-            graceful = !request.scope.database
-                && self.settings.graceful_reload
-                && (!request.scope.code
-                    || self
-                        .code
-                        .as_ref()
-                        .is_some_and(|c| c.switches_under_a_running_app()))
-                && self
-                    .timed(
-                        Step::Preflight,
-                        "asking whether the app can reload gracefully",
-                        self.process.can_reload(&self.app),
-                    )
-                    .await
-                    .unwrap_or(false);
+            graceful = run::reload_decision(self, request.scope).await.0;
         }
         Ok(self.plan(request, &checkpoint, graceful))
     }

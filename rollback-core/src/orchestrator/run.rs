@@ -281,45 +281,14 @@ impl<'a> Run<'a> {
     /// Decided once, in pre-flight, and journaled (a resume keeps the decision).
     async fn choose_graceful_reload(&mut self) {
         let o = self.o;
-        if self.journal.request.scope.database || !o.settings.graceful_reload {
-            return;
-        }
-        if let (true, Some(code)) = (self.journal.request.scope.code, &o.code) {
-            if !code.switches_under_a_running_app() {
-                self.items.push(ChecklistItem::done(format!(
-                    "the code adapter cannot switch under a running app (a working tree, say): `{}` will be stopped and started",
-                    o.app
-                )));
-                return;
-            }
-        }
-        match o
-            .timed(
-                Step::Preflight,
-                "asking whether the app can reload gracefully",
-                o.process.can_reload(&o.app),
-            )
-            .await
-        {
-            Ok(true) => {
-                self.journal.artifacts.graceful_reload = true;
-                self.items.push(ChecklistItem::done(format!(
-                    "`{}` can reload gracefully: it will keep serving (no stop)",
-                    o.app
-                )));
-                self.journal.notes.push(format!(
-                    "graceful reload: `{}` was never stopped; its processes were replaced one at a time",
-                    o.app
-                ));
-            }
-            Ok(false) => self.items.push(ChecklistItem::done(format!(
-                "`{}` cannot reload gracefully (e.g. a single process): it will be stopped and started",
+        let (reload, item) = reload_decision(o, self.journal.request.scope).await;
+        self.items.extend(item);
+        if reload {
+            self.journal.artifacts.graceful_reload = true;
+            self.journal.notes.push(format!(
+                "graceful reload: `{}` was never stopped; its processes were replaced one at a time",
                 o.app
-            ))),
-            Err(e) => self.items.push(ChecklistItem::not_done(format!(
-                "graceful reload not possible ({e}): `{}` will be stopped and started",
-                o.app
-            ))),
+            ));
         }
     }
 
@@ -612,10 +581,8 @@ impl<'a> Run<'a> {
         }
         // Nothing but the rollback writes yet: exact row counts hold, and foreign keys and
         // sequences are measured against the snapshot's own baseline.
-        let mut checks = o.settings.integrity.clone();
-        checks.expect_snapshot = Some(prepared.snapshot.clone());
-        checks.baseline = Some(prepared.snapshot.clone());
-        self.integrity(Step::RestoreDatabase, &checks).await
+        self.integrity(Step::RestoreDatabase, &o.staged_checks(&prepared.snapshot))
+            .await
     }
 
     async fn integrity(
@@ -1310,6 +1277,60 @@ pub(super) async fn wait_healthy_within(
         }
         tokio::time::sleep(interval).await;
         interval = (interval * 2).min(o.settings.health_interval);
+    }
+}
+
+/// Whether a rollback of `scope` reloads the app gracefully instead of stopping it: never
+/// with the database in scope or with the setting off (no explanation then), never when the
+/// code adapter would switch files under the running app, else as the process manager says.
+/// Returns the decision and the checklist line that explains it. Changes nothing.
+pub(super) async fn reload_decision(
+    o: &Orchestrator,
+    scope: crate::domain::Scope,
+) -> (bool, Option<ChecklistItem>) {
+    if scope.database || !o.settings.graceful_reload {
+        return (false, None);
+    }
+    if let (true, Some(code)) = (scope.code, &o.code) {
+        if !code.switches_under_a_running_app() {
+            return (
+                false,
+                Some(ChecklistItem::done(format!(
+                    "the code adapter cannot switch under a running app (a working tree, say): `{}` will be stopped and started",
+                    o.app
+                ))),
+            );
+        }
+    }
+    match o
+        .timed(
+            Step::Preflight,
+            "asking whether the app can reload gracefully",
+            o.process.can_reload(&o.app),
+        )
+        .await
+    {
+        Ok(true) => (
+            true,
+            Some(ChecklistItem::done(format!(
+                "`{}` can reload gracefully: it will keep serving (no stop)",
+                o.app
+            ))),
+        ),
+        Ok(false) => (
+            false,
+            Some(ChecklistItem::done(format!(
+                "`{}` cannot reload gracefully (e.g. a single process): it will be stopped and started",
+                o.app
+            ))),
+        ),
+        Err(e) => (
+            false,
+            Some(ChecklistItem::not_done(format!(
+                "graceful reload not possible ({e}): `{}` will be stopped and started",
+                o.app
+            ))),
+        ),
     }
 }
 
