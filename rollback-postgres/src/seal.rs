@@ -314,6 +314,60 @@ impl PostgresSnapshot {
         Ok(report)
     }
 
+    /// Why database `name` is not provably the copy verified at `verified_at` and sealed
+    /// under `seal` ever since (as `oid`): none when it still has that oid, refuses
+    /// connections, has no session on it, and was sealed before its verification ended.
+    /// Reads the catalog only.
+    pub(crate) async fn seal_problems(
+        client: &Client,
+        name: &str,
+        seal: &Seal,
+        verified_at: DateTime<Utc>,
+        oid: u32,
+    ) -> Result<Vec<String>, AdapterError> {
+        let row = within(
+            format!("looking up database {name}"),
+            client.query_opt(
+                "SELECT oid, datallowconn FROM pg_database WHERE datname = $1",
+                &[&name],
+            ),
+        )
+        .await?;
+        let mut problems = Vec::new();
+        match row.map(|r| (r.get::<_, u32>(0), r.get::<_, bool>(1))) {
+            None => problems.push(format!("there is no database named {name}")),
+            Some((found, allows)) => {
+                if found != seal.oid || found != oid {
+                    problems.push(format!(
+                        "{name} has oid {found}, the copy verified online had oid {}",
+                        seal.oid
+                    ));
+                }
+                if allows {
+                    problems.push(format!(
+                        "{name} accepts connections (it was opened since it was sealed)"
+                    ));
+                }
+                let sessions = Self::sessions_on(client, found).await?;
+                if !sessions.is_empty() {
+                    problems.push(format!(
+                        "{} session(s) on it: {}",
+                        sessions.len(),
+                        sessions.join("; ")
+                    ));
+                }
+            }
+        }
+        if seal.since > verified_at {
+            problems.push(format!(
+                "the record says it was sealed at {}, after its verification ended at {}",
+                stamp(seal.since),
+                stamp(verified_at)
+            ));
+        }
+        Ok(problems)
+    }
+
     /// `prove_unchanged`: from the maintenance session only, that the live database is
     /// the staged copy `check_prepared` verified and sealed, still refusing connections with
     /// no session on it. `None` when the live database is not such a copy.
@@ -339,46 +393,7 @@ impl PostgresSnapshot {
         };
         let live = &self.config.dbname;
         let client = self.maintenance().await?;
-        let row = within(
-            format!("looking up database {live}"),
-            client.query_opt(
-                "SELECT oid, datallowconn FROM pg_database WHERE datname = $1",
-                &[live],
-            ),
-        )
-        .await?;
-        let mut problems = Vec::new();
-        match row.map(|r| (r.get::<_, u32>(0), r.get::<_, bool>(1))) {
-            None => problems.push(format!("there is no database named {live}")),
-            Some((oid, allows)) => {
-                if oid != seal.oid || oid != record.oid {
-                    problems.push(format!(
-                        "{live} has oid {oid}, the copy verified online had oid {}",
-                        seal.oid
-                    ));
-                }
-                if allows {
-                    problems.push(format!(
-                        "{live} accepts connections (it was opened since it was sealed)"
-                    ));
-                }
-                let sessions = Self::sessions_on(&client, oid).await?;
-                if !sessions.is_empty() {
-                    problems.push(format!(
-                        "{} session(s) on it: {}",
-                        sessions.len(),
-                        sessions.join("; ")
-                    ));
-                }
-            }
-        }
-        if seal.since > verified_at {
-            problems.push(format!(
-                "the record says it was sealed at {}, after its verification ended at {}",
-                stamp(seal.since),
-                stamp(verified_at)
-            ));
-        }
+        let problems = Self::seal_problems(&client, live, &seal, verified_at, record.oid).await?;
         let now = Utc::now();
         let detail = if problems.is_empty() {
             format!(

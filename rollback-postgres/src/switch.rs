@@ -211,12 +211,10 @@ impl PostgresSnapshot {
         else {
             return Ok(None);
         };
-        if rec.snapshot != id.as_str() || seal.oid != rec.oid {
-            return Ok(None);
-        }
-        if Self::db_oid(client, staging).await? != Some(rec.oid)
-            || Self::allows_connections(client, staging).await? != Some(false)
-            || !Self::sessions_on(client, rec.oid).await?.is_empty()
+        if rec.snapshot != id.as_str()
+            || !Self::seal_problems(client, staging, seal, verified_at, rec.oid)
+                .await?
+                .is_empty()
         {
             return Ok(None);
         }
