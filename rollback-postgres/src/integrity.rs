@@ -366,37 +366,23 @@ pub fn check_foreign_keys(now: &[ForeignKeyState], baseline: Option<Baseline<'_>
             }
         }
     }
-    let mut detail = if broken.is_empty() && tolerated.is_empty() {
-        format!("{} foreign keys checked, no orphan rows", now.len())
-    } else if broken.is_empty() {
+    judged(
+        "foreign keys",
+        &broken,
+        &tolerated,
+        format!("{} foreign keys checked, no orphan rows", now.len()),
         format!(
-            "{} foreign keys checked, none worse than at snapshot time: {}",
-            now.len(),
-            tolerated.join("; ")
-        )
-    } else {
-        let mut d = format!(
+            "{} foreign keys checked, none worse than at snapshot time",
+            now.len()
+        ),
+        format!(
             "{} of {} foreign keys broken: {}",
             broken.len(),
             now.len(),
             broken.join("; ")
-        );
-        if !tolerated.is_empty() {
-            d.push_str(&format!(
-                "; no worse than at snapshot time: {}",
-                tolerated.join("; ")
-            ));
-        }
-        d
-    };
-    if let Some(b) = baseline {
-        detail.push_str(&b.suffix());
-    }
-    CheckResult {
-        name: "foreign keys".to_owned(),
-        passed: broken.is_empty(),
-        detail,
-    }
+        ),
+        baseline,
+    )
 }
 
 /// `ONLY schema.table` for plain tables (inherited children are not the key's business);
@@ -529,33 +515,53 @@ pub fn check_sequences(now: &[SequenceState], baseline: Option<Baseline<'_>>) ->
             behind.push(s.describe());
         }
     }
-    let mut detail = if behind.is_empty() && tolerated.is_empty() {
-        format!("{} owned sequences ahead of their columns", now.len())
-    } else if behind.is_empty() {
+    judged(
+        "sequences",
+        &behind,
+        &tolerated,
+        format!("{} owned sequences ahead of their columns", now.len()),
         format!(
-            "{} owned sequences checked, none further behind than at snapshot time: {}",
-            now.len(),
-            tolerated.join("; ")
-        )
-    } else {
-        let mut d = format!(
+            "{} owned sequences checked, none further behind than at snapshot time",
+            now.len()
+        ),
+        format!(
             "sequences behind their columns (fix with setval): {}",
             behind.join("; ")
-        );
-        if !tolerated.is_empty() {
-            d.push_str(&format!(
-                "; no worse than at snapshot time: {}",
-                tolerated.join("; ")
-            ));
-        }
-        d
+        ),
+        baseline,
+    )
+}
+
+/// A check judged against a snapshot's baseline: `clean` when nothing is wrong,
+/// `all_tolerated` followed by the tolerated list when only what the snapshot already had is
+/// found, else `failed` followed by what is tolerated; the baseline's note at the end.
+fn judged(
+    name: &str,
+    failures: &[String],
+    tolerated: &[String],
+    clean: String,
+    all_tolerated: String,
+    failed: String,
+    baseline: Option<Baseline<'_>>,
+) -> CheckResult {
+    let mut detail = if failures.is_empty() && tolerated.is_empty() {
+        clean
+    } else if failures.is_empty() {
+        format!("{all_tolerated}: {}", tolerated.join("; "))
+    } else if tolerated.is_empty() {
+        failed
+    } else {
+        format!(
+            "{failed}; no worse than at snapshot time: {}",
+            tolerated.join("; ")
+        )
     };
     if let Some(b) = baseline {
         detail.push_str(&b.suffix());
     }
     CheckResult {
-        name: "sequences".to_owned(),
-        passed: behind.is_empty(),
+        name: name.to_owned(),
+        passed: failures.is_empty(),
         detail,
     }
 }
