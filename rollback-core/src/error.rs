@@ -28,6 +28,43 @@ pub enum ErrorKind {
     Failed,
 }
 
+impl ErrorKind {
+    /// The kind of an I/O failure: the one mapping every adapter uses.
+    ///
+    /// ```
+    /// use rollback_core::ErrorKind;
+    /// assert_eq!(ErrorKind::from_io(std::io::ErrorKind::NotFound), ErrorKind::NotFound);
+    /// assert_eq!(ErrorKind::from_io(std::io::ErrorKind::TimedOut), ErrorKind::Timeout);
+    /// ```
+    pub fn from_io(kind: std::io::ErrorKind) -> Self {
+        use std::io::ErrorKind as Io;
+        match kind {
+            Io::NotFound => ErrorKind::NotFound,
+            Io::PermissionDenied | Io::ReadOnlyFilesystem => ErrorKind::PermissionDenied,
+            Io::TimedOut => ErrorKind::Timeout,
+            Io::InvalidInput
+            | Io::InvalidData
+            | Io::InvalidFilename
+            | Io::NotADirectory
+            | Io::IsADirectory => ErrorKind::InvalidInput,
+            Io::UnexpectedEof => ErrorKind::Corrupt,
+            Io::AlreadyExists | Io::ResourceBusy | Io::DirectoryNotEmpty | Io::WouldBlock => {
+                ErrorKind::Conflict
+            }
+            Io::ConnectionRefused
+            | Io::ConnectionReset
+            | Io::ConnectionAborted
+            | Io::NotConnected
+            | Io::AddrNotAvailable
+            | Io::BrokenPipe
+            | Io::HostUnreachable
+            | Io::NetworkUnreachable
+            | Io::NetworkDown => ErrorKind::Unavailable,
+            _ => ErrorKind::Failed,
+        }
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -87,6 +124,12 @@ impl AdapterError {
     /// The message, without the kind.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// An I/O failure: its kind mapped by [`ErrorKind::from_io`], `message` (which names the
+    /// path and what to do) and the `io::Error` kept as the source.
+    pub fn io(message: impl Into<String>, error: std::io::Error) -> Self {
+        Self::new(ErrorKind::from_io(error.kind()), message).with_source(error)
     }
 
     /// Shorthand for `new(ErrorKind::NotFound, ..)`.

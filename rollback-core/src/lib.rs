@@ -27,6 +27,7 @@ pub mod progress;
 pub mod report;
 pub mod secret;
 pub mod state;
+pub mod sys;
 mod traits;
 
 pub use automation::{

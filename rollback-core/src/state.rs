@@ -300,19 +300,13 @@ fn unique_suffix() -> String {
 }
 
 fn io_error(action: &str, path: &Path, e: std::io::Error) -> AdapterError {
-    let kind = match e.kind() {
-        std::io::ErrorKind::NotFound => ErrorKind::NotFound,
-        std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
-        _ => ErrorKind::Failed,
-    };
-    AdapterError::new(
-        kind,
+    AdapterError::io(
         format!(
             "{action} `{}`: {e}; check the state directory exists and is writable",
             path.display()
         ),
+        e,
     )
-    .with_source(e)
 }
 
 fn to_json_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>, AdapterError> {
@@ -329,42 +323,22 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn sync_parent(path: &Path) -> Result<(), AdapterError> {
-    if let Some(dir) = path.parent() {
-        let d = std::fs::File::open(dir).map_err(|e| io_error("open directory", dir, e))?;
-        d.sync_all().map_err(|e| io_error("fsync directory", dir, e))?;
-    }
-    Ok(())
+    crate::sys::sync_dir_of(path).map_err(|e| io_error("fsync the directory of", path, e))
 }
 
-/// Temp file in the same directory (created exclusively, `0600`), fsync, rename over the
-/// target, fsync the directory.
+/// [`sys::write_durable`](crate::sys::write_durable) with mode `0600`.
 pub(crate) fn write_atomic_sync(path: &Path, bytes: &[u8]) -> Result<(), AdapterError> {
     write_atomic_shared(path, bytes, None)
 }
 
 /// [`write_atomic_sync`], the file `0640` with group `group` when one is given.
 fn write_atomic_shared(path: &Path, bytes: &[u8], group: Option<u32>) -> Result<(), AdapterError> {
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
-        unique_suffix()
-    ));
-    let result = (|| {
-        let mut f = private_files::create_new_file(&tmp, private_files::FILE_MODE)
-            .map_err(|e| io_error("write", &tmp, e))?;
-        if let Some(gid) = group {
-            private_files::set_group(&tmp, gid).map_err(|e| io_error("set the group of", &tmp, e))?;
-            private_files::set_mode(&tmp, 0o640).map_err(|e| io_error("set the mode of", &tmp, e))?;
-        }
-        f.write_all(bytes).map_err(|e| io_error("write", &tmp, e))?;
-        f.sync_all().map_err(|e| io_error("fsync", &tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| io_error("rename into place", path, e))?;
-        sync_parent(path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let mode = if group.is_some() {
+        0o640
+    } else {
+        private_files::FILE_MODE
+    };
+    crate::sys::write_durable_shared(path, bytes, mode, group).map_err(|e| io_error("write", path, e))
 }
 
 async fn write_atomic(path: PathBuf, bytes: Vec<u8>) -> Result<(), AdapterError> {

@@ -28,25 +28,8 @@ impl Drop for ActiveLock {
     }
 }
 
-/// This machine's host name, as written into lock files.
-pub(crate) fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|s| s.trim().to_owned())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown-host".to_owned())
-}
-
-fn pid_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        std::path::Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        // Without /proc we cannot tell: assume alive, a human clears it.
-        true
-    }
-}
+pub(crate) use crate::sys::host_name;
+use crate::sys::pid_alive;
 
 /// True when the holder provably cannot be running: same host, and either its process is
 /// gone, or it is this process and no running rollback holds the token.

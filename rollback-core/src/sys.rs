@@ -1,0 +1,143 @@
+//! What adapters share of the operating system, written once: a durable file write, a
+//! command run with a time limit, whether a process is alive, this host's name.
+//!
+//! Adapter authors use these so that every crate writes state the same crash-safe way and
+//! runs external tools the same cancel-safe way (no shell, stdin closed, killed when the
+//! future is dropped or the limit passes).
+
+use crate::private_files;
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Writes `bytes` to `path` so that a crash at any point leaves either the old file or the
+/// new one, never a torn one: a temp file beside it (created exclusively, with `mode`),
+/// fsync, rename over `path`, fsync of the directory. Blocking: call it from
+/// [`spawn_blocking`](tokio::task::spawn_blocking) or use [`write_durable_async`].
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// let dir = std::env::temp_dir().join(format!("sys-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("state.json");
+/// rollback_core::sys::write_durable(&path, b"{}", 0o600)?;
+/// assert_eq!(std::fs::read(&path)?, b"{}");
+/// # std::fs::remove_dir_all(&dir) }
+/// ```
+pub fn write_durable(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    write_durable_shared(path, bytes, mode, None)
+}
+
+/// [`write_durable`], the file owned by group `group` when one is given (set before the
+/// rename, so the file never appears with the wrong owner).
+pub fn write_durable_shared(path: &Path, bytes: &[u8], mode: u32, group: Option<u32>) -> io::Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp-{}-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut f = private_files::create_new_file(&tmp, mode)?;
+        if let Some(gid) = group {
+            private_files::set_group(&tmp, gid)?;
+            private_files::set_mode(&tmp, mode)?;
+        }
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        sync_dir_of(path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// [`write_durable`] on a blocking thread, for async callers.
+pub async fn write_durable_async(path: &Path, bytes: Vec<u8>, mode: u32) -> io::Result<()> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || write_durable(&path, &bytes, mode))
+        .await
+        .map_err(io::Error::other)?
+}
+
+/// Fsyncs the directory holding `path`, so that a rename or a new file in it survives a
+/// crash. A no-op where directories cannot be opened (not Unix).
+pub fn sync_dir_of(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        #[cfg(unix)]
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::File::open(dir)?.sync_all(),
+        _ => Ok(()),
+    }
+}
+
+/// Runs `command` as an argument vector (never through a shell) with stdin closed and
+/// stdout and stderr captured, and waits at most `limit`. `Ok(None)` when it did not finish
+/// in time: it is killed. The child is also killed when the returned future is dropped, so
+/// a cancelled caller leaves no stray process. An `Err` whose kind is
+/// [`NotFound`](io::ErrorKind::NotFound) means the program is not installed.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+/// use std::time::Duration;
+/// let mut cmd = tokio::process::Command::new("true");
+/// let out = rollback_core::sys::output_within(&mut cmd, Duration::from_secs(5)).await?;
+/// assert!(out.is_some_and(|o| o.status.success()));
+/// # Ok(()) }
+/// ```
+pub async fn output_within(
+    command: &mut tokio::process::Command,
+    limit: Duration,
+) -> io::Result<Option<std::process::Output>> {
+    let child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    match tokio::time::timeout(limit, child.wait_with_output()).await {
+        Ok(out) => out.map(Some),
+        // Dropping the wait future drops the child, which kills it (kill_on_drop).
+        Err(_) => Ok(None),
+    }
+}
+
+/// True while process `pid` exists and is not a zombie (Linux `/proc`). Where that cannot
+/// be told (no `/proc`), true: a caller must not conclude a holder is dead.
+pub fn pid_alive(pid: u32) -> bool {
+    if !Path::new("/proc/self").exists() {
+        return true;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
+    }
+}
+
+/// This machine's host name, as the kernel knows it (`HOSTNAME` where there is no
+/// `/proc`), or `unknown-host`.
+pub fn host_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| {
+            let name = std::fs::read_to_string(p).ok()?;
+            let name = name.trim();
+            (!name.is_empty()).then(|| name.to_owned())
+        })
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| "unknown-host".to_owned())
+}
+
+/// The last `max` characters of a command's stderr, trimmed, for an error message.
+pub fn stderr_tail(stderr: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let text = text.trim();
+    let skip = text.chars().count().saturating_sub(max);
+    text.chars().skip(skip).collect()
+}
