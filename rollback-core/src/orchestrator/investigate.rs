@@ -1,6 +1,6 @@
 //! Performance degradation: investigate first. Diagnose and report, change nothing.
 
-use super::{run, Orchestrator, RollbackRequest};
+use super::{reporting, Orchestrator, RollbackRequest};
 use crate::error::RollbackError;
 use crate::ids::RollbackId;
 use crate::journal::{Artifacts, Journal, JournalStatus, JournaledRequest};
@@ -183,7 +183,7 @@ impl Orchestrator {
             recovery: Vec::new(),
             notes,
         };
-        let mut report = run::build_report(self, &journal);
+        let mut report = reporting::build_report(self, &journal);
         report.diagnosis = diagnosis;
         if let Err(e) = self.state.save_report(&report).await {
             tracing::error!(error = %e, "could not store the investigation report");

@@ -4,7 +4,8 @@
 //! metrics normal"). Whether a finding fails post-verify is the caller's choice
 //! ([`SignalPolicy`]); a check that could not run is reported and never fails.
 
-use super::{policy_words, Orchestrator, SignalPolicy};
+use super::planning::policy_words;
+use super::{Orchestrator, SignalPolicy};
 use crate::domain::{CheckResult, MetricsBaseline, MetricsSample};
 use crate::plan::Step;
 use crate::report::LogMatch;

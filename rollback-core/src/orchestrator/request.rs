@@ -1,0 +1,295 @@
+//! What a caller asks for and how the orchestrator runs: the request types and the settings.
+
+use crate::domain::{CodeStrategy, IntegrityChecks, Scenario, Scope};
+use crate::ids::CheckpointId;
+use crate::plan::Step;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Which checkpoint to go back to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RollbackTarget {
+    /// The newest checkpoint marked good (never blindly "the previous one").
+    LastGood,
+    /// This checkpoint, good or not.
+    Checkpoint(CheckpointId),
+}
+
+/// What to do when a step after the emergency backup fails.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailurePolicy {
+    /// Put the emergency backup back and start the app again (the default): the app is
+    /// never left stopped without a decision.
+    #[default]
+    RestorePreRollbackState,
+    /// Leave everything as it is for a human; the report states exactly what state it is in.
+    Halt,
+}
+
+/// A rollback request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RollbackRequest {
+    /// Where to go back to.
+    pub target: RollbackTarget,
+    /// Why (goes into the journal and the report).
+    pub reason: String,
+    /// What goes back.
+    pub scope: Scope,
+    /// The runbook scenario, if one applies.
+    pub scenario: Option<Scenario>,
+    /// How code goes back.
+    pub code_strategy: CodeStrategy,
+    /// What triggered it (an operator's name, a watchdog rule).
+    pub trigger: Option<String>,
+}
+
+impl RollbackRequest {
+    /// A request with the default code strategy and no scenario.
+    pub fn new(target: RollbackTarget, reason: impl Into<String>, scope: Scope) -> Self {
+        Self {
+            target,
+            reason: reason.into(),
+            scope,
+            scenario: None,
+            code_strategy: CodeStrategy::Checkout,
+            trigger: None,
+        }
+    }
+
+    /// A request for a runbook scenario, with the scenario's scope.
+    /// [`Scenario::PerformanceDegradation`] has no scope: it is investigated, not rolled back.
+    pub fn for_scenario(scenario: Scenario, target: RollbackTarget, reason: impl Into<String>) -> Self {
+        let scope = scenario.scope().unwrap_or(Scope {
+            database: false,
+            code: false,
+            config: false,
+        });
+        Self {
+            scenario: Some(scenario),
+            ..Self::new(target, reason, scope)
+        }
+    }
+
+    /// Sets what triggered it.
+    pub fn with_trigger(mut self, trigger: impl Into<String>) -> Self {
+        self.trigger = Some(trigger.into());
+        self
+    }
+
+    /// Sets the code strategy.
+    pub fn with_code_strategy(mut self, strategy: CodeStrategy) -> Self {
+        self.code_strategy = strategy;
+        self
+    }
+}
+
+/// Per-step time limits. A step that runs past its limit fails with a timeout error and
+/// the failure policy applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepTimeouts(BTreeMap<Step, Duration>);
+
+impl Default for StepTimeouts {
+    fn default() -> Self {
+        let secs = Duration::from_secs;
+        Self(BTreeMap::from([
+            (Step::Lock, secs(30)),
+            (Step::Journal, secs(30)),
+            (Step::Preflight, secs(120)),
+            (Step::Prepare, secs(60 * 60)),
+            (Step::Stop, secs(120)),
+            (Step::EmergencyBackup, secs(30 * 60)),
+            (Step::RestoreDatabase, secs(60 * 60)),
+            (Step::ActivateCode, secs(120)),
+            (Step::RestoreConfig, secs(60)),
+            (Step::Start, secs(180)),
+            (Step::PostVerify, secs(10 * 60)),
+            (Step::Report, secs(60)),
+        ]))
+    }
+}
+
+impl StepTimeouts {
+    /// The limit of a step.
+    pub fn get(&self, step: Step) -> Duration {
+        self.0.get(&step).copied().unwrap_or(Duration::from_secs(600))
+    }
+
+    /// Sets the limit of a step.
+    pub fn set(&mut self, step: Step, limit: Duration) -> &mut Self {
+        self.0.insert(step, limit);
+        self
+    }
+}
+
+/// How the orchestrator runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Per-step time limits.
+    pub timeouts: StepTimeouts,
+    /// What to do when a step after the emergency backup fails.
+    pub failure_policy: FailurePolicy,
+    /// How long post-verify waits for the health probes to pass.
+    pub health_timeout: Duration,
+    /// How often post-verify probes.
+    pub health_interval: Duration,
+    /// Integrity checks run after the restore and in post-verify.
+    pub integrity: IntegrityChecks,
+    /// Use the process manager's graceful reload when the scope leaves the database alone
+    /// and the app runs in a mode that supports it (zero downtime); `false` always stops
+    /// and starts.
+    pub graceful_reload: bool,
+    /// How long post-verify watches the app once it is healthy before it reads the app's
+    /// log and samples its metrics (default: not at all, they are read at once). Errors
+    /// that come a few seconds after the start, and metrics over a window (a Prometheus
+    /// `rate(..[1m])`), need this: set it to at least the metrics source's window, or the
+    /// sample still describes the release before the rollback. Not downtime: the app is
+    /// already healthy.
+    pub observe_after_healthy: Duration,
+    /// Post-verify's "no critical errors in logs": the app's log since the start
+    /// ([`ProcessManager::logs_since`]) scanned for patterns.
+    pub log_scan: LogScan,
+    /// Post-verify's "performance metrics normal": error rate and latency after the start
+    /// against thresholds and the checkpoint's [`MetricsBaseline`](crate::MetricsBaseline).
+    pub performance: PerformanceCheck,
+}
+
+/// What post-verify does when one of its checks beyond health and integrity (the log scan,
+/// the performance check) finds something. Failing post-verify applies the failure policy,
+/// which by default puts the pre-rollback release back: choose `Fail` only where a match
+/// really means the rollback made things worse. A check that could not run (logs the
+/// manager cannot read, a metrics source that does not answer) is reported and never fails.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalPolicy {
+    /// Show it in the report's verification; the rollback still succeeds (the default).
+    #[default]
+    Report,
+    /// Fail post-verify.
+    Fail,
+}
+
+/// The patterns [`LogScan::default`] looks for: uncaught exceptions and fatal errors of
+/// Node (`^Node.js v` is the last line Node prints when an uncaught exception kills it),
+/// Rust, Python, the JVM, PostgreSQL clients and native crashes, and a process manager's
+/// note of a crash (pm2 catches a Node app's uncaught exception itself, logs only its
+/// stack, and notes `App [web:0] exited with code [1]`; the pm2 adapter returns only such
+/// notes with a code other than 0).
+pub const DEFAULT_LOG_PATTERNS: &[&str] = &[
+    "Uncaught",
+    "UnhandledPromiseRejection",
+    "^Node.js v",
+    "exited with code [",
+    "FATAL",
+    "panicked at",
+    "Segmentation fault",
+    "Traceback (most recent call last)",
+    "OutOfMemoryError",
+    "heap out of memory",
+];
+
+/// "No critical errors in logs" after a rollback: which lines of the app's log since the
+/// start count as critical, and whether one fails post-verify.
+///
+/// A pattern matches a line that contains it (case-sensitive); a pattern starting with `^`
+/// matches a line that starts with the rest. Matched lines are shown in the report with
+/// what looks like a secret redacted ([`redact_text`](crate::secret::redact_text)), on top
+/// of the adapter's own redaction of the app's environment values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogScan {
+    /// The patterns; empty turns the scan off (the log is not read).
+    pub patterns: Vec<String>,
+    /// Whether a match fails post-verify (default: report only).
+    pub on_match: SignalPolicy,
+    /// How many matched lines the report shows (the count is always complete).
+    pub max_shown: usize,
+}
+
+impl Default for LogScan {
+    fn default() -> Self {
+        Self {
+            patterns: DEFAULT_LOG_PATTERNS.iter().map(|p| (*p).to_owned()).collect(),
+            on_match: SignalPolicy::Report,
+            max_shown: 20,
+        }
+    }
+}
+
+impl LogScan {
+    /// The first pattern `line` matches, if any.
+    pub fn matches<'a>(&'a self, line: &str) -> Option<&'a str> {
+        self.patterns
+            .iter()
+            .find(|p| match p.strip_prefix('^') {
+                Some(start) => line.starts_with(start),
+                None => !p.is_empty() && line.contains(p.as_str()),
+            })
+            .map(String::as_str)
+    }
+}
+
+/// "Performance metrics normal" after a rollback: one sample from the metrics source after
+/// the start, compared with fixed thresholds and, when the checkpoint recorded one, with its
+/// [`MetricsBaseline`](crate::MetricsBaseline). Values the source does not measure are
+/// reported as not checked.
+///
+/// Equality compares the floats bit for bit (so that [`Settings`] stays `Eq`).
+#[derive(Clone, Debug)]
+pub struct PerformanceCheck {
+    /// The highest error rate (0.0..=1.0) that is normal; default 5 %.
+    pub max_error_rate: Option<f64>,
+    /// The highest p95 latency that is normal; default none (it depends on the app).
+    pub max_latency_p95: Option<Duration>,
+    /// How far above the baseline's error rate is still normal, in absolute terms
+    /// (0.02 = two percentage points); default 0.02.
+    pub baseline_error_rate_margin: f64,
+    /// How many times the baseline's p95 latency is still normal; default 1.5.
+    pub baseline_latency_factor: f64,
+    /// Whether a breach fails post-verify (default: report only).
+    pub on_breach: SignalPolicy,
+    /// How long one sample may take (at checkpoint time and in post-verify); default 30 s.
+    pub sample_timeout: Duration,
+}
+
+impl Default for PerformanceCheck {
+    fn default() -> Self {
+        Self {
+            max_error_rate: Some(0.05),
+            max_latency_p95: None,
+            baseline_error_rate_margin: 0.02,
+            baseline_latency_factor: 1.5,
+            on_breach: SignalPolicy::Report,
+            sample_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl PartialEq for PerformanceCheck {
+    fn eq(&self, other: &Self) -> bool {
+        self.max_error_rate.map(f64::to_bits) == other.max_error_rate.map(f64::to_bits)
+            && self.max_latency_p95 == other.max_latency_p95
+            && self.baseline_error_rate_margin.to_bits() == other.baseline_error_rate_margin.to_bits()
+            && self.baseline_latency_factor.to_bits() == other.baseline_latency_factor.to_bits()
+            && self.on_breach == other.on_breach
+            && self.sample_timeout == other.sample_timeout
+    }
+}
+
+impl Eq for PerformanceCheck {}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            timeouts: StepTimeouts::default(),
+            failure_policy: FailurePolicy::default(),
+            health_timeout: Duration::from_secs(120),
+            health_interval: Duration::from_millis(500),
+            integrity: IntegrityChecks::default(),
+            graceful_reload: true,
+            observe_after_healthy: Duration::ZERO,
+            log_scan: LogScan::default(),
+            performance: PerformanceCheck::default(),
+        }
+    }
+}
