@@ -135,7 +135,10 @@ impl Orchestrator {
                     Step::Report => actions.push("journal the end, write the report".into()),
                     _ => {}
                 }
-                let skipped = actions.is_empty().then(|| format!("not in scope ({scope})"));
+                let skipped = actions.is_empty().then(|| {
+                    step.out_of_scope(scope)
+                        .unwrap_or_else(|| format!("nothing to do for scope {scope}"))
+                });
                 PlannedStep { step, actions, skipped }
             })
             .collect();

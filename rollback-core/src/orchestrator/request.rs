@@ -92,21 +92,12 @@ pub struct StepTimeouts(BTreeMap<Step, Duration>);
 
 impl Default for StepTimeouts {
     fn default() -> Self {
-        let secs = Duration::from_secs;
-        Self(BTreeMap::from([
-            (Step::Lock, secs(30)),
-            (Step::Journal, secs(30)),
-            (Step::Preflight, secs(120)),
-            (Step::Prepare, secs(60 * 60)),
-            (Step::Stop, secs(120)),
-            (Step::EmergencyBackup, secs(30 * 60)),
-            (Step::RestoreDatabase, secs(60 * 60)),
-            (Step::ActivateCode, secs(120)),
-            (Step::RestoreConfig, secs(60)),
-            (Step::Start, secs(180)),
-            (Step::PostVerify, secs(10 * 60)),
-            (Step::Report, secs(60)),
-        ]))
+        Self(
+            crate::plan::STEPS
+                .iter()
+                .map(|r| (r.step, Duration::from_secs(r.default_limit_secs)))
+                .collect(),
+        )
     }
 }
 

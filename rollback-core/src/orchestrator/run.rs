@@ -9,24 +9,11 @@ use crate::domain::{Checkpoint, CodeStrategy};
 use crate::error::{AdapterError, PreflightFailure, RollbackError};
 use crate::ids::RollbackId;
 use crate::journal::{Artifacts, Journal, JournalStatus, JournaledRequest};
-use crate::plan::Step;
+use crate::plan::{OnFailure, Step};
 use crate::progress::{ProgressEvent, ProgressKind};
 use crate::report::{ChecklistItem, Outcome, RollbackReport, StepOutcome, StepRecord};
 use chrono::Utc;
 use tracing::Instrument;
-
-/// The steps `drive` runs after the lock and the journal, in order.
-const RUN_STEPS: [Step; 9] = [
-    Step::Preflight,
-    Step::Prepare,
-    Step::Stop,
-    Step::EmergencyBackup,
-    Step::RestoreDatabase,
-    Step::ActivateCode,
-    Step::RestoreConfig,
-    Step::Start,
-    Step::PostVerify,
-];
 
 /// Why a step failed.
 enum Failure {
@@ -183,7 +170,7 @@ impl<'a> Run<'a> {
             JournalStatus::Finishing(outcome) => return self.finish_journaled(outcome).await,
             JournalStatus::Running | JournalStatus::Finished(_) => {}
         }
-        for step in RUN_STEPS {
+        for step in crate::plan::STEPS.iter().filter(|r| r.driven).map(|r| r.step) {
             if self.journal.is_done(step) {
                 continue;
             }
@@ -215,16 +202,11 @@ impl<'a> Run<'a> {
     }
 
     fn skip_reason(&self, step: Step) -> Option<String> {
-        let scope = self.journal.request.scope;
-        let out = |what: &str| Some(format!("{what} not in scope ({scope})"));
         match step {
             Step::Stop if self.journal.artifacts.graceful_reload => Some(
                 "graceful reload: the app keeps serving, its processes are replaced one at a time at the start step".into(),
             ),
-            Step::RestoreDatabase if !scope.database => out("database"),
-            Step::ActivateCode if !scope.code => out("code"),
-            Step::RestoreConfig if !scope.config => out("config"),
-            _ => None,
+            _ => step.out_of_scope(self.journal.request.scope),
         }
     }
 
@@ -766,12 +748,12 @@ impl<'a> Run<'a> {
             }
             Failure::Step(_) => {}
         }
-        let outcome = if step < Step::Stop {
-            Outcome::Aborted {
+        let outcome = match step.row().on_failure {
+            OnFailure::Abort => Outcome::Aborted {
                 step,
                 cause: cause.clone(),
-            }
-        } else if step == Step::Stop {
+            },
+            OnFailure::StartAgain => {
             // The app may be half-stopped: make sure it runs, changing nothing else.
             let o = self.o;
             match o
@@ -793,8 +775,8 @@ impl<'a> Run<'a> {
                     statement: "the app may be down; nothing else was changed".into(),
                 },
             }
-        } else {
-            match self.o.settings.failure_policy {
+            }
+            OnFailure::Policy => match self.o.settings.failure_policy {
                 FailurePolicy::RestorePreRollbackState => {
                     self.journal.status = JournalStatus::Recovering {
                         step,
@@ -810,7 +792,7 @@ impl<'a> Run<'a> {
                     cause: cause.clone(),
                     statement: self.state_statement(None),
                 },
-            }
+            },
         };
         let report = self.finish(outcome).await;
         Err(RollbackError::StepFailed {
