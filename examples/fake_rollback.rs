@@ -5,7 +5,6 @@
 
 use rollback_core::{DirStateStore, ProgressKind, RollbackTarget, Scenario, Scope};
 use rollback_testkit::Rig;
-use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -14,7 +13,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (sink, mut events) = rollback_core::progress::channel();
     let rollback = rig
         .orchestrator()
-        .state(Arc::new(DirStateStore::open(state_dir.path()).await?))
+        .state(DirStateStore::open(state_dir.path()).await?)
         .progress(sink)
         .build()?;
 
@@ -26,6 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ProgressKind::Skipped => "–".to_owned(),
                 ProgressKind::Failed(why) => format!("✗ {why}"),
                 ProgressKind::Recovering => "↺ putting the pre-rollback state back".to_owned(),
+                other => format!("{other:?}"),
             };
             if !matches!(e.kind, ProgressKind::Started) {
                 println!("[{:>2}/12] {:<18} {mark}", e.number, e.step.to_string());

@@ -11,8 +11,7 @@
 
 use rollback_core::automation::WatchdogRun;
 use rollback_core::{
-    progress, Condition, HealthProbe, HttpProbe, Notice, Notifier, ProgressKind, Rule, Signal, Watchdog,
-    WatchdogEvent,
+    progress, Condition, HttpProbe, Notice, Notifier, ProgressKind, Rule, Signal, Watchdog, WatchdogEvent,
 };
 use rollback_examples::{missing_requirements, DemoOptions, DemoWorld, DB};
 use std::process::ExitCode;
@@ -132,7 +131,7 @@ async fn demo(world: &DemoWorld, step: &dyn Fn(&str)) -> Result<(), rollback_exa
         DEMO_HEALTH_WINDOW.as_secs(),
         DEMO_POLL.as_millis()
     ));
-    let probe: Arc<dyn HealthProbe> = Arc::new(HttpProbe::new(&world.health_url(), Duration::from_secs(1))?);
+    let probe = HttpProbe::new(&world.health_url(), Duration::from_secs(1))?;
     let (tx, mut watch_events) = tokio::sync::mpsc::unbounded_channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut rules = vec![Rule::new(
@@ -154,7 +153,7 @@ async fn demo(world: &DemoWorld, step: &dyn Fn(&str)) -> Result<(), rollback_exa
             "watchdog reads the error rate from Prometheus at {url}: above 10% for {}s rolls back (DEMO window: the runbook's is 10 min)",
             DEMO_HEALTH_WINDOW.as_secs()
         ));
-        builder = builder.metrics(Arc::new(prometheus));
+        builder = builder.metrics(prometheus);
         rules.push(Rule::new(
             "error-rate",
             Condition::ErrorRateAbove(0.10),
@@ -164,11 +163,11 @@ async fn demo(world: &DemoWorld, step: &dyn Fn(&str)) -> Result<(), rollback_exa
     }
     let watchdog = builder
         .rules(rules)
-        .notifier(Arc::new(PrintNotifier(Instant::now())))
+        .notifier(PrintNotifier(Instant::now()))
         .interval(DEMO_POLL)
         .auto_rollback(true)
         .events(tx)
-        .build();
+        .build()?;
     let mut watchdog = AbortOnDrop(tokio::spawn(watchdog.run(async move {
         let _ = stopped.await;
     })));
@@ -183,6 +182,7 @@ async fn demo(world: &DemoWorld, step: &dyn Fn(&str)) -> Result<(), rollback_exa
                     ProgressKind::Skipped => "skipped".to_string(),
                     ProgressKind::Failed(why) => format!("FAILED: {why}"),
                     ProgressKind::Recovering => "recovering".to_string(),
+                    other => format!("{other:?}"),
                 };
                 step(&format!("  step {:>2} {:<22} {what}", e.number, e.step.to_string()));
             }
@@ -198,6 +198,7 @@ async fn demo(world: &DemoWorld, step: &dyn Fn(&str)) -> Result<(), rollback_exa
                         step(&format!("incident resolved: {summary}"));
                         if let Some(s) = stop.take() { let _ = s.send(()); }
                     }
+                    other => step(&format!("watchdog: {other:?}")),
                 }
             }
         }

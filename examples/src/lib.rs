@@ -10,7 +10,6 @@
 
 use rollback_core::{
     DirStateStore, HttpProbe, IntegrityChecks, Orchestrator, OrchestratorBuilder, Secret, Settings,
-    SqlAssertion,
 };
 use rollback_envfile::EnvFileStore;
 use rollback_git::GitCode;
@@ -20,7 +19,6 @@ use rollback_testkit::temp_pm2::{free_port, TempPm2};
 use rollback_testkit::temp_postgres::{server_bindir, TempPostgres};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The README's examples, compiled and run as doc tests (this crate depends on every adapter).
@@ -351,37 +349,26 @@ impl DemoWorld {
     /// An orchestrator over every real adapter, with the runbook's integrity checks.
     pub async fn orchestrator(&self) -> Result<OrchestratorBuilder, DemoError> {
         let state = DirStateStore::open(self.path("state")).await?;
-        let settings = Settings {
-            health_timeout: Duration::from_secs(30),
-            health_interval: Duration::from_millis(50),
-            integrity: IntegrityChecks {
-                assertions: vec![
-                    SqlAssertion {
-                        name: "users exist (SELECT COUNT(*) FROM users)".into(),
-                        sql: "SELECT COUNT(*) FROM users".into(),
-                    },
-                    SqlAssertion {
-                        name: "users.email exists".into(),
-                        sql: "SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'email'".into(),
-                    },
-                ],
-                expect_snapshot: None,
-                baseline: None,
-            },
-            ..Settings::default()
-        };
+        let settings = Settings::new()
+            .health_timeout(Duration::from_secs(30))
+            .health_interval(Duration::from_millis(50))
+            .integrity(
+                IntegrityChecks::new()
+                    .assertion("users exist (SELECT COUNT(*) FROM users)", "SELECT COUNT(*) FROM users")
+                    .assertion(
+                        "users.email exists",
+                        "SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'email'",
+                    ),
+            );
         let process = self.process()?;
         Ok(Orchestrator::builder(APP)
-            .database(Arc::new(self.database().await?))
-            .code(Arc::new(self.code()?))
-            .config(Arc::new(self.config()))
-            .metrics(Arc::new(process.metrics()))
-            .process(Arc::new(process))
-            .health_probe(Arc::new(HttpProbe::new(
-                &self.health_url(),
-                Duration::from_secs(2),
-            )?))
-            .state(Arc::new(state))
+            .database(self.database().await?)
+            .code(self.code()?)
+            .config(self.config())
+            .metrics(process.metrics())
+            .process(process)
+            .health_probe(HttpProbe::new(&self.health_url(), Duration::from_secs(2))?)
+            .state(state)
             .settings(settings))
     }
 

@@ -1,6 +1,6 @@
 //! Domain types shared by the traits, the orchestrator and the report.
 
-use crate::ids::{AppName, CheckpointId, ConfigVersionId, RevisionId, SnapshotId};
+use crate::ids::{AppName, CheckpointId, ConfigVersionId, RevisionId, RollbackId, SnapshotId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -138,6 +138,7 @@ impl fmt::Display for Scope {
 /// The runbook's four scenarios.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Scenario {
     /// A migration broke the schema or data: database and code go back together.
     DatabaseMigrationFailure,
@@ -183,6 +184,7 @@ impl fmt::Display for Scenario {
 /// How code goes back.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum CodeStrategy {
     /// Prepare the checkpoint's revision and activate it (the default).
     #[default]
@@ -251,6 +253,7 @@ pub struct PutAside {
 
 /// What a database integrity check should look at.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct IntegrityChecks {
     /// SQL assertions: each query must return one row whose first column is true or a
     /// number greater than zero (the runbook's `SELECT COUNT(*) FROM users`).
@@ -264,6 +267,50 @@ pub struct IntegrityChecks {
     /// every sequence behind its column fails.
     #[serde(default)]
     pub baseline: Option<SnapshotId>,
+}
+
+impl IntegrityChecks {
+    /// No assertions, no row-count comparison, no baseline.
+    ///
+    /// ```
+    /// use rollback_core::{IntegrityChecks, SnapshotId};
+    /// let s1 = SnapshotId::new("s1");
+    /// let checks = IntegrityChecks::new()
+    ///     .assertion("users exist", "SELECT COUNT(*) FROM users")
+    ///     .baseline(Some(s1.clone()));
+    /// assert_eq!(checks.assertions.len(), 1);
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a SQL assertion.
+    pub fn assertion(mut self, name: impl Into<String>, sql: impl Into<String>) -> Self {
+        self.assertions.push(SqlAssertion {
+            name: name.into(),
+            sql: sql.into(),
+        });
+        self
+    }
+
+    /// Sets the assertions.
+    pub fn assertions(mut self, assertions: Vec<SqlAssertion>) -> Self {
+        self.assertions = assertions;
+        self
+    }
+
+    /// Sets the snapshot whose exact row counts must match.
+    pub fn expect_snapshot(mut self, snapshot: Option<SnapshotId>) -> Self {
+        self.expect_snapshot = snapshot;
+        self
+    }
+
+    /// Sets the snapshot whose integrity baseline foreign keys and sequences are measured
+    /// against.
+    pub fn baseline(mut self, snapshot: Option<SnapshotId>) -> Self {
+        self.baseline = snapshot;
+        self
+    }
 }
 
 /// A named SQL assertion.
@@ -382,6 +429,7 @@ impl ConfigDiff {
 /// `unknown`) are stable: journals and reports keep them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ProcessState {
     /// Running and (as far as the manager knows) serving; the status carries its pid.
     Online,
@@ -434,6 +482,7 @@ pub struct ProcessStatus {
     /// count is never made up.
     pub restarts: Option<u32>,
     /// Time since the last start, when running.
+    #[serde(with = "crate::duration_ms::option", default)]
     pub uptime: Option<Duration>,
 }
 
@@ -486,6 +535,7 @@ pub struct ProbeResult {
     /// Healthy or not.
     pub healthy: bool,
     /// How long it took.
+    #[serde(with = "crate::duration_ms")]
     pub latency: Duration,
     /// Status code or error (no secrets).
     pub detail: String,
@@ -503,13 +553,14 @@ pub struct MetricsSample {
     /// CPU use in percent of one core.
     pub cpu_percent: Option<f64>,
     /// The 95th percentile of request latency over the source's window.
-    #[serde(default)]
+    #[serde(with = "crate::duration_ms::option", default)]
     pub latency_p95: Option<Duration>,
 }
 
 /// How serious an incident is; drives who is told.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Severity {
     /// Minor.
     Low,
@@ -534,4 +585,32 @@ pub struct Notice {
     pub body: String,
     /// Extra fields for machine consumers.
     pub fields: BTreeMap<String, String>,
+}
+
+/// Who holds the rollback lock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockHolder {
+    /// Process id.
+    pub pid: u32,
+    /// Host name.
+    pub host: String,
+    /// Since when.
+    pub since: DateTime<Utc>,
+    /// The rollback it is running.
+    pub rollback: RollbackId,
+    /// A token unique to this acquisition; only its holder removes the lock.
+    pub token: String,
+}
+
+impl fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "pid {} on host {} since {} (rollback {})",
+            self.pid,
+            self.host,
+            self.since.to_rfc3339(),
+            self.rollback
+        )
+    }
 }

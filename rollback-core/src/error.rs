@@ -1,14 +1,16 @@
 //! Errors: [`AdapterError`], what every trait method returns on failure, and
 //! [`RollbackError`], what the orchestrator returns.
 
+use crate::domain::LockHolder;
 use crate::ids::{CheckpointId, RollbackId};
 use crate::plan::Step;
 use crate::report::RollbackReport;
-use crate::state::LockHolder;
 use std::fmt;
 
 /// What kind of failure an adapter met; the orchestrator decides on it, humans read the message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The thing asked for does not exist (unknown snapshot, revision, version, app).
     NotFound,
@@ -25,6 +27,7 @@ pub enum ErrorKind {
     /// The operation conflicts with the current state (a revert conflict, a busy database).
     Conflict,
     /// Anything else: the message says what.
+    #[default]
     Failed,
 }
 
@@ -132,6 +135,13 @@ impl AdapterError {
         Self::new(ErrorKind::from_io(error.kind()), message).with_source(error)
     }
 
+    /// The same error with `what` in front of its message (`"building the code: ..."`),
+    /// keeping its kind and source.
+    pub fn context(mut self, what: impl fmt::Display) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+
     /// Shorthand for `new(ErrorKind::NotFound, ..)`.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, message)
@@ -156,6 +166,7 @@ pub struct PreflightFailure {
 
 /// What the orchestrator returns on failure.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RollbackError {
     /// Another rollback holds the lock. Wait for it, or if its holder is gone, clear the
     /// lock with `Orchestrator::clear_stale_lock`.
@@ -181,6 +192,17 @@ pub enum RollbackError {
     /// `resume()` was called but no rollback is unfinished.
     #[error("nothing to resume: every journaled rollback has finished")]
     NothingToResume,
+    /// A setting cannot work; nothing was built.
+    #[error("setting `{setting}` {why}")]
+    InvalidSettings {
+        /// Which setting.
+        setting: String,
+        /// What is wrong and what to set instead.
+        why: String,
+    },
+    /// The request's scope names nothing to roll back.
+    #[error("the scope is empty: name at least one of database, code, config")]
+    EmptyScope,
     /// No checkpoint matches the target.
     #[error("no checkpoint to roll back to: {0}")]
     NoCheckpoint(String),
@@ -209,12 +231,14 @@ pub enum RollbackError {
         failures: Vec<PreflightFailure>,
     },
     /// A step failed after pre-flight; the report says what was done about it.
-    #[error("step `{step}` failed: {cause}; {}", .report.outcome)]
+    #[error("step `{step}` failed: {error}; {}", .report.outcome)]
     StepFailed {
         /// The failed step.
         step: Step,
-        /// Why.
-        cause: String,
+        /// Why: the adapter's error with its kind and source chain (after a `resume()`,
+        /// its kind and text as journaled).
+        #[source]
+        error: AdapterError,
         /// The report, with the recovery taken and the state left.
         report: Box<RollbackReport>,
     },

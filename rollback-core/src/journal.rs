@@ -2,18 +2,21 @@
 //! rollback whose process died is resumed from where it was, never re-run blindly.
 
 use crate::domain::{
-    CheckResult, Checkpoint, CodeStrategy, ConfigVersion, PreparedRestore, PreparedRevision,
-    PreservedDatabase, ProbeResult, PutAside, Scenario, Scope,
+    CheckResult, Checkpoint, ConfigVersion, PreparedRestore, PreparedRevision, PreservedDatabase,
+    ProbeResult, PutAside,
 };
+use crate::error::ErrorKind;
 use crate::ids::RollbackId;
 use crate::plan::Step;
 use crate::report::{ChecklistItem, LogMatch, Outcome, StepRecord};
+use crate::request::RollbackRequest;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Where a rollback stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum JournalStatus {
     /// Running, or interrupted: `resume()` picks it up.
     Running,
@@ -24,6 +27,9 @@ pub enum JournalStatus {
         step: Step,
         /// Why it failed.
         cause: String,
+        /// What kind of failure it was.
+        #[serde(default)]
+        kind: ErrorKind,
     },
     /// Every step has ended with this outcome; the report is being written and the lock
     /// released. `resume()` finishes that (a crash here never leaves a stale lock and no
@@ -31,21 +37,6 @@ pub enum JournalStatus {
     Finishing(Outcome),
     /// Ended; the outcome says how. The report is written.
     Finished(Outcome),
-}
-
-/// What the request asked for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JournaledRequest {
-    /// Why.
-    pub reason: String,
-    /// What goes back.
-    pub scope: Scope,
-    /// The scenario, if any.
-    pub scenario: Option<Scenario>,
-    /// How code goes back.
-    pub code_strategy: CodeStrategy,
-    /// What triggered it (a watchdog rule, an operator).
-    pub trigger: Option<String>,
 }
 
 /// Everything made along the way that a later step, the failure policy or `resume()` needs.
@@ -75,13 +66,14 @@ pub struct Artifacts {
 
 /// The journal of one rollback.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Journal {
     /// The rollback.
     pub id: RollbackId,
     /// The checkpoint it goes back to.
     pub checkpoint: Checkpoint,
     /// The request.
-    pub request: JournaledRequest,
+    pub request: RollbackRequest,
     /// When it started.
     pub started_at: DateTime<Utc>,
     /// Where it stands.
@@ -120,6 +112,34 @@ pub struct Journal {
 }
 
 impl Journal {
+    /// The journal of a rollback that starts now: running, nothing done yet.
+    pub fn new(
+        id: RollbackId,
+        checkpoint: Checkpoint,
+        request: RollbackRequest,
+        started_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            checkpoint,
+            request,
+            started_at,
+            status: JournalStatus::Running,
+            steps: Vec::new(),
+            artifacts: Artifacts::default(),
+            stopped_at: None,
+            stop_issued_at: None,
+            first_answer_at: None,
+            healthy_at: None,
+            health: Vec::new(),
+            integrity: Vec::new(),
+            verification: Vec::new(),
+            log_matches: Vec::new(),
+            recovery: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
     /// True when `step` finished successfully (in this run or before a resume).
     pub fn is_done(&self, step: Step) -> bool {
         self.steps.iter().any(|r| r.step == step && r.outcome.is_ok())

@@ -13,10 +13,12 @@
 //!
 //! Under the `mock` feature every trait has a `mockall` mock (`MockDatabaseSnapshot`, ...).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 pub mod automation;
 pub mod domain;
+pub mod duration_ms;
 pub mod error;
 pub mod ids;
 pub mod journal;
@@ -25,6 +27,7 @@ pub mod plan;
 pub mod private_files;
 pub mod progress;
 pub mod report;
+pub mod request;
 pub mod secret;
 pub mod state;
 pub mod sys;
@@ -40,15 +43,22 @@ pub use domain::*;
 pub use error::{AdapterError, ErrorKind, PreflightFailure, RollbackError};
 pub use ids::{AppName, CheckpointId, ConfigVersionId, RevisionId, RollbackId, SnapshotId};
 pub use journal::{Journal, JournalStatus};
-pub use orchestrator::{
-    FailurePolicy, HealthGate, LogScan, Orchestrator, OrchestratorBuilder, PerformanceCheck, RollbackRequest,
-    RollbackTarget, Settings, SignalPolicy, StepTimeouts, DEFAULT_LOG_PATTERNS,
-};
+pub use orchestrator::{HealthGate, Orchestrator, OrchestratorBuilder};
 pub use plan::{Decision, PlannedStep, RollbackPlan, Step};
 pub use progress::{ProgressEvent, ProgressKind};
 pub use report::{ChecklistItem, DowntimeWindow, LogMatch, Outcome, RollbackReport, StepOutcome, StepRecord};
+pub use request::{
+    FailurePolicy, LogScan, PerformanceCheck, RollbackRequest, RollbackTarget, Settings, SignalPolicy,
+    StepTimeouts, DEFAULT_LOG_PATTERNS,
+};
 pub use secret::Secret;
-#[cfg(feature = "mock")]
-pub use state::MockStateStore;
-pub use state::{DirStateStore, LockHolder, StateStore};
+pub use state::DirStateStore;
 pub use traits::*;
+// Named again (the glob above has them too) so that the docs mark them `mock`-only: rustdoc
+// keeps a `doc(cfg)` only from the re-export that inlines an item.
+#[cfg(feature = "mock")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
+pub use traits::{
+    MockCodeVersion, MockConfigStore, MockDatabaseSnapshot, MockHealthProbe, MockMetricsSource, MockNotifier,
+    MockProcessManager, MockStateStore,
+};

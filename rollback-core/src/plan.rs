@@ -7,6 +7,7 @@ use std::fmt;
 /// One step of a rollback, in the order they run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Step {
     /// 1. Take the lock; a second rollback at once is refused.
     Lock,
@@ -215,6 +216,7 @@ pub struct PlannedStep {
 /// What to do about an incident.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Decision {
     /// Roll back now.
     RollbackNow,

@@ -8,6 +8,7 @@ use tokio::sync::mpsc::UnboundedSender;
 /// What happened.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ProgressKind {
     /// A step started.
     Started,

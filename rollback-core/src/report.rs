@@ -38,6 +38,7 @@ impl ChecklistItem {
 /// How a step ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum StepOutcome {
     /// Started, not (yet) finished: the process died here if this is in a final report.
     Started,
@@ -64,6 +65,7 @@ pub struct StepRecord {
     /// When it started.
     pub started_at: DateTime<Utc>,
     /// How long it took.
+    #[serde(with = "crate::duration_ms")]
     pub duration: Duration,
     /// How it ended.
     pub outcome: StepOutcome,
@@ -74,6 +76,7 @@ pub struct StepRecord {
 /// How the rollback ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Outcome {
     /// Rolled back and verified healthy.
     Succeeded,
@@ -162,10 +165,11 @@ pub struct DowntimeWindow {
     /// When the first passing health probe answered after the start, if one did.
     pub healthy_at: Option<DateTime<Utc>>,
     /// The length of the window, when it closed.
+    #[serde(with = "crate::duration_ms::option", default)]
     pub duration: Option<Duration>,
     /// How long post-verify took in all (health gate and the checks after it), for
     /// comparison; not part of the downtime.
-    #[serde(default)]
+    #[serde(with = "crate::duration_ms::option", default)]
     pub post_verify: Option<Duration>,
 }
 
@@ -191,6 +195,7 @@ pub struct RollbackReport {
     /// When it ended.
     pub finished_at: DateTime<Utc>,
     /// Total duration.
+    #[serde(with = "crate::duration_ms")]
     pub total_duration: Duration,
     /// Stop to healthy.
     pub downtime: Option<DowntimeWindow>,

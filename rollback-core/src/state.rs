@@ -1,89 +1,19 @@
-//! Where checkpoints, journals, reports and the lock live: the [`StateStore`] trait and its
-//! default, [`DirStateStore`], a directory of JSON files written atomically.
+//! The default [`StateStore`]: [`DirStateStore`], a directory of JSON files written
+//! durably.
 
-use crate::domain::Checkpoint;
+use crate::domain::{Checkpoint, LockHolder};
 use crate::error::{AdapterError, ErrorKind};
-use crate::ids::{CheckpointId, RollbackId};
+use crate::ids::CheckpointId;
 use crate::journal::Journal;
 use crate::private_files;
 use crate::report::RollbackReport;
+use crate::traits::StateStore;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use std::fmt;
+use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Who holds the rollback lock.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LockHolder {
-    /// Process id.
-    pub pid: u32,
-    /// Host name.
-    pub host: String,
-    /// Since when.
-    pub since: DateTime<Utc>,
-    /// The rollback it is running.
-    pub rollback: RollbackId,
-    /// A token unique to this acquisition; only its holder removes the lock.
-    pub token: String,
-}
-
-impl fmt::Display for LockHolder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "pid {} on host {} since {} (rollback {})",
-            self.pid,
-            self.host,
-            self.since.to_rfc3339(),
-            self.rollback
-        )
-    }
-}
-
-/// Durable state: checkpoints, the journal of each rollback, reports, and the lock.
-///
-/// Every write is atomic: a reader (or a process that restarts after a crash) sees the old
-/// or the new content, never a partial one.
-#[cfg_attr(feature = "mock", mockall::automock)]
-#[async_trait]
-pub trait StateStore: Send + Sync {
-    /// Stores (or replaces) a checkpoint.
-    async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), AdapterError>;
-
-    /// All checkpoints, newest first.
-    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, AdapterError>;
-
-    /// Stores (or replaces) a rollback's journal.
-    async fn save_journal(&self, journal: &Journal) -> Result<(), AdapterError>;
-
-    /// All journals, newest first.
-    async fn journals(&self) -> Result<Vec<Journal>, AdapterError>;
-
-    /// Stores a report; returns where it lives.
-    async fn save_report(&self, report: &RollbackReport) -> Result<String, AdapterError>;
-
-    /// Takes the lock for `holder` if nobody holds it (atomically). Returns `None` when
-    /// taken, or the current holder when someone else has it.
-    async fn try_lock(&self, holder: &LockHolder) -> Result<Option<LockHolder>, AdapterError>;
-
-    /// The current holder, if any.
-    async fn lock_holder(&self) -> Result<Option<LockHolder>, AdapterError>;
-
-    /// Removes the lock if its token is `token`; a lock held by another token stays.
-    async fn unlock(&self, token: &str) -> Result<(), AdapterError>;
-
-    /// What in the store users other than its owner can read (a journal names databases and
-    /// paths; a report, what was restored): one line per path, naming the fix. Pre-flight
-    /// warns with these; nothing is changed. Provided: nothing to report (a store that
-    /// keeps nothing on a shared disk).
-    async fn access_warnings(&self) -> Result<Vec<String>, AdapterError> {
-        Ok(Vec::new())
-    }
-}
 
 /// The default [`StateStore`]: a directory of JSON files.
 ///
@@ -394,6 +324,8 @@ pub(crate) fn find_checkpoint<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::RollbackId;
+    use chrono::{DateTime, Utc};
 
     fn holder(token: &str) -> LockHolder {
         LockHolder {

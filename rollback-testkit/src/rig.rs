@@ -6,7 +6,6 @@ use crate::fakes::{
 };
 use crate::world::{DbContent, World};
 use rollback_core::{Orchestrator, OrchestratorBuilder, RevisionId, Scope, Settings};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The app's name in the rig.
@@ -100,23 +99,21 @@ impl Rig {
 
     /// Settings for tests: health checked every 5 ms for at most 300 ms.
     pub fn settings() -> Settings {
-        Settings {
-            health_timeout: Duration::from_millis(300),
-            health_interval: Duration::from_millis(5),
-            ..Settings::default()
-        }
+        Settings::new()
+            .health_timeout(Duration::from_millis(300))
+            .health_interval(Duration::from_millis(5))
     }
 
     /// An orchestrator builder with every fake wired in and [`Rig::settings`].
     pub fn orchestrator(&self) -> OrchestratorBuilder {
         Orchestrator::builder(APP)
-            .database(Arc::new(self.db.clone()))
-            .code(Arc::new(self.code.clone()))
-            .config(Arc::new(self.config.clone()))
-            .process(Arc::new(self.process.clone()))
-            .health_probe(Arc::new(self.probe.clone()))
-            .metrics(Arc::new(self.metrics.clone()))
-            .state(Arc::new(self.state.clone()))
+            .database(self.db.clone())
+            .code(self.code.clone())
+            .config(self.config.clone())
+            .process(self.process.clone())
+            .health_probe(self.probe.clone())
+            .metrics(self.metrics.clone())
+            .state(self.state.clone())
             .settings(Self::settings())
     }
 

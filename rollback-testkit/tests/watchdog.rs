@@ -87,7 +87,8 @@ fn start(
         .auto_rollback(true)
         .cooldown(cooldown)
         .events(tx)
-        .build();
+        .build()
+        .unwrap();
     let handle = tokio::spawn(watchdog.run(async move {
         let _ = stopped.await;
     }));
@@ -436,7 +437,8 @@ async fn a_hanging_probe_counts_as_unhealthy_and_never_blocks_shutdown() {
         .rules(rules)
         .interval(Duration::from_secs(1))
         .events(tx)
-        .build();
+        .build()
+        .unwrap();
     let handle = tokio::spawn(watchdog.run(async move {
         let _ = stopped.await;
     }));

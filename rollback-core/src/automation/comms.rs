@@ -15,6 +15,7 @@ const MIN: u64 = 60;
 /// Which incidents a scheduled notice is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Audience {
     /// Every incident.
     Always,
@@ -28,12 +29,14 @@ pub enum Audience {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduledNotice {
     /// When, after the incident opened.
+    #[serde(with = "crate::duration_ms")]
     pub offset: Duration,
     /// Who (the [`Notice::audience`]), e.g. `"devops"`.
     pub audience: String,
     /// For which incidents.
     pub only: Audience,
     /// Sent again at this interval while the incident lasts.
+    #[serde(with = "crate::duration_ms::option", default)]
     pub repeat: Option<Duration>,
     /// What it is, e.g. "status update".
     pub subject: String,
@@ -43,6 +46,7 @@ pub struct ScheduledNotice {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EscalationLevel {
     /// Reached this long after the incident opened.
+    #[serde(with = "crate::duration_ms")]
     pub after: Duration,
     /// Who, e.g. "on-call engineer".
     pub role: String,

@@ -9,6 +9,7 @@ use std::fmt;
 /// What was observed about a release, in the matrix's words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Signal {
     /// Data is damaged.
     DatabaseCorruption,

@@ -34,6 +34,7 @@ mod webhook {
 
     /// POSTs each notice as JSON (the [`Notice`] fields) to a URL; a non-2xx answer is an
     /// error naming the status. The URL (which often holds a token) is never shown.
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     #[derive(Clone)]
     pub struct WebhookNotifier {
         client: reqwest::Client,

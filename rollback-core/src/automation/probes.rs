@@ -15,8 +15,20 @@ pub struct SqlProbe {
 
 impl SqlProbe {
     /// A probe of `database` with a `timeout`.
-    pub fn new(database: Arc<dyn DatabaseSnapshot>, timeout: Duration) -> Self {
-        Self { database, timeout }
+    pub fn new(database: impl DatabaseSnapshot + 'static, timeout: Duration) -> Self {
+        Self {
+            database: Arc::new(database),
+            timeout,
+        }
+    }
+}
+
+impl std::fmt::Debug for SqlProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The database adapter is not shown: its own Debug is not asked for.
+        f.debug_struct("SqlProbe")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
 }
 
@@ -63,6 +75,7 @@ mod http {
     /// println!("{} healthy={} in {:?}: {}", result.probe, result.healthy, result.latency, result.detail);
     /// # Ok(()) }
     /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     #[derive(Clone)]
     pub struct HttpProbe {
         client: reqwest::Client,

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 /// What a rule watches, with its threshold.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Condition {
     /// Any health probe is unhealthy.
     HealthFailing,
@@ -72,6 +73,7 @@ pub struct Rule {
     /// What it watches.
     pub condition: Condition,
     /// How long the condition must hold.
+    #[serde(with = "crate::duration_ms")]
     pub window: Duration,
     /// What it means when it fires (the decision matrix says what to do).
     pub signal: Signal,
@@ -275,7 +277,7 @@ mod tests {
     #[test]
     fn unknown_metrics_neither_fire_nor_reset() {
         let obs = |s: u64| {
-            if s % 2 == 0 {
+            if s.is_multiple_of(2) {
                 cpu(99.0)
             } else {
                 Observation::default()

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 /// What the watchdog did, in order.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum WatchdogEvent {
     /// A rule fired and the matrix decided.
     Fired {
@@ -84,17 +85,20 @@ pub struct Watchdog {
 
 impl WatchdogBuilder {
     /// Health probes (the HTTP health endpoint); the `HealthFailing` rule watches them.
-    pub fn health_probe(mut self, probe: Arc<dyn HealthProbe>) -> Self {
+    pub fn health_probe(mut self, probe: impl HealthProbe + 'static) -> Self {
+        let probe: Arc<dyn HealthProbe> = Arc::new(probe);
         self.w.probes.push(probe);
         self
     }
     /// The SQL probe; the `DatabaseUnreachable` rule watches it.
-    pub fn database_probe(mut self, probe: Arc<dyn HealthProbe>) -> Self {
+    pub fn database_probe(mut self, probe: impl HealthProbe + 'static) -> Self {
+        let probe: Arc<dyn HealthProbe> = Arc::new(probe);
         self.w.database_probe = Some(probe);
         self
     }
     /// Where error rate, memory and CPU come from.
-    pub fn metrics(mut self, metrics: Arc<dyn MetricsSource>) -> Self {
+    pub fn metrics(mut self, metrics: impl MetricsSource + 'static) -> Self {
+        let metrics: Arc<dyn MetricsSource> = Arc::new(metrics);
         self.w.metrics = Some(metrics);
         self
     }
@@ -109,7 +113,8 @@ impl WatchdogBuilder {
         self
     }
     /// Where the communication plan's notices go.
-    pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+    pub fn notifier(mut self, notifier: impl Notifier + 'static) -> Self {
+        let notifier: Arc<dyn Notifier> = Arc::new(notifier);
         self.w.notifier = Some(notifier);
         self
     }
@@ -143,9 +148,15 @@ impl WatchdogBuilder {
         self.w.events = Some(tx);
         self
     }
-    /// The watchdog.
-    pub fn build(self) -> Watchdog {
-        self.w
+    /// The watchdog; fails naming a zero polling interval.
+    pub fn build(self) -> Result<Watchdog, crate::error::RollbackError> {
+        if self.w.interval.is_zero() {
+            return Err(crate::error::RollbackError::InvalidSettings {
+                setting: "watchdog interval".into(),
+                why: "is zero: the watchdog would spin; poll every few seconds".into(),
+            });
+        }
+        Ok(self.w)
     }
 }
 
@@ -173,12 +184,13 @@ impl Watchdog {
     ///
     /// ```no_run
     /// # async fn demo(orchestrator: std::sync::Arc<rollback_core::Orchestrator>,
-    /// #               probe: std::sync::Arc<dyn rollback_core::HealthProbe>) {
+    /// #               probe: impl rollback_core::HealthProbe + 'static) {
     /// use rollback_core::Watchdog;
     /// let watchdog = Watchdog::builder(orchestrator)
     ///     .health_probe(probe)
     ///     .auto_rollback(true)
-    ///     .build();
+    ///     .build()
+    ///     .expect("a valid interval");
     /// // Watch for an hour (a service would pass its shutdown signal instead).
     /// let run = watchdog.run(tokio::time::sleep(std::time::Duration::from_secs(3600))).await;
     /// println!("{} events, {} rollbacks", run.events.len(), run.reports.len());
@@ -491,5 +503,30 @@ fn severity_of(decision: Decision) -> Severity {
         Decision::RollbackNow => Severity::Critical,
         Decision::InvestigateFirst => Severity::Medium,
         Decision::NoRollback => Severity::Low,
+    }
+}
+
+impl std::fmt::Debug for WatchdogBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchdogBuilder")
+            .field("watchdog", &self.w)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Watchdog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watchdog")
+            .field("app", self.orchestrator.app())
+            .field("health_probes", &self.probes.len())
+            .field("database_probe", &self.database_probe.is_some())
+            .field("metrics", &self.metrics.is_some())
+            .field("rules", &self.rules.len())
+            .field("notifier", &self.notifier.is_some())
+            .field("interval", &self.interval)
+            .field("auto_rollback", &self.auto_rollback)
+            .field("cooldown", &self.cooldown)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
     }
 }

@@ -3,7 +3,7 @@
 use super::{reporting, Orchestrator, RollbackRequest};
 use crate::error::RollbackError;
 use crate::ids::RollbackId;
-use crate::journal::{Artifacts, Journal, JournalStatus, JournaledRequest};
+use crate::journal::{Journal, JournalStatus};
 use crate::plan::Step;
 use crate::report::{ChecklistItem, Outcome, RollbackReport, StepOutcome, StepRecord};
 use chrono::Utc;
@@ -152,37 +152,23 @@ impl Orchestrator {
             items.push(line(found, "commits since the checkpoint"));
         }
         notes.push("performance degradation: investigate first; nothing was stopped or changed".to_owned());
-        let journal = Journal {
-            id: RollbackId::new(super::unique_id("inv")),
+        let mut journal = Journal::new(
+            RollbackId::new(super::unique_id("inv")),
             checkpoint,
-            request: JournaledRequest {
-                reason: request.reason,
-                scope: request.scope,
-                scenario: request.scenario,
-                code_strategy: request.code_strategy,
-                trigger: request.trigger,
-            },
+            request,
             started_at,
-            status: JournalStatus::Finished(Outcome::Investigated),
-            steps: vec![StepRecord {
-                step,
-                started_at,
-                duration: (Utc::now() - started_at).to_std().unwrap_or_default(),
-                outcome: StepOutcome::Ok,
-                checklist: items,
-            }],
-            artifacts: Artifacts::default(),
-            stopped_at: None,
-            stop_issued_at: None,
-            first_answer_at: None,
-            healthy_at: None,
-            health,
-            integrity,
-            verification: Vec::new(),
-            log_matches: Vec::new(),
-            recovery: Vec::new(),
-            notes,
-        };
+        );
+        journal.status = JournalStatus::Finished(Outcome::Investigated);
+        journal.steps.push(StepRecord {
+            step,
+            started_at,
+            duration: (Utc::now() - started_at).to_std().unwrap_or_default(),
+            outcome: StepOutcome::Ok,
+            checklist: items,
+        });
+        journal.health = health;
+        journal.integrity = integrity;
+        journal.notes = notes;
         let mut report = reporting::build_report(self, &journal);
         report.diagnosis = diagnosis;
         if let Err(e) = self.state.save_report(&report).await {

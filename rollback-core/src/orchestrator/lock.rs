@@ -1,8 +1,9 @@
 //! Taking the rollback lock, and telling a stale lock (its holder died) from a live one.
 
+use crate::domain::LockHolder;
 use crate::error::RollbackError;
 use crate::ids::RollbackId;
-use crate::state::{LockHolder, StateStore};
+use crate::traits::StateStore;
 use chrono::Utc;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,7 +34,15 @@ use crate::sys::pid_alive;
 
 /// True when the holder provably cannot be running: same host, and either its process is
 /// gone, or it is this process and no running rollback holds the token.
-pub(crate) fn is_stale(holder: &LockHolder) -> bool {
+/// Reads `/proc` on a blocking thread.
+pub(crate) async fn is_stale(holder: &LockHolder) -> bool {
+    let holder = holder.clone();
+    tokio::task::spawn_blocking(move || is_stale_now(&holder))
+        .await
+        .unwrap_or(false)
+}
+
+fn is_stale_now(holder: &LockHolder) -> bool {
     if holder.host != host_name() {
         return false;
     }
@@ -82,7 +91,7 @@ pub(crate) async fn acquire(
             .map_err(RollbackError::State)?
         {
             None => return Ok((guard, taken_over)),
-            Some(current) if is_stale(&current) => {
+            Some(current) if is_stale(&current).await => {
                 tracing::warn!(holder = %current, "taking over a stale rollback lock: its holder is gone");
                 state.unlock(&current.token).await.map_err(RollbackError::State)?;
                 taken_over = Some(current);

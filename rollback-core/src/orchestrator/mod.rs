@@ -6,15 +6,14 @@ mod lock;
 mod planning;
 mod preflight;
 mod reporting;
-mod request;
 mod run;
 mod signals;
 
-pub use request::{
-    FailurePolicy, LogScan, PerformanceCheck, RollbackRequest, RollbackTarget, Settings, SignalPolicy,
-    StepTimeouts, DEFAULT_LOG_PATTERNS,
+pub(crate) use crate::request::{
+    FailurePolicy, PerformanceCheck, RollbackRequest, RollbackTarget, Settings, SignalPolicy,
 };
 
+use crate::domain::LockHolder;
 use crate::domain::{Checkpoint, IntegrityChecks, Scenario, Scope};
 use crate::error::{AdapterError, RollbackError};
 use crate::ids::{AppName, CheckpointId, RevisionId, RollbackId};
@@ -22,12 +21,13 @@ use crate::journal::Journal;
 use crate::plan::Step;
 use crate::progress::ProgressSink;
 use crate::report::RollbackReport;
-use crate::state::{LockHolder, StateStore};
+use crate::traits::StateStore;
 use crate::traits::{CodeVersion, ConfigStore, DatabaseSnapshot, HealthProbe, MetricsSource, ProcessManager};
 use chrono::Utc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// What [`Orchestrator::wait_for_healthy`] saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +42,10 @@ pub struct HealthGate {
 
 /// Builds an [`Orchestrator`]. A process manager and a state store are required; the
 /// database, code and config adapters are needed only by rollbacks whose scope uses them.
+///
+/// Setters take the adapter itself (`impl DatabaseSnapshot`, ...); an `Arc` of one is one
+/// too, for callers that keep a handle. [`build`](Self::build) checks what is missing and
+/// the settings.
 pub struct OrchestratorBuilder {
     app: AppName,
     database: Option<Arc<dyn DatabaseSnapshot>>,
@@ -57,45 +61,45 @@ pub struct OrchestratorBuilder {
 
 impl OrchestratorBuilder {
     /// The database adapter.
-    pub fn database(mut self, db: Arc<dyn DatabaseSnapshot>) -> Self {
-        self.database = Some(db);
+    pub fn database(mut self, db: impl DatabaseSnapshot + 'static) -> Self {
+        self.database = Some(Arc::new(db));
         self
     }
 
     /// The code adapter.
-    pub fn code(mut self, code: Arc<dyn CodeVersion>) -> Self {
-        self.code = Some(code);
+    pub fn code(mut self, code: impl CodeVersion + 'static) -> Self {
+        self.code = Some(Arc::new(code));
         self
     }
 
     /// The config adapter.
-    pub fn config(mut self, config: Arc<dyn ConfigStore>) -> Self {
-        self.config = Some(config);
+    pub fn config(mut self, config: impl ConfigStore + 'static) -> Self {
+        self.config = Some(Arc::new(config));
         self
     }
 
     /// The process manager (required).
-    pub fn process(mut self, process: Arc<dyn ProcessManager>) -> Self {
-        self.process = Some(process);
+    pub fn process(mut self, process: impl ProcessManager + 'static) -> Self {
+        self.process = Some(Arc::new(process));
         self
     }
 
     /// Adds a health probe; post-verify waits until every probe passes.
-    pub fn health_probe(mut self, probe: Arc<dyn HealthProbe>) -> Self {
-        self.probes.push(probe);
+    pub fn health_probe(mut self, probe: impl HealthProbe + 'static) -> Self {
+        self.probes.push(Arc::new(probe));
         self
     }
 
     /// A metrics source: sampled with each checkpoint (its baseline), after a rollback's
     /// start (post-verify's performance check) and when investigating.
-    pub fn metrics(mut self, metrics: Arc<dyn MetricsSource>) -> Self {
-        self.metrics = Some(metrics);
+    pub fn metrics(mut self, metrics: impl MetricsSource + 'static) -> Self {
+        self.metrics = Some(Arc::new(metrics));
         self
     }
 
     /// The state store (required), e.g. a [`DirStateStore`](crate::DirStateStore).
-    pub fn state(mut self, state: Arc<dyn StateStore>) -> Self {
-        self.state = Some(state);
+    pub fn state(mut self, state: impl StateStore + 'static) -> Self {
+        self.state = Some(Arc::new(state));
         self
     }
 
@@ -111,13 +115,15 @@ impl OrchestratorBuilder {
         self
     }
 
-    /// Builds the orchestrator.
+    /// Builds the orchestrator: fails naming a missing process manager or state store, or a
+    /// setting that cannot work (a zero health interval or step limit).
     pub fn build(self) -> Result<Orchestrator, RollbackError> {
         let missing = |component, setter| RollbackError::MissingComponent {
             scope: "any rollback".into(),
             component,
             setter,
         };
+        self.settings.validate()?;
         Ok(Orchestrator {
             process: self.process.ok_or_else(|| missing("ProcessManager", "process"))?,
             state: self.state.ok_or_else(|| missing("StateStore", "state"))?,
@@ -136,16 +142,15 @@ impl OrchestratorBuilder {
 /// Runs checkpoints and rollbacks for one app.
 ///
 /// ```no_run
-/// # async fn demo(db: std::sync::Arc<dyn rollback_core::DatabaseSnapshot>,
-/// #   code: std::sync::Arc<dyn rollback_core::CodeVersion>,
-/// #   pm: std::sync::Arc<dyn rollback_core::ProcessManager>) -> Result<(), Box<dyn std::error::Error>> {
+/// # async fn demo(db: impl rollback_core::DatabaseSnapshot + 'static,
+/// #   code: impl rollback_core::CodeVersion + 'static,
+/// #   pm: impl rollback_core::ProcessManager + 'static) -> Result<(), Box<dyn std::error::Error>> {
 /// use rollback_core::{DirStateStore, Orchestrator, RollbackTarget, Scope};
-/// use std::sync::Arc;
 /// let rollback = Orchestrator::builder("web")
 ///     .database(db)
 ///     .code(code)
 ///     .process(pm)
-///     .state(Arc::new(DirStateStore::open("/var/lib/web/rollback").await?))
+///     .state(DirStateStore::open("/var/lib/web/rollback").await?)
 ///     .build()?;
 /// let checkpoint = rollback.checkpoint("before v2").await?;   // before the deploy
 /// // ... the deploy goes bad ...
@@ -213,7 +218,10 @@ impl Orchestrator {
         self.refuse_if_unfinished().await?;
         let id = CheckpointId::new(unique_id("cp"));
         let span = tracing::info_span!("checkpoint", checkpoint = %id, label);
-        let _entered = span.enter();
+        self.take_checkpoint(id, label).instrument(span).await
+    }
+
+    async fn take_checkpoint(&self, id: CheckpointId, label: &str) -> Result<Checkpoint, RollbackError> {
         let (snapshot, snapshot_taken_at, mut warnings) = match &self.database {
             Some(db) => {
                 let info = db
@@ -395,8 +403,12 @@ impl Orchestrator {
             return Ok(());
         };
         let holder = self.lock_holder().await?;
-        if let Some(holder) = holder.clone().filter(|h| !lock::is_stale(h)) {
-            return Err(RollbackError::Locked { holder });
+        if let Some(holder) = &holder {
+            if !lock::is_stale(holder).await {
+                return Err(RollbackError::Locked {
+                    holder: holder.clone(),
+                });
+            }
         }
         Err(RollbackError::Unfinished {
             step: unfinished.last_step(),
@@ -519,7 +531,7 @@ impl Orchestrator {
     /// checked yourself). Returns the holder that was cleared.
     pub async fn clear_stale_lock(&self, force: bool) -> Result<Option<LockHolder>, RollbackError> {
         match self.lock_holder().await? {
-            Some(holder) if force || lock::is_stale(&holder) => {
+            Some(holder) if force || lock::is_stale(&holder).await => {
                 self.state
                     .unlock(&holder.token)
                     .await
@@ -539,9 +551,7 @@ impl Orchestrator {
             setter,
         };
         if scope.is_empty() {
-            return Err(RollbackError::NoCheckpoint(
-                "the scope is empty: name at least one of database, code, config".into(),
-            ));
+            return Err(RollbackError::EmptyScope);
         }
         if scope.database && self.database.is_none() {
             return Err(missing("DatabaseSnapshot", "database"));
@@ -583,5 +593,54 @@ impl Orchestrator {
                 limit.as_secs_f64()
             ))),
         }
+    }
+}
+
+/// Which adapters are configured (adapters are trait objects: their own `Debug`, which
+/// could show a connection string, is not asked for).
+fn debug_components(f: &mut std::fmt::DebugStruct<'_, '_>, parts: [(&str, bool); 6], probes: usize) {
+    for (name, present) in parts {
+        f.field(name, &if present { "configured" } else { "none" });
+    }
+    f.field("health_probes", &probes);
+}
+
+impl std::fmt::Debug for OrchestratorBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("OrchestratorBuilder");
+        d.field("app", &self.app);
+        debug_components(
+            &mut d,
+            [
+                ("database", self.database.is_some()),
+                ("code", self.code.is_some()),
+                ("config", self.config.is_some()),
+                ("process", self.process.is_some()),
+                ("metrics", self.metrics.is_some()),
+                ("state", self.state.is_some()),
+            ],
+            self.probes.len(),
+        );
+        d.field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Orchestrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Orchestrator");
+        d.field("app", &self.app);
+        debug_components(
+            &mut d,
+            [
+                ("database", self.database.is_some()),
+                ("code", self.code.is_some()),
+                ("config", self.config.is_some()),
+                ("process", true),
+                ("metrics", self.metrics.is_some()),
+                ("state", true),
+            ],
+            self.probes.len(),
+        );
+        d.field("settings", &self.settings).finish_non_exhaustive()
     }
 }

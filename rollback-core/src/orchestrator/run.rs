@@ -6,9 +6,9 @@ use super::preflight::{access_warnings, preflight_checks, reload_decision};
 use super::reporting::build_report;
 use super::{FailurePolicy, Orchestrator, RollbackRequest};
 use crate::domain::{Checkpoint, CodeStrategy};
-use crate::error::{AdapterError, PreflightFailure, RollbackError};
+use crate::error::{AdapterError, ErrorKind, PreflightFailure, RollbackError};
 use crate::ids::RollbackId;
-use crate::journal::{Artifacts, Journal, JournalStatus, JournaledRequest};
+use crate::journal::{Journal, JournalStatus};
 use crate::plan::{OnFailure, Step};
 use crate::progress::{ProgressEvent, ProgressKind};
 use crate::report::{ChecklistItem, Outcome, RollbackReport, StepOutcome, StepRecord};
@@ -19,7 +19,7 @@ use tracing::Instrument;
 enum Failure {
     Preflight(Vec<PreflightFailure>),
     TargetIsLive(String),
-    Step(String),
+    Step(AdapterError),
 }
 
 impl Failure {
@@ -31,15 +31,21 @@ impl Failure {
                 .collect::<Vec<_>>()
                 .join("; "),
             Failure::TargetIsLive(what) => format!("target matches what is live ({what})"),
-            Failure::Step(cause) => cause.clone(),
+            Failure::Step(error) => error.to_string(),
         }
     }
 }
 
 impl From<AdapterError> for Failure {
     fn from(e: AdapterError) -> Self {
-        Failure::Step(e.to_string())
+        Failure::Step(e)
     }
+}
+
+/// A step's own failure that no adapter returned (an inconsistent journal, checks that
+/// found something), as the error the caller gets.
+fn failed(cause: impl Into<String>) -> Failure {
+    Failure::Step(AdapterError::new(ErrorKind::Failed, cause))
 }
 
 pub(super) struct Run<'a> {
@@ -85,37 +91,14 @@ impl<'a> Run<'a> {
                 "took over a stale lock left by {stale}"
             )));
         }
-        let journal = Journal {
-            id,
-            checkpoint,
-            request: JournaledRequest {
-                reason: request.reason,
-                scope: request.scope,
-                scenario: request.scenario,
-                code_strategy: request.code_strategy,
-                trigger: request.trigger,
-            },
+        let mut journal = Journal::new(id, checkpoint, request, lock_started);
+        journal.steps.push(StepRecord {
+            step: Step::Lock,
             started_at: lock_started,
-            status: JournalStatus::Running,
-            steps: vec![StepRecord {
-                step: Step::Lock,
-                started_at: lock_started,
-                duration: elapsed_since(lock_started),
-                outcome: StepOutcome::Ok,
-                checklist: lock_items,
-            }],
-            artifacts: Artifacts::default(),
-            stopped_at: None,
-            stop_issued_at: None,
-            first_answer_at: None,
-            healthy_at: None,
-            health: Vec::new(),
-            integrity: Vec::new(),
-            verification: Vec::new(),
-            log_matches: Vec::new(),
-            recovery: Vec::new(),
-            notes: Vec::new(),
-        };
+            duration: elapsed_since(lock_started),
+            outcome: StepOutcome::Ok,
+            checklist: lock_items,
+        });
         tracing::info!(rollback = %journal.id, checkpoint = %journal.checkpoint.id, scope = %journal.request.scope, reason = %journal.request.reason, "rollback started");
         let mut run = Run {
             o,
@@ -166,7 +149,11 @@ impl<'a> Run<'a> {
 
     async fn drive(&mut self) -> Result<RollbackReport, RollbackError> {
         match self.journal.status.clone() {
-            JournalStatus::Recovering { step, cause } => return self.recover(step, cause).await,
+            JournalStatus::Recovering { step, cause, kind } => {
+                // The adapter's error did not survive the process that died; its kind and
+                // text did.
+                return self.recover(step, AdapterError::new(kind, cause)).await;
+            }
             JournalStatus::Finishing(outcome) => return self.finish_journaled(outcome).await,
             JournalStatus::Running | JournalStatus::Finished(_) => {}
         }
@@ -228,20 +215,13 @@ impl<'a> Run<'a> {
     // ---- the steps ----------------------------------------------------------------------
 
     async fn preflight(&mut self) -> Result<(), Failure> {
-        let request = RollbackRequest {
-            target: super::RollbackTarget::Checkpoint(self.journal.checkpoint.id.clone()),
-            reason: self.journal.request.reason.clone(),
-            scope: self.journal.request.scope,
-            scenario: self.journal.request.scenario,
-            code_strategy: self.journal.request.code_strategy.clone(),
-            trigger: self.journal.request.trigger.clone(),
-        };
-        let (items, failures) = match preflight_checks(self.o, &self.journal.checkpoint, &request, true).await
-        {
-            Ok(found) => found,
-            Err(RollbackError::TargetIsLive { what, .. }) => return Err(Failure::TargetIsLive(what)),
-            Err(e) => return Err(Failure::Step(e.to_string())),
-        };
+        let (items, failures) =
+            match preflight_checks(self.o, &self.journal.checkpoint, &self.journal.request, true).await {
+                Ok(found) => found,
+                Err(RollbackError::TargetIsLive { what, .. }) => return Err(Failure::TargetIsLive(what)),
+                Err(RollbackError::State(e)) => return Err(Failure::Step(e)),
+                Err(e) => return Err(failed(e.to_string())),
+            };
         self.items = items;
         if failures.is_empty() {
             self.choose_graceful_reload().await;
@@ -376,7 +356,7 @@ impl<'a> Run<'a> {
                         if report.passed() {
                             self.journal.artifacts.staged_verified = true;
                         } else {
-                            errors.push(format!(
+                            errors.push(AdapterError::new(ErrorKind::Corrupt, format!(
                                 "the staged copy of snapshot {} fails its integrity checks, so the rollback stops before the app does: {}",
                                 prepared.snapshot,
                                 report
@@ -386,14 +366,14 @@ impl<'a> Run<'a> {
                                     .map(|c| format!("{} ({})", c.name, c.detail))
                                     .collect::<Vec<_>>()
                                     .join("; ")
-                            ));
+                            )));
                         }
                     }
                     None => {}
                 }
                 self.journal.artifacts.prepared_restore = Some(prepared);
             }
-            Some(Err(e)) => errors.push(format!("staging the snapshot: {e}")),
+            Some(Err(e)) => errors.push(e.context("staging the snapshot")),
             None => {}
         }
         match built {
@@ -410,13 +390,19 @@ impl<'a> Run<'a> {
                 )));
                 self.journal.artifacts.prepared_revision = Some(prepared);
             }
-            Some(Err(e)) => errors.push(format!("building the code: {e}")),
+            Some(Err(e)) => errors.push(e.context("building the code")),
             None => {}
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(Failure::Step(errors.join("; ")))
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(Failure::Step(errors.remove(0))),
+            _ => Err(failed(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )),
         }
     }
 
@@ -493,7 +479,7 @@ impl<'a> Run<'a> {
                 .timed(
                     Step::EmergencyBackup,
                     "backing up the live config",
-                    config.backup(&label),
+                    config.preserve_current(&label),
                 )
                 .await?;
             self.journal.artifacts.preserved_config = Some(backup);
@@ -512,7 +498,7 @@ impl<'a> Run<'a> {
         let o = self.o;
         let (Some(db), Some(prepared)) = (&o.database, self.journal.artifacts.prepared_restore.clone())
         else {
-            return Err(Failure::Step("no prepared snapshot in the journal".into()));
+            return Err(failed("no prepared snapshot in the journal"));
         };
         let aside = o
             .timed(
@@ -556,7 +542,7 @@ impl<'a> Run<'a> {
                 return if passed {
                     Ok(())
                 } else {
-                    Err(Failure::Step(format!(
+                    Err(failed(format!(
                         "the switched-in database is not provably the copy verified online: {detail}"
                     )))
                 };
@@ -588,7 +574,7 @@ impl<'a> Run<'a> {
         if report.passed() {
             Ok(())
         } else {
-            Err(Failure::Step(format!(
+            Err(failed(format!(
                 "integrity checks failed: {}",
                 report.failures().join(", ")
             )))
@@ -598,7 +584,7 @@ impl<'a> Run<'a> {
     async fn activate_code(&mut self) -> Result<(), Failure> {
         let o = self.o;
         let (Some(code), Some(prepared)) = (&o.code, self.journal.artifacts.prepared_revision.clone()) else {
-            return Err(Failure::Step("no prepared revision in the journal".into()));
+            return Err(failed("no prepared revision in the journal"));
         };
         o.timed(
             Step::ActivateCode,
@@ -616,7 +602,7 @@ impl<'a> Run<'a> {
     async fn restore_config(&mut self) -> Result<(), Failure> {
         let o = self.o;
         let (Some(config), Some(version)) = (&o.config, self.journal.checkpoint.config.clone()) else {
-            return Err(Failure::Step("the checkpoint has no config version".into()));
+            return Err(failed("the checkpoint has no config version"));
         };
         o.timed(
             Step::RestoreConfig,
@@ -674,7 +660,7 @@ impl<'a> Run<'a> {
         let Some(healthy_at) = healthy_at else {
             // The app's log may say why: read it before the failure policy runs.
             self.signals(false).await;
-            return Err(Failure::Step(format!(
+            return Err(failed(format!(
                 "not healthy within {}s of the start",
                 self.o.settings.health_timeout.as_secs_f64()
             )));
@@ -695,7 +681,7 @@ impl<'a> Run<'a> {
             self.integrity(Step::PostVerify, &checks).await?;
         }
         match self.signals(true).await {
-            Some(why) => Err(Failure::Step(why)),
+            Some(why) => Err(failed(why)),
             None => Ok(()),
         }
     }
@@ -734,7 +720,7 @@ impl<'a> Run<'a> {
     async fn fail(&mut self, step: Step, failure: Failure) -> Result<RollbackReport, RollbackError> {
         let cause = failure.message();
         self.emit(step, ProgressKind::Failed(cause.clone()));
-        match failure {
+        let error = match failure {
             Failure::Preflight(failures) => {
                 self.finish(Outcome::Aborted { step, cause }).await;
                 return Err(RollbackError::Preflight { failures });
@@ -746,46 +732,47 @@ impl<'a> Run<'a> {
                     what,
                 });
             }
-            Failure::Step(_) => {}
-        }
+            Failure::Step(error) => error,
+        };
         let outcome = match step.row().on_failure {
             OnFailure::Abort => Outcome::Aborted {
                 step,
                 cause: cause.clone(),
             },
             OnFailure::StartAgain => {
-            // The app may be half-stopped: make sure it runs, changing nothing else.
-            let o = self.o;
-            match o
-                .timed(Step::Start, "starting the app again", o.process.start(&o.app))
-                .await
-            {
-                Ok(()) => {
-                    self.journal
-                        .recovery
-                        .push(ChecklistItem::done("app started again after the failed stop"));
-                    Outcome::Aborted {
-                        step,
-                        cause: cause.clone(),
+                // The app may be half-stopped: make sure it runs, changing nothing else.
+                let o = self.o;
+                match o
+                    .timed(Step::Start, "starting the app again", o.process.start(&o.app))
+                    .await
+                {
+                    Ok(()) => {
+                        self.journal
+                            .recovery
+                            .push(ChecklistItem::done("app started again after the failed stop"));
+                        Outcome::Aborted {
+                            step,
+                            cause: cause.clone(),
+                        }
                     }
+                    Err(e) => Outcome::Halted {
+                        step,
+                        cause: format!("{cause}; starting it again failed too: {e}"),
+                        statement: "the app may be down; nothing else was changed".into(),
+                    },
                 }
-                Err(e) => Outcome::Halted {
-                    step,
-                    cause: format!("{cause}; starting it again failed too: {e}"),
-                    statement: "the app may be down; nothing else was changed".into(),
-                },
-            }
             }
             OnFailure::Policy => match self.o.settings.failure_policy {
                 FailurePolicy::RestorePreRollbackState => {
                     self.journal.status = JournalStatus::Recovering {
                         step,
                         cause: cause.clone(),
+                        kind: error.kind(),
                     };
                     if let Err(e) = self.save().await {
                         tracing::error!(error = %e, "could not journal the recovery; recovering anyway");
                     }
-                    return self.recover(step, cause).await;
+                    return self.recover(step, error).await;
                 }
                 FailurePolicy::Halt => Outcome::Halted {
                     step,
@@ -797,7 +784,7 @@ impl<'a> Run<'a> {
         let report = self.finish(outcome).await;
         Err(RollbackError::StepFailed {
             step,
-            cause,
+            error,
             report: Box::new(report),
         })
     }
@@ -805,7 +792,8 @@ impl<'a> Run<'a> {
     /// Undoes exactly the steps whose changes may have happened (the journal says which
     /// began), then starts the app when every undo succeeded. Idempotent, so an interrupted
     /// recovery is resumed by running it again.
-    async fn recover(&mut self, step: Step, cause: String) -> Result<RollbackReport, RollbackError> {
+    async fn recover(&mut self, step: Step, error: AdapterError) -> Result<RollbackReport, RollbackError> {
+        let cause = error.to_string();
         self.emit(step, ProgressKind::Recovering);
         tracing::warn!(rollback = %self.journal.id, step = %step, "putting the pre-rollback state back");
         let o = self.o;
@@ -853,7 +841,7 @@ impl<'a> Run<'a> {
                 .timed(
                     Step::ActivateCode,
                     "activating the pre-rollback release",
-                    code.activate(p),
+                    code.reinstate(p),
                 )
                 .await;
             log.record(&format!("activate the pre-rollback release {}", p.revision), &r);
@@ -868,7 +856,7 @@ impl<'a> Run<'a> {
                 .timed(
                     Step::RestoreConfig,
                     "putting the pre-rollback config back",
-                    config.restore(&v.id),
+                    config.reinstate(v),
                 )
                 .await;
             log.record(&format!("put the pre-rollback config {} back", v.id), &r);
@@ -957,7 +945,7 @@ impl<'a> Run<'a> {
         let report = self.finish(outcome).await;
         Err(RollbackError::StepFailed {
             step,
-            cause,
+            error,
             report: Box::new(report),
         })
     }
@@ -1171,7 +1159,7 @@ impl<'a> Run<'a> {
             | Outcome::RestoredPreRollbackState { step, cause }
             | Outcome::Halted { step, cause, .. } => Err(RollbackError::StepFailed {
                 step,
-                cause,
+                error: AdapterError::new(ErrorKind::Failed, cause),
                 report: Box::new(report),
             }),
         }

@@ -7,6 +7,14 @@ use async_trait::async_trait;
 ///
 /// [`prepare`](Self::prepare) checks out and builds while the app still runs;
 /// [`activate`](Self::activate) switches what the app runs from, fast, while it is stopped.
+/// The emergency backup keeps the live release with
+/// [`preserve_current`](Self::preserve_current), and the failure policy puts it back with
+/// [`reinstate`](Self::reinstate) (the same pair as the database's and the config's).
+///
+/// Required: `current`, `resolve`, `history`, `prepare`, `preserve_current`, `activate`,
+/// `revert`. Provided (override where the adapter can do better): `check_activate`,
+/// `switches_under_a_running_app`, `reinstate`. New capabilities are added as provided
+/// methods, so adding one never breaks an adapter.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait CodeVersion: Send + Sync {
@@ -57,9 +65,63 @@ pub trait CodeVersion: Send + Sync {
     /// half-switched tree) and idempotent.
     async fn activate(&self, prepared: &PreparedRevision) -> Result<(), AdapterError>;
 
+    /// Puts back what [`preserve_current`](Self::preserve_current) kept (the failure
+    /// policy's undo of the code). Idempotent.
+    ///
+    /// Optional: the provided version activates it.
+    async fn reinstate(&self, preserved: &PreparedRevision) -> Result<(), AdapterError> {
+        self.activate(preserved).await
+    }
+
     /// Makes revert commits for `commits` (newest first) on the current line, never
     /// rewriting history, and returns the new head. A conflict gives
     /// [`ErrorKind::Conflict`](crate::ErrorKind::Conflict) naming the paths and leaves the
     /// repository as it was.
     async fn revert(&self, commits: &[RevisionId]) -> Result<Revision, AdapterError>;
+}
+
+/// Forwards every method, provided ones included, so that an `Arc` of an adapter (or an
+/// `Arc<dyn CodeVersion>`) is one too: builders take `impl CodeVersion`, and callers that keep a
+/// handle (tests reading a fake's calls) pass a clone of their `Arc`.
+#[async_trait]
+impl<T: CodeVersion + ?Sized> CodeVersion for std::sync::Arc<T> {
+    async fn current(&self) -> Result<Revision, AdapterError> {
+        (**self).current().await
+    }
+
+    async fn resolve(&self, spec: &str) -> Result<Revision, AdapterError> {
+        (**self).resolve(spec).await
+    }
+
+    async fn history(&self, n: usize) -> Result<Vec<Revision>, AdapterError> {
+        (**self).history(n).await
+    }
+
+    async fn prepare(&self, revision: &RevisionId) -> Result<PreparedRevision, AdapterError> {
+        (**self).prepare(revision).await
+    }
+
+    async fn check_activate(&self, revision: &RevisionId) -> Result<(), AdapterError> {
+        (**self).check_activate(revision).await
+    }
+
+    fn switches_under_a_running_app(&self) -> bool {
+        (**self).switches_under_a_running_app()
+    }
+
+    async fn preserve_current(&self) -> Result<PreparedRevision, AdapterError> {
+        (**self).preserve_current().await
+    }
+
+    async fn activate(&self, prepared: &PreparedRevision) -> Result<(), AdapterError> {
+        (**self).activate(prepared).await
+    }
+
+    async fn reinstate(&self, preserved: &PreparedRevision) -> Result<(), AdapterError> {
+        (**self).reinstate(preserved).await
+    }
+
+    async fn revert(&self, commits: &[RevisionId]) -> Result<Revision, AdapterError> {
+        (**self).revert(commits).await
+    }
 }

@@ -15,6 +15,12 @@ use std::time::Duration;
 ///
 /// No method may put a secret (a password, a connection string) into an error, a log line
 /// or a returned value.
+///
+/// Required: `snapshot`, `verify`, `prepare_restore`, `preserve_current`, `restore`,
+/// `reinstate`, `check_integrity`, `list`, `remove`, `ping`. Provided (override where the
+/// adapter can do better): `check_prepared`, `prove_unchanged`, `open`, `access_warnings`,
+/// `diagnose`. New capabilities are added as provided methods, so adding one never breaks
+/// an adapter.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait DatabaseSnapshot: Send + Sync {
@@ -129,5 +135,75 @@ pub trait DatabaseSnapshot: Send + Sync {
     /// Optional: the provided version finds nothing.
     async fn diagnose(&self) -> Result<Vec<Finding>, AdapterError> {
         Ok(Vec::new())
+    }
+}
+
+/// Forwards every method, provided ones included, so that an `Arc` of an adapter (or an
+/// `Arc<dyn DatabaseSnapshot>`) is one too: builders take `impl DatabaseSnapshot`, and callers that keep a
+/// handle (tests reading a fake's calls) pass a clone of their `Arc`.
+#[async_trait]
+impl<T: DatabaseSnapshot + ?Sized> DatabaseSnapshot for std::sync::Arc<T> {
+    async fn snapshot(&self, label: &str) -> Result<SnapshotInfo, AdapterError> {
+        (**self).snapshot(label).await
+    }
+
+    async fn verify(&self, id: &SnapshotId) -> Result<(), AdapterError> {
+        (**self).verify(id).await
+    }
+
+    async fn prepare_restore(&self, id: &SnapshotId) -> Result<PreparedRestore, AdapterError> {
+        (**self).prepare_restore(id).await
+    }
+
+    async fn check_prepared(
+        &self,
+        prepared: &PreparedRestore,
+        checks: &IntegrityChecks,
+    ) -> Result<IntegrityReport, AdapterError> {
+        (**self).check_prepared(prepared, checks).await
+    }
+
+    async fn preserve_current(&self, label: &str) -> Result<PreservedDatabase, AdapterError> {
+        (**self).preserve_current(label).await
+    }
+
+    async fn prove_unchanged(&self, prepared: &PreparedRestore) -> Result<Option<CheckResult>, AdapterError> {
+        (**self).prove_unchanged(prepared).await
+    }
+
+    async fn open(&self) -> Result<Vec<String>, AdapterError> {
+        (**self).open().await
+    }
+
+    async fn restore(&self, prepared: &PreparedRestore) -> Result<Vec<PutAside>, AdapterError> {
+        (**self).restore(prepared).await
+    }
+
+    async fn reinstate(&self, preserved: &PreservedDatabase) -> Result<Vec<PutAside>, AdapterError> {
+        (**self).reinstate(preserved).await
+    }
+
+    async fn check_integrity(&self, checks: &IntegrityChecks) -> Result<IntegrityReport, AdapterError> {
+        (**self).check_integrity(checks).await
+    }
+
+    async fn list(&self) -> Result<Vec<SnapshotInfo>, AdapterError> {
+        (**self).list().await
+    }
+
+    async fn remove(&self, id: &SnapshotId) -> Result<(), AdapterError> {
+        (**self).remove(id).await
+    }
+
+    async fn ping(&self) -> Result<Duration, AdapterError> {
+        (**self).ping().await
+    }
+
+    async fn access_warnings(&self) -> Result<Vec<String>, AdapterError> {
+        (**self).access_warnings().await
+    }
+
+    async fn diagnose(&self) -> Result<Vec<Finding>, AdapterError> {
+        (**self).diagnose().await
     }
 }

@@ -12,3 +12,17 @@ pub trait HealthProbe: Send + Sync {
     /// unhealthy result with the error in `detail`.
     async fn probe(&self) -> ProbeResult;
 }
+
+/// Forwards every method, provided ones included, so that an `Arc` of an adapter (or an
+/// `Arc<dyn HealthProbe>`) is one too: builders take `impl HealthProbe`, and callers that keep a
+/// handle (tests reading a fake's calls) pass a clone of their `Arc`.
+#[async_trait]
+impl<T: HealthProbe + ?Sized> HealthProbe for std::sync::Arc<T> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+
+    async fn probe(&self) -> ProbeResult {
+        (**self).probe().await
+    }
+}

@@ -8,6 +8,7 @@ mod health;
 mod metrics;
 mod notifier;
 mod process;
+mod state;
 
 pub use code::CodeVersion;
 pub use config::ConfigStore;
@@ -16,6 +17,7 @@ pub use health::HealthProbe;
 pub use metrics::MetricsSource;
 pub use notifier::Notifier;
 pub use process::ProcessManager;
+pub use state::StateStore;
 
 #[cfg(feature = "mock")]
 pub use code::MockCodeVersion;
@@ -31,3 +33,5 @@ pub use metrics::MockMetricsSource;
 pub use notifier::MockNotifier;
 #[cfg(feature = "mock")]
 pub use process::MockProcessManager;
+#[cfg(feature = "mock")]
+pub use state::MockStateStore;

@@ -68,6 +68,10 @@ use chrono::{DateTime, Utc};
 /// - credentials refused: `PermissionDenied`; the manager refused the command for another
 ///   reason: `Failed`, with the manager's own message (never an app's environment: it holds
 ///   secrets).
+///
+/// **Required and provided methods.** Required: `status`, `stop`, `start`, `restart`.
+/// Provided (override where the manager can): `can_reload`, `reload`, `logs_since`. New
+/// capabilities are added as provided methods, so adding one never breaks an adapter.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait ProcessManager: Send + Sync {
@@ -128,5 +132,39 @@ pub trait ProcessManager: Send + Sync {
     async fn logs_since(&self, app: &AppName, since: DateTime<Utc>) -> Result<Option<AppLogs>, AdapterError> {
         let _ = (app, since);
         Ok(None)
+    }
+}
+
+/// Forwards every method, provided ones included, so that an `Arc` of an adapter (or an
+/// `Arc<dyn ProcessManager>`) is one too: builders take `impl ProcessManager`, and callers that keep a
+/// handle (tests reading a fake's calls) pass a clone of their `Arc`.
+#[async_trait]
+impl<T: ProcessManager + ?Sized> ProcessManager for std::sync::Arc<T> {
+    async fn status(&self, app: &AppName) -> Result<ProcessStatus, AdapterError> {
+        (**self).status(app).await
+    }
+
+    async fn stop(&self, app: &AppName) -> Result<(), AdapterError> {
+        (**self).stop(app).await
+    }
+
+    async fn start(&self, app: &AppName) -> Result<(), AdapterError> {
+        (**self).start(app).await
+    }
+
+    async fn restart(&self, app: &AppName) -> Result<(), AdapterError> {
+        (**self).restart(app).await
+    }
+
+    async fn can_reload(&self, app: &AppName) -> Result<bool, AdapterError> {
+        (**self).can_reload(app).await
+    }
+
+    async fn reload(&self, app: &AppName) -> Result<(), AdapterError> {
+        (**self).reload(app).await
+    }
+
+    async fn logs_since(&self, app: &AppName, since: DateTime<Utc>) -> Result<Option<AppLogs>, AdapterError> {
+        (**self).logs_since(app, since).await
     }
 }

@@ -8,9 +8,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Which checkpoint to go back to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RollbackTarget {
     /// The newest checkpoint marked good (never blindly "the previous one").
+    #[default]
     LastGood,
     /// This checkpoint, good or not.
     Checkpoint(CheckpointId),
@@ -19,6 +22,7 @@ pub enum RollbackTarget {
 /// What to do when a step after the emergency backup fails.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FailurePolicy {
     /// Put the emergency backup back and start the app again (the default): the app is
     /// never left stopped without a decision.
@@ -28,10 +32,13 @@ pub enum FailurePolicy {
     Halt,
 }
 
-/// A rollback request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A rollback request. The journal keeps it as it was asked (the target as named, e.g.
+/// [`RollbackTarget::LastGood`]; the checkpoint it resolved to is journaled beside it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RollbackRequest {
     /// Where to go back to.
+    #[serde(default)]
     pub target: RollbackTarget,
     /// Why (goes into the journal and the report).
     pub reason: String,
@@ -116,6 +123,7 @@ impl StepTimeouts {
 
 /// How the orchestrator runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Settings {
     /// Per-step time limits.
     pub timeouts: StepTimeouts,
@@ -139,7 +147,7 @@ pub struct Settings {
     /// already healthy.
     pub observe_after_healthy: Duration,
     /// Post-verify's "no critical errors in logs": the app's log since the start
-    /// ([`ProcessManager::logs_since`]) scanned for patterns.
+    /// ([`ProcessManager::logs_since`](crate::ProcessManager::logs_since)) scanned for patterns.
     pub log_scan: LogScan,
     /// Post-verify's "performance metrics normal": error rate and latency after the start
     /// against thresholds and the checkpoint's [`MetricsBaseline`](crate::MetricsBaseline).
@@ -153,6 +161,7 @@ pub struct Settings {
 /// manager cannot read, a metrics source that does not answer) is reported and never fails.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SignalPolicy {
     /// Show it in the report's verification; the rollback still succeeds (the default).
     #[default]
@@ -188,6 +197,7 @@ pub const DEFAULT_LOG_PATTERNS: &[&str] = &[
 /// what looks like a secret redacted ([`redact_text`](crate::secret::redact_text)), on top
 /// of the adapter's own redaction of the app's environment values.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LogScan {
     /// The patterns; empty turns the scan off (the log is not read).
     pub patterns: Vec<String>,
@@ -227,6 +237,7 @@ impl LogScan {
 ///
 /// Equality compares the floats bit for bit (so that [`Settings`] stays `Eq`).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct PerformanceCheck {
     /// The highest error rate (0.0..=1.0) that is normal; default 5 %.
     pub max_error_rate: Option<f64>,
@@ -282,5 +293,104 @@ impl Default for Settings {
             log_scan: LogScan::default(),
             performance: PerformanceCheck::default(),
         }
+    }
+}
+
+impl Settings {
+    /// The defaults: the runbook's time limits, put the pre-rollback state back on failure,
+    /// a 120 s health gate probed every 500 ms, graceful reloads where possible, the default
+    /// log scan and performance thresholds, both reported only.
+    ///
+    /// ```
+    /// use rollback_core::{FailurePolicy, Settings, Step};
+    /// use std::time::Duration;
+    /// let settings = Settings::new()
+    ///     .failure_policy(FailurePolicy::Halt)
+    ///     .health_timeout(Duration::from_secs(30))
+    ///     .step_timeout(Step::Prepare, Duration::from_secs(600));
+    /// assert_eq!(settings.timeouts.get(Step::Prepare), Duration::from_secs(600));
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets every step's time limit.
+    pub fn timeouts(mut self, timeouts: StepTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// Sets one step's time limit.
+    pub fn step_timeout(mut self, step: Step, limit: Duration) -> Self {
+        self.timeouts.set(step, limit);
+        self
+    }
+
+    /// Sets what to do when a step after the emergency backup fails.
+    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.failure_policy = policy;
+        self
+    }
+
+    /// Sets how long post-verify waits for the health probes to pass.
+    pub fn health_timeout(mut self, timeout: Duration) -> Self {
+        self.health_timeout = timeout;
+        self
+    }
+
+    /// Sets how often post-verify probes (at most; probes come faster right after a start).
+    pub fn health_interval(mut self, interval: Duration) -> Self {
+        self.health_interval = interval;
+        self
+    }
+
+    /// Sets the integrity checks.
+    pub fn integrity(mut self, integrity: IntegrityChecks) -> Self {
+        self.integrity = integrity;
+        self
+    }
+
+    /// Sets whether a rollback that leaves the database alone reloads gracefully.
+    pub fn graceful_reload(mut self, graceful: bool) -> Self {
+        self.graceful_reload = graceful;
+        self
+    }
+
+    /// Sets how long post-verify watches a healthy app before reading its log and metrics.
+    pub fn observe_after_healthy(mut self, watch: Duration) -> Self {
+        self.observe_after_healthy = watch;
+        self
+    }
+
+    /// Sets the log scan.
+    pub fn log_scan(mut self, scan: LogScan) -> Self {
+        self.log_scan = scan;
+        self
+    }
+
+    /// Sets the performance check.
+    pub fn performance(mut self, check: PerformanceCheck) -> Self {
+        self.performance = check;
+        self
+    }
+
+    /// The first setting that cannot work, as the error `build()` returns.
+    pub(crate) fn validate(&self) -> Result<(), crate::error::RollbackError> {
+        let invalid = |setting: &str, why: &str| {
+            Err(crate::error::RollbackError::InvalidSettings {
+                setting: setting.to_owned(),
+                why: why.to_owned(),
+            })
+        };
+        if self.health_interval.is_zero() {
+            return invalid("health_interval", "is zero: probes would spin; use e.g. 500 ms");
+        }
+        if let Some(step) = Step::ALL.into_iter().find(|s| self.timeouts.get(*s).is_zero()) {
+            return invalid(
+                &format!("timeouts[{step}]"),
+                "is zero: the step could never finish; give it a limit above its slowest run",
+            );
+        }
+        Ok(())
     }
 }
