@@ -61,12 +61,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         t.elapsed()
     );
 
-    let config = PgConfig::new(pg.host(), pg.port(), pg.superuser(), DB).with_password(pg.password().clone());
+    let config = PgConfig::new(pg.host(), pg.port(), pg.superuser(), DB).password(pg.password().clone());
     let root = tempfile::tempdir()?;
-    let db = PostgresSnapshot::new(config, root.path(), PgTools::in_dir(pg.bindir())).with_options(Options {
-        jobs: JOBS,
-        ..Options::default()
-    });
+    let db = PostgresSnapshot::new(config, root.path(), PgTools::in_dir(pg.bindir()))
+        .with_options(Options::new().jobs(JOBS));
     let t = Instant::now();
     let rtt = db.ping().await?;
     println!(

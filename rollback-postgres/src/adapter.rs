@@ -4,7 +4,7 @@ use crate::config::PgConfig;
 use crate::error::PgError;
 use crate::ident::{preserved_prefix, quote_ident};
 use crate::integrity;
-use crate::manifest::{DumpFormat, Manifest};
+use crate::manifest::DumpFormat;
 use crate::state::State;
 use crate::tools::{self, PgTools};
 use crate::{files, seal};
@@ -27,8 +27,19 @@ pub const METHOD_RENAME: &str = "renamed database";
 /// was not allowed).
 pub const METHOD_DUMP: &str = "pg_dump archive";
 
-/// Tuning of [`PostgresSnapshot`].
+/// Tuning of [`PostgresSnapshot`]: [`Options::new`] (the defaults) and the setters.
+///
+/// ```
+/// use rollback_postgres::{DumpFormat, Options};
+/// use std::time::Duration;
+/// let options = Options::new()
+///     .format(DumpFormat::Directory)
+///     .jobs(4)
+///     .dump_timeout(Duration::from_secs(3600));
+/// assert_eq!((options.format, options.jobs), (DumpFormat::Directory, 4));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Options {
     /// Archive format of new snapshots.
     pub format: DumpFormat,
@@ -58,8 +69,57 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// The defaults: custom format, 2 jobs, 6 h per `pg_dump` and per `pg_restore`, 15 s to
+    /// disconnect sessions, queries running over 5 s named by `diagnose`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same options with another archive format for new snapshots (default
+    /// [`DumpFormat::Custom`]).
+    pub fn format(mut self, format: DumpFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// The same options with another number of parallel jobs for `pg_restore` (and
+    /// `pg_dump` in directory format); default 2, at least 1 is used.
+    pub fn jobs(mut self, jobs: u32) -> Self {
+        self.jobs = jobs;
+        self
+    }
+
+    /// The same options with another limit on one `pg_dump` (default 6 h).
+    pub fn dump_timeout(mut self, timeout: Duration) -> Self {
+        self.dump_timeout = timeout;
+        self
+    }
+
+    /// The same options with another limit on one `pg_restore` (default 6 h).
+    pub fn restore_timeout(mut self, timeout: Duration) -> Self {
+        self.restore_timeout = timeout;
+        self
+    }
+
+    /// The same options with another limit on disconnecting the sessions on a database
+    /// before it is renamed or sealed (default 15 s).
+    pub fn disconnect_timeout(mut self, timeout: Duration) -> Self {
+        self.disconnect_timeout = timeout;
+        self
+    }
+
+    /// The same options with another threshold above which `diagnose` names a query or a
+    /// transaction as long-running (default 5 s).
+    pub fn long_running(mut self, threshold: Duration) -> Self {
+        self.long_running = threshold;
+        self
+    }
+}
+
 /// What [`PostgresSnapshot::apply_retention`] deleted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetentionReport {
     /// Snapshots removed (oldest ones).
     pub removed_snapshots: Vec<SnapshotId>,
@@ -110,7 +170,16 @@ pub struct RetentionReport {
 /// key or an owned sequence, and counts every table when comparing with a snapshot.
 ///
 /// The adapter keeps one session on the maintenance database between calls.
-#[derive(Debug)]
+///
+/// `Debug` shows the settings without the password:
+///
+/// ```
+/// use rollback_postgres::{PgConfig, PgTools, PostgresSnapshot};
+/// let config = PgConfig::from_url("postgres://app:s3cret@db.internal/shop")?;
+/// let db = PostgresSnapshot::new(config, "/var/lib/rollback/snapshots", PgTools::in_dir("/usr/bin"));
+/// assert!(!format!("{db:?}").contains("s3cret"));
+/// # Ok::<(), rollback_postgres::PgError>(())
+/// ```
 pub struct PostgresSnapshot {
     pub(crate) config: PgConfig,
     pub(crate) root: PathBuf,
@@ -120,8 +189,22 @@ pub struct PostgresSnapshot {
     maintenance_session: tokio::sync::Mutex<Option<Arc<Client>>>,
 }
 
+impl std::fmt::Debug for PostgresSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The config's password is a Secret, whose Debug is redacted.
+        f.debug_struct("PostgresSnapshot")
+            .field("config", &self.config)
+            .field("snapshot_root", &self.root)
+            .field("tools", &self.tools)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
 impl PostgresSnapshot {
     /// The adapter for the database in `config`, keeping snapshots under `snapshot_root`.
+    /// Connects to nothing yet: `DatabaseSnapshot::ping` and `check_integrity` say
+    /// whether the settings work.
     pub fn new(config: PgConfig, snapshot_root: impl Into<PathBuf>, tools: PgTools) -> Self {
         PostgresSnapshot {
             config,
@@ -147,12 +230,6 @@ impl PostgresSnapshot {
     /// The snapshot root.
     pub fn snapshot_root(&self) -> &Path {
         &self.root
-    }
-
-    /// The manifest of snapshot `id`.
-    pub async fn manifest(&self, id: &SnapshotId) -> Result<Manifest, AdapterError> {
-        let dir = self.snapshot_dir(id)?;
-        Ok(Manifest::load(&dir).await?)
     }
 
     /// Deletes all but the newest `keep_snapshots` snapshots and drops all but the newest
@@ -721,7 +798,7 @@ impl DatabaseSnapshot for PostgresSnapshot {
     /// PostgreSQL's statistics views: long-running queries and transactions, lock waits
     /// with who blocks them, client connections by state, the cache hit ratio, and the top
     /// statements from `pg_stat_statements` when it is installed. Query text only
-    /// normalized (no literal, no comment; see [`normalize_query`](crate::diagnose::normalize_query)).
+    /// normalized (no literal, no comment, the first 120 characters).
     /// A topic that cannot be read is a finding saying why; an error only when no session
     /// can be opened.
     async fn diagnose(&self) -> Result<Vec<rollback_core::Finding>, AdapterError> {
@@ -733,7 +810,7 @@ impl DatabaseSnapshot for PostgresSnapshot {
             Ok(c) => c,
             Err(e) => {
                 return Err(match self.sealed_reason(&self.config.dbname).await {
-                    Some(sealed) => AdapterError::new(e.kind(), sealed),
+                    Some(sealed) => AdapterError::new(e.kind(), sealed).with_source(e),
                     None => e.into(),
                 })
             }
@@ -756,5 +833,45 @@ pub(crate) fn unreachable(detail: String) -> IntegrityReport {
             passed: false,
             detail,
         }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_the_adapter_never_shows_the_password() {
+        let config = PgConfig::from_url("postgres://u:s3cret@host/db").unwrap();
+        let db = PostgresSnapshot::new(config, "/srv/snapshots", PgTools::new("pg_dump", "pg_restore"))
+            .with_options(Options::new().jobs(3));
+        let shown = format!("{db:?} {db:#?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("host") && shown.contains("/srv/snapshots") && shown.contains("jobs: 3"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn option_setters_set_what_they_name() {
+        let o = Options::new()
+            .format(DumpFormat::Directory)
+            .jobs(8)
+            .dump_timeout(Duration::from_secs(1))
+            .restore_timeout(Duration::from_secs(2))
+            .disconnect_timeout(Duration::from_secs(3))
+            .long_running(Duration::from_secs(4));
+        assert_eq!(
+            o,
+            Options {
+                format: DumpFormat::Directory,
+                jobs: 8,
+                dump_timeout: Duration::from_secs(1),
+                restore_timeout: Duration::from_secs(2),
+                disconnect_timeout: Duration::from_secs(3),
+                long_running: Duration::from_secs(4),
+            }
+        );
     }
 }

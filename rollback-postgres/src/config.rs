@@ -8,9 +8,10 @@ use rollback_core::{ErrorKind, Secret};
 use std::str::FromStr;
 use std::time::Duration;
 
-/// How to use TLS. This build connects without TLS (`tokio_postgres::NoTls`): `Require`
+/// How to use TLS. This build connects without TLS (no TLS connector is built in): `Require`
 /// is refused with a clear error rather than silently downgraded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SslMode {
     /// Never use TLS.
     Disable,
@@ -33,6 +34,10 @@ impl SslMode {
 
 /// Where and how to connect to the live database.
 ///
+/// Built with [`new`](PgConfig::new) or [`from_url`](PgConfig::from_url), then the
+/// setters; the fields can be read (and changed) directly. `Debug` never shows the
+/// password.
+///
 /// ```
 /// use rollback_postgres::PgConfig;
 /// let c = PgConfig::from_url("postgres://app:s3cret@db.internal:5433/shop?sslmode=disable").unwrap();
@@ -41,6 +46,7 @@ impl SslMode {
 /// assert_eq!(c.redacted(), "postgres://app@db.internal:5433/shop");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PgConfig {
     /// Host name, IP address, or (starting with `/`) the directory of a unix socket.
     pub host: String,
@@ -86,8 +92,35 @@ impl PgConfig {
     }
 
     /// The same settings with a password.
-    pub fn with_password(mut self, password: impl Into<Secret>) -> Self {
+    pub fn password(mut self, password: impl Into<Secret>) -> Self {
         self.password = Some(password.into());
+        self
+    }
+
+    /// The same settings with another TLS mode ([`SslMode::Require`] is refused when
+    /// connecting: this build has no TLS).
+    pub fn sslmode(mut self, sslmode: SslMode) -> Self {
+        self.sslmode = sslmode;
+        self
+    }
+
+    /// The same settings with another limit on a connection attempt (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The same settings with another maintenance database (default `postgres`): the one
+    /// connected to for renames, drops and creates.
+    pub fn maintenance_db(mut self, dbname: impl Into<String>) -> Self {
+        self.maintenance_db = dbname.into();
+        self
+    }
+
+    /// The same settings with another `application_name` (default `rollback`) for this
+    /// adapter's sessions and its tools'.
+    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+        self.application_name = name.into();
         self
     }
 
@@ -220,6 +253,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn debug_never_shows_the_password() {
+        let c = PgConfig::from_url("postgres://u:s3cret@host/db").unwrap();
+        assert_eq!(c.password.as_ref().map(Secret::expose), Some("s3cret"));
+        let shown = format!("{c:?} {c:#?} {}", c.redacted());
+        assert!(!shown.contains("s3cret"), "{shown}");
+        let c = PgConfig::new("host", 5432, "u", "db")
+            .password("s3cret")
+            .sslmode(SslMode::Disable)
+            .connect_timeout(Duration::from_secs(3))
+            .maintenance_db("template1")
+            .application_name("deployer");
+        assert!(!format!("{c:?}").contains("s3cret"));
+        assert_eq!(
+            (
+                c.sslmode,
+                c.connect_timeout,
+                c.maintenance_db.as_str(),
+                c.application_name.as_str()
+            ),
+            (SslMode::Disable, Duration::from_secs(3), "template1", "deployer")
+        );
+    }
+
+    #[test]
     fn key_value_strings_and_unix_sockets_parse() {
         let c =
             PgConfig::from_url("host=/run/postgresql port=5444 user=app dbname='My DB' password=pw").unwrap();
@@ -232,7 +289,7 @@ mod tests {
 
     #[test]
     fn conninfo_quotes_names_and_never_holds_the_password() {
-        let c = PgConfig::new("h", 1, "u", "x").with_password("canary-pw");
+        let c = PgConfig::new("h", 1, "u", "x").password("canary-pw");
         let ci = c.conninfo("it's \"weird\"").unwrap();
         assert!(ci.contains(r#"dbname='it\'s "weird"'"#), "{ci}");
         assert!(!ci.contains("canary-pw"));

@@ -8,7 +8,7 @@ use crate::manifest::DatabaseProps;
 use tokio_postgres::Client;
 
 /// Reads the properties of the database `client` is connected to.
-pub async fn capture(client: &Client) -> Result<DatabaseProps, PgError> {
+pub(crate) async fn capture(client: &Client) -> Result<DatabaseProps, PgError> {
     let row = client
         .query_one(
             "SELECT pg_get_userbyid(d.datdba)::text, pg_encoding_to_char(d.encoding)::text, \
@@ -47,7 +47,7 @@ pub async fn capture(client: &Client) -> Result<DatabaseProps, PgError> {
 
 /// `CREATE DATABASE` for a fresh database with the snapshot's encoding and locale, and its
 /// owner when `with_owner`.
-pub fn create_statement(name: &str, props: &DatabaseProps, with_owner: bool) -> String {
+pub(crate) fn create_statement(name: &str, props: &DatabaseProps, with_owner: bool) -> String {
     let mut sql = format!("CREATE DATABASE {} WITH TEMPLATE template0", quote_ident(name));
     if !props.encoding.is_empty() {
         sql.push_str(&format!(" ENCODING {}", quote_literal(&props.encoding)));
@@ -66,7 +66,7 @@ pub fn create_statement(name: &str, props: &DatabaseProps, with_owner: bool) -> 
 
 /// Re-applies grants and settings to database `name`; what could not be applied is
 /// returned as notes (the restore goes on).
-pub async fn apply(client: &Client, name: &str, props: &DatabaseProps) -> Vec<String> {
+pub(crate) async fn apply(client: &Client, name: &str, props: &DatabaseProps) -> Vec<String> {
     let mut notes = Vec::new();
     let db = quote_ident(name);
     if let Some(acl) = &props.acl {

@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 /// How many characters of a normalized query text are shown.
-pub const QUERY_CHARS: usize = 120;
+pub(crate) const QUERY_CHARS: usize = 120;
 /// How long one diagnostic query may take.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many items a finding lists at most.
@@ -61,17 +61,7 @@ fn human(secs: f64) -> String {
 }
 
 /// A query text with no literal and no comment, blanks collapsed, cut to `max` characters.
-///
-/// ```
-/// use rollback_postgres::diagnose::normalize_query;
-/// assert_eq!(
-///     normalize_query("SELECT * FROM users -- who\n WHERE email = 'a@b.c' AND id IN (1, 2.5e3) AND t1.x = $1", 200),
-///     "SELECT * FROM users WHERE email = ? AND id IN (?, ?) AND t1.x = $1"
-/// );
-/// assert_eq!(normalize_query("ALTER ROLE app PASSWORD E'pw\\'x' /* c */", 200), "ALTER ROLE app PASSWORD E?");
-/// assert_eq!(normalize_query("SELECT $q$ secret $q$, $$x$$", 200), "SELECT ?, ?");
-/// ```
-pub fn normalize_query(text: &str, max: usize) -> String {
+pub(crate) fn normalize_query(text: &str, max: usize) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len().min(max * 2));
     let mut i = 0;
@@ -561,6 +551,15 @@ mod tests {
             ("SELECT 'unterminated", "SELECT ?"),
             ("/* a /* nested */ comment */ SELECT 1", "SELECT ?"),
             ("SELECT 1 -- 'tail'", "SELECT ?"),
+            (
+                "SELECT * FROM users -- who\n WHERE email = 'a@b.c' AND id IN (1, 2.5e3) AND t1.x = $1",
+                "SELECT * FROM users WHERE email = ? AND id IN (?, ?) AND t1.x = $1",
+            ),
+            (
+                "ALTER ROLE app PASSWORD E'pw\\'x' /* c */",
+                "ALTER ROLE app PASSWORD E?",
+            ),
+            ("SELECT $q$ secret $q$, $$x$$", "SELECT ?, ?"),
         ] {
             assert_eq!(normalize_query(sql, 200), want, "{sql}");
         }

@@ -2,23 +2,34 @@
 
 use rollback_core::{AdapterError, ErrorKind};
 
+/// The driver's error behind a [`PgError::Sql`].
+type DriverError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// What went wrong in this adapter. Messages never contain a password: the connection
 /// settings keep it in a [`Secret`](rollback_core::Secret) and tool output is scrubbed.
+///
+/// [`kind`](PgError::kind) says how the orchestrator reads it; converted into an
+/// [`AdapterError`] it stays that error's [`source`](std::error::Error::source).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PgError {
-    /// A SQL statement or a connection failed.
+    /// A SQL statement or a connection failed: the message says what was done and what
+    /// the server said (its SQLSTATE is [`PgError::sqlstate`]).
     #[error("{message}")]
+    #[non_exhaustive]
     Sql {
         /// How the orchestrator should read it.
         kind: ErrorKind,
         /// What was done and what the server said.
         message: String,
-        /// The driver's error.
+        /// The driver's error, boxed so that the driver's type is not part of this API
+        /// (it can be downcast to the driver's error type for its details).
         #[source]
-        source: tokio_postgres::Error,
+        source: DriverError,
     },
-    /// A file operation failed.
+    /// A file operation failed: the message names the file and what to do.
     #[error("{message}")]
+    #[non_exhaustive]
     Io {
         /// How the orchestrator should read it.
         kind: ErrorKind,
@@ -28,8 +39,23 @@ pub enum PgError {
         #[source]
         source: std::io::Error,
     },
-    /// Anything else (a tool that failed, a damaged archive, an unknown id).
+    /// A file this adapter wrote (a manifest, the state file, a measured baseline) does not
+    /// parse or cannot be encoded: the message names it and what to do.
     #[error("{message}")]
+    #[non_exhaustive]
+    Json {
+        /// How the orchestrator should read it.
+        kind: ErrorKind,
+        /// Which file and what to do.
+        message: String,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Anything else (a tool that failed, not installed or timed out, a damaged archive,
+    /// an unknown id, a setting this build does not support): the message says what to do.
+    #[error("{message}")]
+    #[non_exhaustive]
     Other {
         /// How the orchestrator should read it.
         kind: ErrorKind,
@@ -40,7 +66,7 @@ pub enum PgError {
 
 impl PgError {
     /// An error of `kind` with `message`.
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         PgError::Other {
             kind,
             message: message.into(),
@@ -50,7 +76,21 @@ impl PgError {
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            PgError::Sql { kind, .. } | PgError::Io { kind, .. } | PgError::Other { kind, .. } => *kind,
+            PgError::Sql { kind, .. }
+            | PgError::Io { kind, .. }
+            | PgError::Json { kind, .. }
+            | PgError::Other { kind, .. } => *kind,
+        }
+    }
+
+    /// The SQLSTATE code (e.g. `42501`, insufficient privilege) when the server sent one.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            PgError::Sql { source, .. } => source
+                .downcast_ref::<tokio_postgres::Error>()
+                .and_then(|e| e.as_db_error())
+                .map(|d| d.code().code()),
+            _ => None,
         }
     }
 
@@ -60,7 +100,7 @@ impl PgError {
         PgError::Sql {
             kind,
             message: format!("{what}: {detail}"),
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -70,29 +110,36 @@ impl PgError {
         PgError::Sql {
             kind,
             message: format!("{what}: {detail}"),
-            source,
+            source: Box::new(source),
         }
     }
 
-    /// A failed file operation on `path`.
+    /// A failed file operation: `what` names the file; the kind comes from
+    /// [`ErrorKind::from_io`].
     pub(crate) fn io(what: impl std::fmt::Display, source: std::io::Error) -> Self {
-        let kind = match source.kind() {
-            std::io::ErrorKind::NotFound => ErrorKind::NotFound,
-            std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
-            _ => ErrorKind::Failed,
-        };
         PgError::Io {
-            kind,
+            kind: ErrorKind::from_io(source.kind()),
             message: format!("{what}: {source}"),
             source,
         }
     }
 
-    /// The SQLSTATE code, when the server sent one.
-    pub(crate) fn sqlstate(&self) -> Option<&str> {
-        match self {
-            PgError::Sql { source, .. } => source.as_db_error().map(|d| d.code().code()),
-            _ => None,
+    /// A JSON file that does not parse or a value that cannot be encoded: `kind` is
+    /// `Corrupt` for a damaged file, `Failed` for an encoding failure.
+    pub(crate) fn json(kind: ErrorKind, what: impl std::fmt::Display, source: serde_json::Error) -> Self {
+        PgError::Json {
+            kind,
+            message: format!("{what} ({source})"),
+            source,
+        }
+    }
+
+    /// A blocking task (file I/O off the runtime's threads) that panicked or was cancelled.
+    pub(crate) fn task(what: impl std::fmt::Display, source: tokio::task::JoinError) -> Self {
+        PgError::Io {
+            kind: ErrorKind::Failed,
+            message: format!("{what}: the blocking task failed ({source})"),
+            source: std::io::Error::other(source),
         }
     }
 }
@@ -148,5 +195,30 @@ pub(crate) fn scrub(text: &str, secret: Option<&rollback_core::Secret>) -> Strin
     match secret {
         Some(s) if !s.is_empty() => text.replace(s.expose(), "[redacted]"),
         _ => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn the_adapter_error_keeps_the_crate_error_and_its_cause_as_sources() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        let e = PgError::io("cannot write /x/state.json", io);
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+        assert!(e.source().is_some_and(|s| s.is::<std::io::Error>()));
+        let a = AdapterError::from(e);
+        assert_eq!(a.kind(), ErrorKind::PermissionDenied);
+        let source = a.source().expect("the crate error is the source");
+        let pg = source.downcast_ref::<PgError>().expect("a PgError");
+        assert_eq!(pg.sqlstate(), None);
+        assert!(source.source().is_some_and(|s| s.is::<std::io::Error>()));
+
+        let bad = serde_json::from_slice::<serde_json::Value>(b"{").unwrap_err();
+        let e = PgError::json(ErrorKind::Corrupt, "state.json is damaged", bad);
+        assert_eq!(e.kind(), ErrorKind::Corrupt);
+        assert!(e.source().is_some_and(|s| s.is::<serde_json::Error>()));
     }
 }

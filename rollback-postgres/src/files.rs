@@ -6,7 +6,6 @@
 
 use crate::error::PgError;
 use rollback_core::private_files::{self, DIR_MODE, FILE_MODE};
-use rollback_core::ErrorKind;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -16,7 +15,7 @@ use std::path::{Path, PathBuf};
 pub(crate) const AUDIT_DEPTH: usize = 3;
 
 fn blocking_failed(e: tokio::task::JoinError) -> PgError {
-    PgError::new(ErrorKind::Failed, format!("file task failed: {e}"))
+    PgError::task("file operation", e)
 }
 
 /// Creates `dir` and its missing parents `0700` (existing ones are left as they are).
@@ -43,23 +42,13 @@ fn write_new_sync(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Replaces `path` with `bytes` atomically: a `0600` temporary file `tmp` (created
-/// exclusively; one left by a crash is removed first, a symlink there is removed, never
-/// followed), then a rename.
-pub(crate) async fn replace_private(path: &Path, tmp: &Path, bytes: Vec<u8>) -> Result<(), PgError> {
-    let (p, t) = (path.to_path_buf(), tmp.to_path_buf());
-    let result = tokio::task::spawn_blocking(move || -> Result<(), (PathBuf, std::io::Error)> {
-        match std::fs::remove_file(&t) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err((t, e)),
-        }
-        write_new_sync(&t, &bytes).map_err(|e| (t.clone(), e))?;
-        std::fs::rename(&t, &p).map_err(|e| (p.clone(), e))
-    })
-    .await
-    .map_err(blocking_failed)?;
-    result.map_err(|(which, e)| PgError::io(format!("cannot write {}", which.display()), e))
+/// Replaces `path` with `bytes` so that a crash leaves the old content or the new, never
+/// a torn file: [`rollback_core::sys::write_durable`] (a `0600` temporary file created
+/// exclusively beside it, fsync, rename, fsync of the directory), on a blocking thread.
+pub(crate) async fn write_durable(path: &Path, bytes: Vec<u8>) -> Result<(), PgError> {
+    rollback_core::sys::write_durable_async(path, bytes, FILE_MODE)
+        .await
+        .map_err(|e| PgError::io(format!("cannot write {}", path.display()), e))
 }
 
 /// Makes what a tool (`pg_dump`) wrote under `path` private: directories `0700`, files

@@ -24,7 +24,7 @@ fn qualified(schema: &str, name: &str) -> String {
 
 /// Exact `count(*)` of every user table (`FROM ONLY`, so inherited rows count once), sorted
 /// by schema and table. Run it inside the dump's transaction to match the dump exactly.
-pub async fn row_counts(client: &Client) -> Result<Vec<TableCount>, PgError> {
+pub(crate) async fn row_counts(client: &Client) -> Result<Vec<TableCount>, PgError> {
     let sql = format!(
         "SELECT n.nspname::text, c.relname::text FROM pg_class c \
          JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -54,7 +54,7 @@ pub async fn row_counts(client: &Client) -> Result<Vec<TableCount>, PgError> {
 
 /// Runs each assertion in a read-only transaction: it passes when its first row's first
 /// column is true or a number greater than zero.
-pub async fn assertions(client: &Client, assertions: &[SqlAssertion]) -> Vec<CheckResult> {
+pub(crate) async fn assertions(client: &Client, assertions: &[SqlAssertion]) -> Vec<CheckResult> {
     let mut out = Vec::new();
     for a in assertions {
         let (passed, detail) = match run_assertion(client, &a.sql).await {
@@ -94,17 +94,17 @@ async fn run_assertion(client: &Client, sql: &str) -> Result<Option<String>, PgE
 /// One foreign key and the rows that break it, as measured by [`foreign_keys`]. A key is
 /// identified by its table's schema, its table and its constraint name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ForeignKeyState {
+pub(crate) struct ForeignKeyState {
     /// Schema of the referencing table.
-    pub schema: String,
+    pub(crate) schema: String,
     /// The referencing table.
-    pub table: String,
+    pub(crate) table: String,
     /// The constraint's name.
-    pub constraint: String,
+    pub(crate) constraint: String,
     /// False for a key added `NOT VALID` and never validated.
-    pub validated: bool,
+    pub(crate) validated: bool,
     /// Rows of the referencing table whose key matches no parent row.
-    pub orphans: i64,
+    pub(crate) orphans: i64,
 }
 
 impl ForeignKeyState {
@@ -128,30 +128,30 @@ impl ForeignKeyState {
 
 /// One sequence owned by a column (serial or identity), as measured by [`sequences`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SequenceState {
+pub(crate) struct SequenceState {
     /// Schema of the sequence.
-    pub schema: String,
+    pub(crate) schema: String,
     /// The sequence.
-    pub sequence: String,
+    pub(crate) sequence: String,
     /// Schema of the owning table.
-    pub table_schema: String,
+    pub(crate) table_schema: String,
     /// The owning table.
-    pub table: String,
+    pub(crate) table: String,
     /// The owning column.
-    pub column: String,
+    pub(crate) column: String,
     /// The value the next `nextval` hands out.
-    pub next: i64,
+    pub(crate) next: i64,
     /// The sequence's increment.
-    pub increment: i64,
+    pub(crate) increment: i64,
     /// The column's largest value, `None` for an empty table.
-    pub column_max: Option<i64>,
+    pub(crate) column_max: Option<i64>,
 }
 
 impl SequenceState {
     /// How far the sequence is behind its column: 0 when its next value is above the
     /// column's maximum (or it counts down), else `max - next + 1`, the number of values it
     /// would hand out that may already be used.
-    pub fn behind_by(&self) -> i64 {
+    pub(crate) fn behind_by(&self) -> i64 {
         match self.column_max {
             Some(max) if self.increment > 0 && self.next <= max => {
                 max.saturating_sub(self.next).saturating_add(1)
@@ -182,17 +182,17 @@ impl SequenceState {
 /// key and how far each owned sequence is behind its column. Recorded in the manifest (in
 /// the dump's own MVCC snapshot) so that later checks fail only on what got worse.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IntegrityBaseline {
+pub(crate) struct IntegrityBaseline {
     /// Every foreign key, broken or not.
-    pub foreign_keys: Vec<ForeignKeyState>,
+    pub(crate) foreign_keys: Vec<ForeignKeyState>,
     /// Every owned sequence, behind or not.
-    pub sequences: Vec<SequenceState>,
+    pub(crate) sequences: Vec<SequenceState>,
 }
 
 impl IntegrityBaseline {
     /// Measures foreign keys and sequences on the database `client` is connected to (inside
     /// the caller's transaction, if any).
-    pub async fn measure(client: &Client) -> Result<IntegrityBaseline, PgError> {
+    pub(crate) async fn measure(client: &Client) -> Result<IntegrityBaseline, PgError> {
         Ok(IntegrityBaseline {
             foreign_keys: foreign_keys(client).await?,
             sequences: sequences(client).await?,
@@ -201,7 +201,7 @@ impl IntegrityBaseline {
 
     /// One line per broken key or sequence, for [`SnapshotInfo::warnings`](rollback_core::SnapshotInfo::warnings),
     /// e.g. `foreign key orders_user_fk on public.orders: 3 orphan rows at snapshot time (NOT VALID)`.
-    pub fn warnings(&self) -> Vec<String> {
+    pub(crate) fn warnings(&self) -> Vec<String> {
         let keys = self.foreign_keys.iter().filter(|k| k.orphans > 0).map(|k| {
             let nv = if k.validated { "" } else { " (NOT VALID)" };
             format!(
@@ -221,12 +221,12 @@ impl IntegrityBaseline {
 
 /// A snapshot's baseline, named for the report.
 #[derive(Clone, Copy, Debug)]
-pub struct Baseline<'a> {
+pub(crate) struct Baseline<'a> {
     /// The snapshot it belongs to.
-    pub snapshot: &'a str,
+    pub(crate) snapshot: &'a str,
     /// What was measured, or `None` when the snapshot records none (taken by an older
     /// version and never staged since): then every orphan row fails, as without a baseline.
-    pub measured: Option<&'a IntegrityBaseline>,
+    pub(crate) measured: Option<&'a IntegrityBaseline>,
 }
 
 impl Baseline<'_> {
@@ -243,7 +243,7 @@ impl Baseline<'_> {
 
 /// Every foreign key, validated or not, with its orphan rows counted by a `NOT EXISTS`
 /// query, sorted by schema, table and constraint name.
-pub async fn foreign_keys(client: &Client) -> Result<Vec<ForeignKeyState>, PgError> {
+pub(crate) async fn foreign_keys(client: &Client) -> Result<Vec<ForeignKeyState>, PgError> {
     let sql = format!(
         "SELECT c.conname::text, c.convalidated, c.confmatchtype::text, \
            n.nspname::text, cr.relname::text, cr.relkind::text, \
@@ -311,7 +311,7 @@ pub async fn foreign_keys(client: &Client) -> Result<Vec<ForeignKeyState>, PgErr
 /// Judges foreign keys measured now. Without a baseline (or with an unknown one) any
 /// orphan row fails; with one, a key passes while it has no more orphan rows than it had
 /// at snapshot time (reported as such), and fails when it has more or is new.
-pub fn check_foreign_keys(now: &[ForeignKeyState], baseline: Option<Baseline<'_>>) -> CheckResult {
+pub(crate) fn check_foreign_keys(now: &[ForeignKeyState], baseline: Option<Baseline<'_>>) -> CheckResult {
     let known = baseline.and_then(|b| b.measured);
     let (mut broken, mut tolerated) = (Vec::new(), Vec::new());
     for k in now.iter().filter(|k| k.orphans > 0) {
@@ -397,7 +397,7 @@ fn rel(schema: String, name: String, kind: String) -> String {
 }
 
 /// Row counts now against `expected` (from a snapshot's manifest).
-pub async fn compare_row_counts(
+pub(crate) async fn compare_row_counts(
     client: &Client,
     expected: &[TableCount],
     snapshot: &str,
@@ -444,7 +444,7 @@ pub async fn compare_row_counts(
 /// Every sequence owned by a column (serial or identity) with its next value and the
 /// column's maximum, sorted by schema and name. One whose next value is not above the
 /// maximum ([`SequenceState::behind_by`] > 0) makes the next insert fail with a duplicate key.
-pub async fn sequences(client: &Client) -> Result<Vec<SequenceState>, PgError> {
+pub(crate) async fn sequences(client: &Client) -> Result<Vec<SequenceState>, PgError> {
     let sql = format!(
         "SELECT ps.schemaname::text, ps.sequencename::text, n.nspname::text, t.relname::text, a.attname::text, \
            ps.last_value, ps.start_value, ps.increment_by \
@@ -496,7 +496,7 @@ pub async fn sequences(client: &Client) -> Result<Vec<SequenceState>, PgError> {
 /// Judges sequences measured now. Without a baseline (or with an unknown one) any sequence
 /// behind its column fails; with one, a sequence passes while it is no further behind than
 /// at snapshot time, and fails when it is further behind or was not behind then.
-pub fn check_sequences(now: &[SequenceState], baseline: Option<Baseline<'_>>) -> CheckResult {
+pub(crate) fn check_sequences(now: &[SequenceState], baseline: Option<Baseline<'_>>) -> CheckResult {
     let known = baseline.and_then(|b| b.measured);
     let (mut behind, mut tolerated) = (Vec::new(), Vec::new());
     for s in now.iter().filter(|s| s.behind_by() > 0) {

@@ -8,7 +8,10 @@
 //! not of a restore.
 //!
 //! - [`PostgresSnapshot`]: the adapter; [`PgConfig`]: connection settings (the password is
-//!   a [`Secret`](rollback_core::Secret)); [`PgTools`]: where `pg_dump`/`pg_restore` are.
+//!   a [`Secret`](rollback_core::Secret), never shown by `Debug`); [`PgTools`]: where
+//!   `pg_dump`/`pg_restore` are; [`Options`]: archive format, parallel jobs, time limits;
+//!   [`PgError`]: what went wrong, converted into [`AdapterError`](rollback_core::AdapterError)
+//!   with itself as the source.
 //! - The live database is never deleted: `preserve_current` renames it to
 //!   `<db>__pre_rollback_<utc>` (writes made after the snapshot live on there), `reinstate`
 //!   puts it back and sets the failed one aside as `<db>__rollback_failed_<utc>`. Old ones
@@ -16,8 +19,7 @@
 //! - Consistency: `pg_dump` works in one MVCC snapshot, so the archive is consistent while
 //!   the app keeps writing; the manifest's row counts and integrity baseline (orphan rows
 //!   per foreign key, sequences behind their columns) are taken in that same snapshot, and
-//!   later checks fail only on what is worse than that baseline
-//!   ([`integrity::IntegrityBaseline`]).
+//!   later checks fail only on what is worse than that baseline.
 //! - `check_prepared` seals the staged copy (connections refused, every other session
 //!   terminated) and runs the integrity checks on it while the app serves; a copy that
 //!   passed is switched in still sealed by `restore`, `prove_unchanged` proves from the
@@ -27,7 +29,9 @@
 //!   aside, with what it holds.
 //! - Data at rest: the snapshot root and snapshot directories are `0700`, every file in
 //!   them (archives, manifests, the state file) `0600`, whatever the umask;
-//!   `access_warnings` reports what others can read and changes nothing.
+//!   `access_warnings` reports what others can read and changes nothing. Manifests and the
+//!   state file are replaced durably (temporary file, fsync, rename, fsync of the
+//!   directory), so a crash never leaves one torn.
 //!
 //! What it is not: a physical backup (no WAL archiving, no point-in-time recovery), and it
 //! does not capture roles, which are cluster-wide. TLS is not built in: `sslmode=require`
@@ -44,26 +48,30 @@
 //! # Ok(()) }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 mod adapter;
-pub mod config;
+mod config;
 mod dbprops;
-pub mod diagnose;
-pub mod error;
+mod diagnose;
+mod error;
 mod files;
-pub mod ident;
-pub mod integrity;
-pub mod manifest;
+mod ident;
+mod integrity;
+mod manifest;
 mod seal;
 mod snapshot;
-pub mod state;
+mod state;
 mod switch;
-pub mod tools;
+mod tools;
+
+#[cfg(test)]
+mod tests;
 
 pub use adapter::{Options, PostgresSnapshot, RetentionReport, METHOD_DUMP, METHOD_RENAME};
 pub use config::{PgConfig, SslMode};
 pub use error::PgError;
-pub use manifest::{DumpFormat, Manifest};
+pub use manifest::DumpFormat;
 pub use seal::PROOF_CHECK;
 pub use tools::PgTools;

@@ -3,6 +3,7 @@
 //! snapshot's integrity baseline, and a SHA-256 of the manifest's own content.
 
 use crate::error::PgError;
+use crate::files;
 use crate::integrity::IntegrityBaseline;
 use chrono::{DateTime, Utc};
 use rollback_core::ErrorKind;
@@ -12,11 +13,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The manifest file's name inside a snapshot directory.
-pub const MANIFEST_FILE: &str = "manifest.json";
+pub(crate) const MANIFEST_FILE: &str = "manifest.json";
 
 /// How the archive was written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum DumpFormat {
     /// `pg_dump -Fc`: one compressed file (`dump.pgdump`); restores in parallel too.
     #[default]
@@ -27,7 +29,7 @@ pub enum DumpFormat {
 
 impl DumpFormat {
     /// The archive's path inside the snapshot directory.
-    pub fn archive_name(self) -> &'static str {
+    pub(crate) fn archive_name(self) -> &'static str {
         match self {
             DumpFormat::Custom => "dump.pgdump",
             DumpFormat::Directory => "dump",
@@ -37,85 +39,85 @@ impl DumpFormat {
 
 /// One file of the archive.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileEntry {
+pub(crate) struct FileEntry {
     /// Path relative to the snapshot directory.
-    pub path: String,
+    pub(crate) path: String,
     /// Size in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
     /// Lower-case hex SHA-256.
-    pub sha256: String,
+    pub(crate) sha256: String,
 }
 
 /// The exact row count of one table when the snapshot was taken.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TableCount {
+pub(crate) struct TableCount {
     /// Schema.
-    pub schema: String,
+    pub(crate) schema: String,
     /// Table.
-    pub table: String,
+    pub(crate) table: String,
     /// `count(*)` in the dump's own MVCC snapshot.
-    pub rows: i64,
+    pub(crate) rows: i64,
 }
 
 /// Database-level properties that `pg_dump` of one database does not carry (they belong to
 /// the database, not its contents): re-applied to the staging database.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DatabaseProps {
+pub(crate) struct DatabaseProps {
     /// Owner role.
-    pub owner: String,
+    pub(crate) owner: String,
     /// Encoding name, e.g. `UTF8`.
-    pub encoding: String,
+    pub(crate) encoding: String,
     /// `LC_COLLATE`.
-    pub collate: String,
+    pub(crate) collate: String,
     /// `LC_CTYPE`.
-    pub ctype: String,
+    pub(crate) ctype: String,
     /// `datacl` as text items (`role=CTc/grantor`), `None` for the default privileges.
-    pub acl: Option<Vec<String>>,
+    pub(crate) acl: Option<Vec<String>>,
     /// `ALTER DATABASE .. SET` values: (role, `name=value`); role `""` for all roles.
-    pub settings: Vec<(String, String)>,
+    pub(crate) settings: Vec<(String, String)>,
 }
 
 /// What `manifest.json` holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     /// Snapshot id (the directory's name).
-    pub id: String,
+    pub(crate) id: String,
     /// The label it was taken with.
-    pub label: String,
+    pub(crate) label: String,
     /// The database dumped.
-    pub database: String,
+    pub(crate) database: String,
     /// `server_version` of the server.
-    pub server_version: String,
+    pub(crate) server_version: String,
     /// `server_version_num`.
-    pub server_version_num: i32,
+    pub(crate) server_version_num: i32,
     /// When the dump's snapshot was taken.
-    pub created_at: DateTime<Utc>,
+    pub(crate) created_at: DateTime<Utc>,
     /// Archive format.
-    pub format: DumpFormat,
+    pub(crate) format: DumpFormat,
     /// Total size of the files.
-    pub size_bytes: u64,
+    pub(crate) size_bytes: u64,
     /// Every file of the archive with its checksum.
-    pub files: Vec<FileEntry>,
+    pub(crate) files: Vec<FileEntry>,
     /// Row count per user table, consistent with the dump.
-    pub tables: Vec<TableCount>,
+    pub(crate) tables: Vec<TableCount>,
     /// Database-level properties.
-    pub database_props: DatabaseProps,
+    pub(crate) database_props: DatabaseProps,
     /// The snapshot's integrity baseline (orphan rows per foreign key, sequences behind
     /// their columns), measured in the dump's own MVCC snapshot. `None` in manifests written
     /// by versions before it was recorded: unknown, not "nothing broken".
     #[serde(default)]
-    pub baseline: Option<IntegrityBaseline>,
+    pub(crate) baseline: Option<IntegrityBaseline>,
     /// Lower-case hex SHA-256 of the manifest's own content (its canonical JSON without this
     /// field), set by [`Manifest::store`] and checked by `verify`, so that a hand-edited or
     /// damaged field is caught before a restore. `None` in manifests written by versions
     /// before it was recorded (accepted with a warning).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub manifest_sha256: Option<String>,
+    pub(crate) manifest_sha256: Option<String>,
 }
 
 /// What [`Manifest::check_digest`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DigestCheck {
+pub(crate) enum DigestCheck {
     /// The manifest's content matches its `manifest_sha256`.
     Matches,
     /// The manifest has no `manifest_sha256` (written by an earlier version).
@@ -127,34 +129,32 @@ const DIGEST_KEY: &str = "manifest_sha256";
 
 impl Manifest {
     /// Reads `<dir>/manifest.json`; a missing file is `NotFound`, an unreadable one `Corrupt`.
-    pub async fn load(dir: &Path) -> Result<Self, PgError> {
+    pub(crate) async fn load(dir: &Path) -> Result<Self, PgError> {
         let path = dir.join(MANIFEST_FILE);
         let bytes = tokio::fs::read(&path)
             .await
             .map_err(|e| PgError::io(format!("cannot read {}", path.display()), e))?;
         serde_json::from_slice(&bytes).map_err(|e| {
-            PgError::new(
+            PgError::json(
                 ErrorKind::Corrupt,
-                format!(
-                    "{} is damaged ({e}): this snapshot cannot be trusted",
-                    path.display()
-                ),
+                format!("{} is damaged: this snapshot cannot be trusted", path.display()),
+                e,
             )
         })
     }
 
     /// The SHA-256 of this manifest's content: its canonical JSON (keys sorted, no
     /// whitespace) without `manifest_sha256`.
-    pub fn content_digest(&self) -> Result<String, PgError> {
+    pub(crate) fn content_digest(&self) -> Result<String, PgError> {
         let value = serde_json::to_value(self)
-            .map_err(|e| PgError::new(ErrorKind::Failed, format!("cannot encode the manifest: {e}")))?;
+            .map_err(|e| PgError::json(ErrorKind::Failed, "cannot encode the manifest", e))?;
         Ok(value_digest(value))
     }
 
     /// Checks `<dir>/manifest.json` against its own `manifest_sha256`, on the JSON as
     /// written (so fields this version does not know are covered too). A mismatch is
     /// `Corrupt` and names the file.
-    pub async fn check_digest(dir: &Path) -> Result<DigestCheck, PgError> {
+    pub(crate) async fn check_digest(dir: &Path) -> Result<DigestCheck, PgError> {
         let path = dir.join(MANIFEST_FILE);
         let bytes = tokio::fs::read(&path)
             .await
@@ -185,22 +185,20 @@ impl Manifest {
         }
     }
 
-    /// Writes `<dir>/manifest.json` (through a `0600` temporary file created exclusively,
-    /// then a rename), with `manifest_sha256` computed over the content written.
-    pub async fn store(&self, dir: &Path) -> Result<(), PgError> {
-        let path = dir.join(MANIFEST_FILE);
-        let tmp = dir.join(".manifest.json.tmp");
+    /// Writes `<dir>/manifest.json` durably (`0600`, see [`files::write_durable`]), with
+    /// `manifest_sha256` computed over the content written.
+    pub(crate) async fn store(&self, dir: &Path) -> Result<(), PgError> {
         let sealed = Manifest {
             manifest_sha256: Some(self.content_digest()?),
             ..self.clone()
         };
         let json = serde_json::to_vec_pretty(&sealed)
-            .map_err(|e| PgError::new(ErrorKind::Failed, format!("cannot encode the manifest: {e}")))?;
-        crate::files::replace_private(&path, &tmp, json).await
+            .map_err(|e| PgError::json(ErrorKind::Failed, "cannot encode the manifest", e))?;
+        files::write_durable(&dir.join(MANIFEST_FILE), json).await
     }
 
     /// The archive's path inside `dir`.
-    pub fn archive(&self, dir: &Path) -> PathBuf {
+    pub(crate) fn archive(&self, dir: &Path) -> PathBuf {
         dir.join(self.format.archive_name())
     }
 }
@@ -253,7 +251,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Every file under `dir` except the manifest (and the adapter's own bookkeeping files), with size and SHA-256, sorted by path.
-pub async fn hash_tree(dir: &Path) -> Result<Vec<FileEntry>, PgError> {
+pub(crate) async fn hash_tree(dir: &Path) -> Result<Vec<FileEntry>, PgError> {
     let dir = dir.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let mut files = Vec::new();
@@ -262,7 +260,7 @@ pub async fn hash_tree(dir: &Path) -> Result<Vec<FileEntry>, PgError> {
         Ok(files)
     })
     .await
-    .map_err(|e| PgError::new(ErrorKind::Failed, format!("hashing task failed: {e}")))?
+    .map_err(|e| PgError::task("hashing the snapshot's files", e))?
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<FileEntry>) -> Result<(), PgError> {
@@ -301,7 +299,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<FileEntry>) -> Result<(), PgError
 }
 
 /// Size and lower-case hex SHA-256 of a file.
-pub fn hash_file(path: &Path) -> Result<(u64, String), PgError> {
+pub(crate) fn hash_file(path: &Path) -> Result<(u64, String), PgError> {
     let mut f =
         std::fs::File::open(path).map_err(|e| PgError::io(format!("cannot open {}", path.display()), e))?;
     let mut hasher = Sha256::new();
@@ -348,8 +346,24 @@ mod tests {
 
     #[tokio::test]
     async fn the_manifest_digest_covers_content_not_layout() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         manifest().store(dir.path()).await.unwrap();
+        manifest().store(dir.path()).await.unwrap();
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            vec![MANIFEST_FILE.to_owned()],
+            "replaced, no temporary file left"
+        );
+        let mode = std::fs::metadata(dir.path().join(MANIFEST_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
         assert_eq!(
             Manifest::check_digest(dir.path()).await.unwrap(),
             DigestCheck::Matches

@@ -21,7 +21,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 
-/// The name of the check `prove_unchanged` returns.
+/// The name of the [`CheckResult`] that
+/// [`prove_unchanged`](rollback_core::DatabaseSnapshot::prove_unchanged) returns.
 pub const PROOF_CHECK: &str = "switched-in copy unchanged";
 
 /// How long one catalog statement of the seal may take (they take milliseconds; a lock

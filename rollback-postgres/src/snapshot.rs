@@ -8,6 +8,7 @@ use crate::integrity::{self, IntegrityBaseline};
 use crate::manifest::{hash_file, hash_tree, DigestCheck, DumpFormat, Manifest, MANIFEST_FILE};
 use crate::tools;
 use chrono::{DateTime, Utc};
+use rollback_core::sys::host_name;
 use rollback_core::{AdapterError, ErrorKind, SnapshotId, SnapshotInfo};
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
@@ -184,7 +185,10 @@ impl PostgresSnapshot {
         {
             let name = entry.file_name().to_string_lossy().into_owned();
             let dir = entry.path();
-            if name.starts_with('.') || name == "preserved" || !dir.join(MANIFEST_FILE).is_file() {
+            let has_manifest = tokio::fs::metadata(dir.join(MANIFEST_FILE))
+                .await
+                .is_ok_and(|m| m.is_file());
+            if name.starts_with('.') || name == "preserved" || !has_manifest {
                 continue;
             }
             match Manifest::load(&dir).await {
@@ -301,15 +305,9 @@ impl PostgresSnapshot {
             measured_on: measured_on.to_owned(),
             baseline: baseline.clone(),
         };
-        let json = serde_json::to_vec_pretty(&record).map_err(|e| {
-            PgError::new(
-                ErrorKind::Failed,
-                format!("cannot encode the measured baseline: {e}"),
-            )
-        })?;
-        let path = dir.join(MEASURED_BASELINE_FILE);
-        let tmp = dir.join(format!(".{MEASURED_BASELINE_FILE}.tmp"));
-        files::replace_private(&path, &tmp, json).await
+        let json = serde_json::to_vec_pretty(&record)
+            .map_err(|e| PgError::json(ErrorKind::Failed, "cannot encode the measured baseline", e))?;
+        files::write_durable(&dir.join(MEASURED_BASELINE_FILE), json).await
     }
 
     /// Removes the `.partial-*` directories under the snapshot root that were left by an
@@ -363,7 +361,7 @@ impl PostgresSnapshot {
             let p2 = path.clone();
             let hashed = tokio::task::spawn_blocking(move || hash_file(&p2))
                 .await
-                .map_err(|e| PgError::new(ErrorKind::Failed, format!("hashing task failed: {e}")))?;
+                .map_err(|e| PgError::task(format!("hashing {}", path.display()), e))?;
             let (size, sha) = match hashed {
                 Ok(v) => v,
                 Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -433,27 +431,20 @@ async fn load_measured_baseline(dir: &Path, id: &str) -> Option<IntegrityBaselin
 
 async fn write_writer_file(partial: &Path) -> Result<(), PgError> {
     let pid = std::process::id();
+    // The host name and the start time come from /proc: read off the runtime's threads.
+    let (host, proc_start) =
+        tokio::task::spawn_blocking(move || (host_name(), process_start(pid).ok().flatten()))
+            .await
+            .map_err(|e| PgError::task("reading this process's host and start time", e))?;
     let writer = Writer {
         pid,
-        host: this_host(),
-        proc_start: process_start(pid).ok().flatten(),
+        host,
+        proc_start,
         started_at: Utc::now(),
     };
     let json = serde_json::to_vec(&writer)
-        .map_err(|e| PgError::new(ErrorKind::Failed, format!("cannot encode the writer record: {e}")))?;
+        .map_err(|e| PgError::json(ErrorKind::Failed, "cannot encode the writer record", e))?;
     files::write_new_private(&partial.join(WRITER_FILE), json).await
-}
-
-/// This host's name, as the kernel knows it.
-fn this_host() -> String {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .find_map(|p| {
-            let name = std::fs::read_to_string(p).ok()?;
-            let name = name.trim();
-            (!name.is_empty()).then(|| name.to_owned())
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// The start time of process `pid` (clock ticks since boot, field 22 of `/proc/<pid>/stat`):
@@ -496,7 +487,7 @@ fn abandoned_partials(root: &Path) -> Vec<(PathBuf, String)> {
     let Ok(entries) = std::fs::read_dir(root) else {
         return Vec::new();
     };
-    let host = this_host();
+    let host = host_name();
     let mut out = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();

@@ -651,13 +651,13 @@ impl PostgresSnapshot {
                 if already_live {
                     self.ensure_connectable(&client, &live).await?;
                     let recorded = ours.map(|l| l.put_aside).unwrap_or_default();
-                    let (archived, recorded) = self.split_archived(recorded);
+                    let (archived, recorded) = self.split_archived(recorded).await;
                     let mut put_aside = self.recorded_asides(&client, recorded).await?.0;
                     put_aside.extend(archived);
                     return Ok(put_aside);
                 }
                 let archive = Path::new(&preserved.location).join(DumpFormat::Custom.archive_name());
-                if !archive.exists() {
+                if !tokio::fs::try_exists(&archive).await.unwrap_or(false) {
                     return Err(AdapterError::not_found(format!(
                         "preserved archive {} does not exist: nothing to reinstate",
                         archive.display()
@@ -666,7 +666,7 @@ impl PostgresSnapshot {
                 let recorded = ours.map(|l| l.put_aside).unwrap_or_default();
                 // An archive of the live database kept by an interrupted call that could not
                 // rename it aside: that call had decided on the in-place restore.
-                let (archived, recorded) = self.split_archived(recorded);
+                let (archived, recorded) = self.split_archived(recorded).await;
                 let archived = archived.into_iter().next();
                 let (mut put_aside, pending) = self.recorded_asides(&client, recorded).await?;
                 let mut in_place = false;
@@ -749,19 +749,18 @@ impl PostgresSnapshot {
     /// Splits recorded put-aside entries into the archives `archive_aside` completed (under
     /// `preserved/`, archive present) and the rest (renamed databases); an archive entry
     /// whose archive is missing was never completed and is dropped.
-    fn split_archived(&self, recorded: Vec<PutAside>) -> (Vec<PutAside>, Vec<PutAside>) {
+    async fn split_archived(&self, recorded: Vec<PutAside>) -> (Vec<PutAside>, Vec<PutAside>) {
         let preserved_dir = self.root.join("preserved").display().to_string();
-        let (archived, others): (Vec<PutAside>, Vec<PutAside>) = recorded
+        let (candidates, others): (Vec<PutAside>, Vec<PutAside>) = recorded
             .into_iter()
             .partition(|a| a.location.starts_with(&preserved_dir));
-        let archived = archived
-            .into_iter()
-            .filter(|a| {
-                Path::new(&a.location)
-                    .join(DumpFormat::Custom.archive_name())
-                    .is_file()
-            })
-            .collect();
+        let mut archived = Vec::new();
+        for a in candidates {
+            let archive = Path::new(&a.location).join(DumpFormat::Custom.archive_name());
+            if tokio::fs::metadata(&archive).await.is_ok_and(|m| m.is_file()) {
+                archived.push(a);
+            }
+        }
         (archived, others)
     }
 

@@ -50,12 +50,9 @@ fn setup(test: &str) -> Option<(TempPostgres, PostgresSnapshot, tempfile::TempDi
     )
     .expect("schema");
     let root = tempfile::tempdir().expect("tempdir");
-    let config =
-        PgConfig::new(pg.host(), pg.port(), pg.superuser(), "shop").with_password(pg.password().clone());
-    let db = PostgresSnapshot::new(config, root.path(), PgTools::in_dir(pg.bindir())).with_options(Options {
-        long_running: Duration::from_millis(800),
-        ..Options::default()
-    });
+    let config = PgConfig::new(pg.host(), pg.port(), pg.superuser(), "shop").password(pg.password().clone());
+    let db = PostgresSnapshot::new(config, root.path(), PgTools::in_dir(pg.bindir()))
+        .with_options(Options::new().long_running(Duration::from_millis(800)));
     Some((pg, db, root))
 }
 

@@ -73,9 +73,8 @@ async fn snapshots_are_private_whatever_the_umask_and_older_ones_are_reported_no
     pg.psql("postgres", "CREATE DATABASE shop OWNER app_owner")
         .unwrap();
     let tools = || PgTools::in_dir(pg.bindir());
-    let config = |user: &str, db: &str| {
-        PgConfig::new(pg.host(), pg.port(), user, db).with_password(pg.password().clone())
-    };
+    let config =
+        |user: &str, db: &str| PgConfig::new(pg.host(), pg.port(), user, db).password(pg.password().clone());
     let base = tempfile::tempdir().unwrap();
     let original = set_umask(0o022);
 
@@ -85,11 +84,8 @@ async fn snapshots_are_private_whatever_the_umask_and_older_ones_are_reported_no
         let root = base.path().join(format!("umask-{umask:03o}")).join("snapshots");
         let mut snaps = Vec::new();
         for format in [DumpFormat::Custom, DumpFormat::Directory] {
-            let db =
-                PostgresSnapshot::new(config(pg.superuser(), "app"), &root, tools()).with_options(Options {
-                    format,
-                    ..Options::default()
-                });
+            let db = PostgresSnapshot::new(config(pg.superuser(), "app"), &root, tools())
+                .with_options(Options::new().format(format));
             let snap = db.snapshot(&format!("{format:?}")).await.expect("snapshot");
             db.verify(&snap.id).await.unwrap();
             snaps.push(snap);
@@ -98,12 +94,17 @@ async fn snapshots_are_private_whatever_the_umask_and_older_ones_are_reported_no
         assert!(dir_snapshot.join("dump").is_dir(), "directory format");
         assert!(dir_snapshot.join("dump").join("toc.dat").is_file());
 
-        // A sidecar: the baseline measured on the staged copy of an "old" manifest (the
-        // manifest rewritten by the adapter's own Manifest::store, without its baseline).
+        // A sidecar: the baseline measured on the staged copy of an "old" manifest (as an
+        // earlier version wrote it: no baseline, no checksum of its own; rewritten in place,
+        // so it keeps the adapter's 0600).
         let db = PostgresSnapshot::new(config(pg.superuser(), "app"), &root, tools());
-        let mut manifest = db.manifest(&snaps[0].id).await.unwrap();
-        manifest.baseline = None;
-        manifest.store(Path::new(&snaps[0].location)).await.unwrap();
+        let manifest_path = Path::new(&snaps[0].location).join("manifest.json");
+        let mut manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+        let object = manifest.as_object_mut().unwrap();
+        object.remove("baseline");
+        object.remove("manifest_sha256");
+        std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
         let prepared = db.prepare_restore(&snaps[0].id).await.expect("prepare");
         assert!(
             Path::new(&snaps[0].location)
