@@ -32,6 +32,20 @@ pub fn write_durable(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
 /// [`write_durable`], the file owned by group `group` when one is given (set before the
 /// rename, so the file never appears with the wrong owner).
 pub fn write_durable_shared(path: &Path, bytes: &[u8], mode: u32, group: Option<u32>) -> io::Result<()> {
+    write_durable_owned(path, bytes, mode, None, group)
+}
+
+/// [`write_durable`], the file owned by user `owner` and group `group` where given (both set
+/// on the temp file before the rename, so the live file never has the wrong owner, even
+/// after a crash). Giving a file to another user takes root: otherwise the error is
+/// [`PermissionDenied`](io::ErrorKind::PermissionDenied) and nothing was replaced.
+pub fn write_durable_owned(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    owner: Option<u32>,
+    group: Option<u32>,
+) -> io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let tmp = path.with_file_name(format!(
         ".{}.tmp-{}-{}",
@@ -41,8 +55,10 @@ pub fn write_durable_shared(path: &Path, bytes: &[u8], mode: u32, group: Option<
     ));
     let result = (|| {
         let mut f = private_files::create_new_file(&tmp, mode)?;
-        if let Some(gid) = group {
-            private_files::set_group(&tmp, gid)?;
+        if owner.is_some() || group.is_some() {
+            #[cfg(unix)]
+            std::os::unix::fs::chown(&tmp, owner, group)?;
+            // chown may clear set-id bits: the mode again.
             private_files::set_mode(&tmp, mode)?;
         }
         f.write_all(bytes)?;

@@ -3,8 +3,19 @@
 use rollback_core::{AdapterError, ErrorKind};
 use std::path::PathBuf;
 
-/// What went wrong with an env file or its history.
+/// What went wrong with an env file or its history. Converted into an [`AdapterError`] of
+/// the [`kind`](Self::kind), keeping this error as its source.
+///
+/// ```
+/// use rollback_core::{AdapterError, ErrorKind};
+/// use rollback_envfile::EnvFileError;
+/// let e = EnvFileError::LiveMissing { path: "/srv/app/.env.production".into() };
+/// assert_eq!(e.kind(), ErrorKind::NotFound);
+/// let adapter = AdapterError::from(e);
+/// assert!(std::error::Error::source(&adapter).is_some_and(|s| s.is::<EnvFileError>()));
+/// ```
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EnvFileError {
     /// The live env file does not exist.
     #[error("the env file {path} does not exist: create it, or point the store at the file the app reads")]
@@ -26,6 +37,7 @@ pub enum EnvFileError {
         /// The file.
         path: PathBuf,
         /// The line and what is wrong.
+        #[source]
         error: crate::SyntaxError,
     },
     /// A version lacks keys the app requires.
@@ -60,6 +72,15 @@ pub enum EnvFileError {
         /// The root of the working tree it lies in.
         worktree: PathBuf,
     },
+    /// The label index of the history cannot be read or written as JSON.
+    #[error("the label index {path} cannot be read or written as JSON ({source}): remove it (labels are lost, versions are not)")]
+    Index {
+        /// The index file.
+        path: PathBuf,
+        /// What the JSON reader or writer said.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
     /// The configuration of the store is unusable.
     #[error("invalid env-file store setup: {0}")]
     Setup(String),
@@ -79,17 +100,14 @@ impl EnvFileError {
             | Self::MissingRequired { .. }
             | Self::HistoryInWorktree { .. }
             | Self::Setup(_) => ErrorKind::InvalidInput,
-            Self::Io { source, .. } => match source.kind() {
-                std::io::ErrorKind::NotFound => ErrorKind::NotFound,
-                std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
-                _ => ErrorKind::Failed,
-            },
+            Self::Index { .. } => ErrorKind::Corrupt,
+            Self::Io { source, .. } => ErrorKind::from_io(source.kind()),
         }
     }
 }
 
 impl From<EnvFileError> for AdapterError {
     fn from(e: EnvFileError) -> Self {
-        AdapterError::new(e.kind(), e.to_string())
+        AdapterError::new(e.kind(), e.to_string()).with_source(e)
     }
 }

@@ -5,13 +5,12 @@
 //! the store appends (`-2`, `-3`, ...), then by name; a file's mtime counts only when its name
 //! has no stamp.
 
-use crate::atomic::{self, FileMode};
 use crate::error::EnvFileError;
 use crate::worktree;
+use crate::write::{self, FileMode};
 use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// The stamp the store writes: UTC, milliseconds.
@@ -176,7 +175,7 @@ impl History {
 
     /// True when `id` names a file of this history (and nothing outside it).
     pub(crate) fn owns(&self, id: &str) -> bool {
-        id.starts_with(&self.prefix) && !id.contains('/') && !atomic::is_temp_name(id)
+        id.starts_with(&self.prefix) && !id.contains('/') && !write::is_temp_name(id)
     }
 
     /// The file of version `id`: in the history directory, else a hand-made one beside the
@@ -248,10 +247,7 @@ impl History {
         now: DateTime<Utc>,
     ) -> Result<StoredVersion, EnvFileError> {
         // Only the owner may enter a directory the store creates: it holds secrets.
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
+        rollback_core::private_files::create_dir_all(&self.dir, rollback_core::private_files::DIR_MODE)
             .map_err(EnvFileError::io(
                 "create the history directory (`history_dir` sets another)",
                 &self.dir,
@@ -264,7 +260,7 @@ impl History {
             name = format!("{base}-{n}");
         }
         let path = self.dir.join(&name);
-        atomic::write_atomically(&path, bytes, mode, &|_| Ok(()))
+        write::write_keeping_owner(&path, bytes, mode)
             .map_err(EnvFileError::io("write the backup", &path))?;
         let mut labels = self.labels()?;
         labels.insert(name.clone(), label.to_string());
@@ -292,15 +288,17 @@ impl History {
 
     /// Writes the index, then removes any legacy index (its labels are in `labels`).
     fn save_labels(&self, labels: &BTreeMap<String, String>) -> Result<(), EnvFileError> {
-        let json = serde_json::to_vec_pretty(labels)
-            .map_err(|e| EnvFileError::Setup(format!("could not encode the label index: {e}")))?;
+        let json = serde_json::to_vec_pretty(labels).map_err(|e| EnvFileError::Index {
+            path: self.index.clone(),
+            source: e.into(),
+        })?;
         // Private to the directory's owner, like the backups it describes.
         let dir = fs::metadata(&self.dir).map_err(EnvFileError::io("read", &self.dir))?;
         let mode = FileMode {
             mode: 0o600,
             ..FileMode::of(&dir)
         };
-        atomic::write_atomically(&self.index, &json, mode, &|_| Ok(()))
+        write::write_keeping_owner(&self.index, &json, mode)
             .map_err(EnvFileError::io("write", &self.index))?;
         for legacy in &self.legacy_indexes {
             match fs::remove_file(legacy) {
@@ -343,11 +341,9 @@ impl History {
 
 fn read_index(path: &Path) -> Result<BTreeMap<String, String>, EnvFileError> {
     match fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            EnvFileError::Setup(format!(
-                "the label index {} is not valid JSON ({e}); remove it (labels are lost, versions are not)",
-                path.display()
-            ))
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| EnvFileError::Index {
+            path: path.to_path_buf(),
+            source: e.into(),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
         Err(e) => Err(EnvFileError::io("read", path)(e)),

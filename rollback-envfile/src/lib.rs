@@ -15,25 +15,27 @@
 //!   `%Y-%m-%dT%H:%M:%SZ` in UTC; a date alone, `%Y%m%d` or `%Y-%m-%d`, as midnight UTC),
 //!   ties broken by the store's `-2`, `-3` collision counter, then by name; a file's
 //!   modification time counts only when its name carries no stamp;
-//! - `verify` parses a version by a written-down grammar ([`parse`]) and names the line of
+//! - `verify` parses a version by a written-down grammar ([`EnvFile`]) and names the line of
 //!   a syntax error, never its text; keys defined twice are warnings; required keys are
 //!   checked, so a version without them is refused in pre-flight;
-//! - `restore` is atomic (temp file, fsync, rename, fsync of the directory) and backs up the
-//!   file it replaces first;
+//! - `restore` is atomic (the core's durable write,
+//!   [`write_durable_shared`](rollback_core::sys::write_durable_shared): temp file, fsync,
+//!   rename, fsync of the directory) and backs up the file it replaces first;
 //! - `diff` lists keys added, removed and changed, never values.
 //!
 //! No value from an env file appears in a `Debug`, a log line, an error or a report.
 //!
 //! See [`EnvFileStore`] for an example.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
-mod atomic;
 mod error;
 mod history;
-pub mod parse;
+mod parse;
 mod store;
 mod worktree;
+mod write;
 
 pub use error::EnvFileError;
 pub use parse::{Entry, EnvFile, SyntaxError};

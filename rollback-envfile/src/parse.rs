@@ -1,26 +1,5 @@
-//! The env-file grammar, a parser that never panics and a printer whose output parses back
-//! to the same pairs.
-//!
-//! We write our own rather than use `dotenvy`: dotenvy does not report duplicate keys, and
-//! its errors carry the offending text (which may be a secret) rather than a line number
-//! alone. The grammar, one logical line at a time:
-//!
-//! ```text
-//! file        = { line }
-//! line        = blank | comment | assignment
-//! blank       = ws* EOL
-//! comment     = ws* "#" any* EOL
-//! assignment  = ws* [ "export" ws+ ] key ws* "=" ws* [ value ] ws* [ "#" any* ] EOL
-//! key         = ( ALPHA | "_" ) { ALNUM | "_" | "." | "-" }
-//! value       = unquoted | single | double
-//! unquoted    = chars up to EOL or a "#" preceded by whitespace; trailing whitespace trimmed
-//! single      = "'" { any but "'" } "'"          (literal, may span lines, no escapes)
-//! double      = '"' { escape | any but '"' } '"' (may span lines)
-//! escape      = "\n" | "\r" | "\t" | '\"' | "\\" | "\$" | "\'"   (any other "\x" is kept as is)
-//! ```
-//!
-//! After a closing quote only whitespace and a comment may follow. Errors name the line
-//! (the line where an unterminated quote opened) and never the text, which may be a secret.
+//! The env-file grammar (on [`EnvFile`]), a parser that never panics and a printer whose
+//! output parses back to the same pairs.
 
 use rollback_core::Secret;
 use std::collections::BTreeMap;
@@ -47,7 +26,29 @@ impl fmt::Debug for Entry {
     }
 }
 
-/// A parsed env file: its assignments in file order (duplicates included).
+/// A parsed env file: its assignments in file order (duplicates included). `Debug` shows
+/// keys and lines, never values.
+///
+/// We write our own rather than use `dotenvy`: dotenvy does not report duplicate keys, and
+/// its errors carry the offending text (which may be a secret) rather than a line number
+/// alone. The grammar, one logical line at a time:
+///
+/// ```text
+/// file        = { line }
+/// line        = blank | comment | assignment
+/// blank       = ws* EOL
+/// comment     = ws* "#" any* EOL
+/// assignment  = ws* [ "export" ws+ ] key ws* "=" ws* [ value ] ws* [ "#" any* ] EOL
+/// key         = ( ALPHA | "_" ) { ALNUM | "_" | "." | "-" }
+/// value       = unquoted | single | double
+/// unquoted    = chars up to EOL or a "#" preceded by whitespace; trailing whitespace trimmed
+/// single      = "'" { any but "'" } "'"          (literal, may span lines, no escapes)
+/// double      = '"' { escape | any but '"' } '"' (may span lines)
+/// escape      = "\n" | "\r" | "\t" | '\"' | "\\" | "\$" | "\'"   (any other "\x" is kept as is)
+/// ```
+///
+/// After a closing quote only whitespace and a comment may follow. Errors name the line
+/// (the line where an unterminated quote opened) and never the text, which may be a secret.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EnvFile {
     /// The assignments, in order.
@@ -69,8 +70,10 @@ impl fmt::Display for SyntaxError {
     }
 }
 
+impl std::error::Error for SyntaxError {}
+
 impl EnvFile {
-    /// Parses `text` by the grammar in this module's doc.
+    /// Parses `text` by the grammar in the [type's documentation](EnvFile).
     ///
     /// ```
     /// use rollback_envfile::EnvFile;
@@ -151,7 +154,7 @@ impl EnvFile {
 }
 
 /// True when `key` is a valid key by the grammar.
-pub fn is_valid_key(key: &str) -> bool {
+pub(crate) fn is_valid_key(key: &str) -> bool {
     let mut chars = key.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
@@ -353,6 +356,23 @@ impl<'a> Parser<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_shows_keys_and_lines_never_values() {
+        let file =
+            EnvFile::parse("DATABASE_URL=postgres://app:hunter2@db/app\nexport TOKEN='s3cr3t-token'\n")
+                .unwrap();
+        let shown = format!("{file:?} {:?} {:#?}", file.entries[0], file);
+        assert!(
+            shown.contains("DATABASE_URL") && shown.contains("TOKEN"),
+            "{shown}"
+        );
+        for value in ["hunter2", "s3cr3t-token", "postgres://"] {
+            assert!(!shown.contains(value), "{value} shown: {shown}");
+        }
+        let err = EnvFile::parse("GOOD=1\nBAD secret-value\n").unwrap_err();
+        assert!(!format!("{err:?} {err}").contains("secret-value"));
+    }
 
     fn pairs(text: &str) -> Vec<(String, String)> {
         EnvFile::parse(text)

@@ -1,10 +1,10 @@
 //! [`EnvFileStore`]: the [`ConfigStore`] over one env file and its backups.
 
-use crate::atomic::{self, BeforeRename, FileMode};
 use crate::error::EnvFileError;
 use crate::history::{History, StoredVersion};
 use crate::parse::EnvFile;
 use crate::worktree;
+use crate::write::{self, FileMode};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rollback_core::{AdapterError, ConfigCheck, ConfigDiff, ConfigStore, ConfigVersion, ConfigVersionId};
@@ -20,6 +20,7 @@ pub const LIVE: &str = "live";
 /// file: the runbook's `.env.production.previous`.
 pub const PREVIOUS: &str = "previous";
 
+#[cfg(test)]
 type Hook = Arc<dyn Fn(&Path) -> io::Result<()> + Send + Sync>;
 
 /// Versions of one env file (say `.env.production`): backups as
@@ -55,7 +56,8 @@ pub struct EnvFileStore {
     allow_in_worktree: bool,
     keep: Option<usize>,
     required: Vec<String>,
-    before_rename: Option<Hook>,
+    #[cfg(test)]
+    before_write: Option<Hook>,
     lock: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -97,7 +99,8 @@ impl EnvFileStore {
             allow_in_worktree: false,
             keep: None,
             required: Vec::new(),
-            before_rename: None,
+            #[cfg(test)]
+            before_write: None,
             lock: Arc::default(),
         }
     }
@@ -175,10 +178,11 @@ impl EnvFileStore {
         Ok(History::new(dir, &others, name))
     }
 
-    /// Test hook: runs between the complete temp file and the rename of a restore.
+    /// Test hook: runs in a restore after the replaced file is backed up, just before the
+    /// live file is written (the write itself is the core's, tested there).
     #[cfg(test)]
-    fn fail_before_rename(mut self, hook: impl Fn(&Path) -> io::Result<()> + Send + Sync + 'static) -> Self {
-        self.before_rename = Some(Arc::new(hook));
+    fn fail_before_write(mut self, hook: impl Fn(&Path) -> io::Result<()> + Send + Sync + 'static) -> Self {
+        self.before_write = Some(Arc::new(hook));
         self
     }
 
@@ -358,12 +362,11 @@ impl EnvFileStore {
             Err(EnvFileError::LiveMissing { .. }) => {}
             Err(e) => return Err(e),
         }
-        let hook: BeforeRename<'_> = match &self.before_rename {
-            Some(h) => h.as_ref(),
-            None => &|_| Ok(()),
-        };
-        atomic::write_atomically(&target, &wanted, mode, hook)
-            .map_err(EnvFileError::io("replace", &target))?;
+        #[cfg(test)]
+        if let Some(hook) = &self.before_write {
+            hook(&target).map_err(EnvFileError::io("replace", &target))?;
+        }
+        write::write_keeping_owner(&target, &wanted, mode).map_err(EnvFileError::io("replace", &target))?;
         tracing::info!(file = %self.live.display(), version = id, "env file restored");
         Ok(())
     }
@@ -470,14 +473,27 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_restore_that_dies_before_the_rename_leaves_the_live_file_whole() {
+    async fn debug_of_the_store_and_its_errors_never_shows_a_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join(".env.production");
+        fs::write(&live, "API_KEY=sk-live-0123456789\n").unwrap();
+        let store = EnvFileStore::new(&live).require_keys(["API_KEY", "MISSING"]);
+        store.backup("before").await.unwrap();
+        let err = store.verify(&LIVE.into()).await.unwrap_err();
+        let shown = format!("{store:?} {store:#?} {err:?} {err}");
+        assert!(shown.contains("API_KEY"), "{shown}");
+        assert!(!shown.contains("sk-live"), "a value is shown: {shown}");
+    }
+
+    #[tokio::test]
+    async fn a_restore_that_fails_to_write_leaves_the_live_file_whole_and_backed_up() {
         let dir = tempfile::tempdir().unwrap();
         let live = dir.path().join(".env.production");
         fs::write(&live, "A=old\n").unwrap();
         let store = EnvFileStore::new(&live);
         let v = store.backup("good").await.unwrap();
         fs::write(&live, "A=new\n").unwrap();
-        let store = store.fail_before_rename(|_| Err(io::Error::other("injected: killed before rename")));
+        let store = store.fail_before_write(|_| Err(io::Error::other("injected: the write failed")));
         let err = store.restore(&v.id).await.unwrap_err();
         assert!(err.to_string().contains("injected"), "{err}");
         assert_eq!(
@@ -488,7 +504,7 @@ mod tests {
         let stray: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .filter_map(|e| e.ok())
-            .filter(|e| atomic::is_temp_name(&e.file_name().to_string_lossy()))
+            .filter(|e| write::is_temp_name(&e.file_name().to_string_lossy()))
             .collect();
         assert!(stray.is_empty(), "no temp file is left behind");
         let kept = store.list().await.unwrap();

@@ -1,5 +1,11 @@
 //! Running install/build steps: argument vectors (never a shell), a working directory, extra
 //! environment, a timeout per step, and the last lines of output kept for errors and reports.
+//!
+//! Not `rollback_core::sys::output_within`: a step runs in its own process group so that a
+//! timeout also kills what it started (npm runs node), its output is streamed line by line
+//! (to the log, with build secrets redacted, and into the tail a timeout error still shows),
+//! and the wait stops reading pipes a lingering grandchild keeps open. `output_within`
+//! kills only the direct child and returns no output on a timeout.
 
 use crate::config::{BuildCommand, BuildEnv};
 use crate::error::GitError;
@@ -73,28 +79,39 @@ impl Runner {
     /// Runs every step in `dir`, in order, stopping at the first failure. Returns the tail of
     /// the combined output. `kept` says where the checkout goes if a step fails.
     pub(crate) async fn run(&self, dir: &Path, revision: &str, kept: &str) -> Result<Vec<String>, GitError> {
-        self.check_tools(Some(dir))?;
+        // Where each program is, looked up off the async runtime (stat calls).
+        let programs = {
+            let (runner, dir) = (self.clone(), dir.to_path_buf());
+            crate::blocking(move || {
+                runner.check_tools(Some(&dir))?;
+                Ok(runner
+                    .commands
+                    .iter()
+                    .map(|c| match locate(&c.argv[0], Some(&dir)) {
+                        Some(Some(p)) => p,
+                        _ => PathBuf::from(&c.argv[0]),
+                    })
+                    .collect::<Vec<_>>())
+            })
+            .await?
+        };
         let tail = Mutex::new(VecDeque::with_capacity(self.tail_lines + 1));
         // Build env values may be secrets (a registry token): a build that echoes one must
         // not carry it into logs, errors or the report. Very short values are left alone
         // (redacting every "1" would make the log unreadable and protects nothing).
         let secrets: Vec<&str> = self
             .env
-            .0
+            .pairs()
             .iter()
             .map(|(_, v)| v.as_str())
             .filter(|v| v.len() >= 4)
             .collect();
-        for c in &self.commands {
+        for (c, program) in self.commands.iter().zip(&programs) {
             push(&tail, format!("$ {c}"), self.tail_lines);
-            let program = match locate(&c.argv[0], Some(dir)) {
-                Some(Some(p)) => p,
-                _ => PathBuf::from(&c.argv[0]),
-            };
-            let mut cmd = Command::new(&program);
+            let mut cmd = Command::new(program);
             cmd.args(&c.argv[1..])
                 .current_dir(dir)
-                .envs(self.env.0.iter().map(|(k, v)| (k, v)))
+                .envs(self.env.pairs().iter().map(|(k, v)| (k, v)))
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -147,13 +164,9 @@ impl Runner {
                     })
                 }
                 Ok(Err(e)) => {
-                    return Err(GitError::BuildFailed {
-                        command: c.to_string(),
-                        revision: revision.to_owned(),
-                        status: format!("could not wait for it: {e}"),
-                        kept: kept.to_owned(),
-                        tail: snapshot(),
-                    })
+                    return Err(GitError::io(format!("waiting for build command `{c}` in"), dir)(
+                        e,
+                    ));
                 }
                 Err(_) => {
                     if let Some(pid) = child.id() {
@@ -181,15 +194,18 @@ impl Runner {
 /// through `kill(1)` as an argument vector, within a few seconds.
 async fn kill_group(pgid: u32) {
     let mut kill = Command::new("kill");
-    kill.args(["-KILL", "--", &format!("-{pgid}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    match tokio::time::timeout(Duration::from_secs(5), kill.status()).await {
-        Ok(Ok(status)) if status.success() => {}
-        other => tracing::warn!(pgid, ?other, "could not kill the build step's process group"),
-    }
+    kill.args(["-KILL", "--", &format!("-{pgid}")]);
+    let problem = match rollback_core::sys::output_within(&mut kill, Duration::from_secs(5)).await {
+        Ok(Some(out)) if out.status.success() => return,
+        Ok(Some(out)) => format!(
+            "kill exited with {}: {}",
+            out.status,
+            rollback_core::sys::stderr_tail(&out.stderr, 200)
+        ),
+        Ok(None) => "kill did not finish within 5 s".to_owned(),
+        Err(e) => format!("kill could not run: {e}"),
+    };
+    tracing::warn!(pgid, %problem, "could not kill the build step's process group");
 }
 
 fn push(tail: &Mutex<VecDeque<String>>, line: String, max: usize) {

@@ -7,16 +7,27 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// What went wrong, named so that a human knows what to do.
+///
+/// ```
+/// use rollback_core::{AdapterError, ErrorKind};
+/// use rollback_git::GitError;
+/// let e = GitError::NoCurrentRelease { link: "/srv/app/current".into() };
+/// assert_eq!(e.kind(), ErrorKind::NotFound);
+/// let adapter = AdapterError::from(e);
+/// assert!(std::error::Error::source(&adapter).is_some_and(|s| s.is::<GitError>()));
+/// ```
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum GitError {
     /// The configured path does not hold a git repository.
     #[error("`{path}` is not a git repository: point GitCodeConfig at the app's clone (the directory holding `.git`)")]
     NotARepository {
         /// The path given.
         path: PathBuf,
-        /// What libgit2 said.
+        /// What libgit2 said (a `git2::Error`, boxed so that git2's types stay out of this
+        /// crate's API).
         #[source]
-        source: git2::Error,
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// The repository has no working tree.
     #[error(
@@ -152,9 +163,10 @@ pub enum GitError {
     Git {
         /// What we were doing.
         what: String,
-        /// What libgit2 said.
+        /// What libgit2 said (a `git2::Error`, boxed so that git2's types stay out of this
+        /// crate's API).
         #[source]
-        source: git2::Error,
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// A file system operation failed.
     #[error("{what} `{path}`: {source}")]
@@ -169,14 +181,17 @@ pub enum GitError {
     },
     /// The blocking task running git2 panicked or was cancelled.
     #[error("the git task did not finish: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
 }
 
 impl GitError {
     /// A libgit2 failure while doing `what`.
     pub(crate) fn git(what: impl Into<String>) -> impl FnOnce(git2::Error) -> GitError {
         let what = what.into();
-        move |source| GitError::Git { what, source }
+        move |source| GitError::Git {
+            what,
+            source: Box::new(source),
+        }
     }
 
     /// A file system failure while doing `what` on `path`.
@@ -208,18 +223,15 @@ impl GitError {
             GitError::BuildFailed { .. } | GitError::BuildSpawn { .. } | GitError::Task(_) => {
                 ErrorKind::Failed
             }
-            GitError::Git { source, .. } => match source.code() {
-                git2::ErrorCode::NotFound => ErrorKind::NotFound,
-                git2::ErrorCode::Locked | git2::ErrorCode::Modified | git2::ErrorCode::Conflict => {
+            GitError::Git { source, .. } => match source.downcast_ref::<git2::Error>().map(git2::Error::code)
+            {
+                Some(git2::ErrorCode::NotFound) => ErrorKind::NotFound,
+                Some(git2::ErrorCode::Locked | git2::ErrorCode::Modified | git2::ErrorCode::Conflict) => {
                     ErrorKind::Conflict
                 }
                 _ => ErrorKind::Failed,
             },
-            GitError::Io { source, .. } => match source.kind() {
-                io::ErrorKind::NotFound => ErrorKind::NotFound,
-                io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
-                _ => ErrorKind::Failed,
-            },
+            GitError::Io { source, .. } => ErrorKind::from_io(source.kind()),
         }
     }
 }

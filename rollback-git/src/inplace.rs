@@ -43,15 +43,16 @@ pub(crate) fn preserve(repo_path: &Path, worktrees: &Path) -> Result<PreparedRev
 }
 
 /// Records in `dir` the branch HEAD is attached to (`None`: detached, and a branch recorded
-/// by an earlier preserve is forgotten). Written under a temporary name and renamed.
+/// by an earlier preserve is forgotten), durably.
 fn record_branch(dir: &Path, branch: Option<&str>) -> Result<(), GitError> {
-    let file = dir.join(BRANCH_FILE);
     let Some(branch) = branch else {
         return releases::forget_branch(dir);
     };
-    let tmp = dir.join(format!("{BRANCH_FILE}.tmp"));
-    fs::write(&tmp, format!("refs/heads/{branch}\n")).map_err(GitError::io("writing", &tmp))?;
-    fs::rename(&tmp, &file).map_err(GitError::io("recording the attached branch in", &file))
+    releases::write_marker(
+        &dir.join(BRANCH_FILE),
+        &format!("refs/heads/{branch}\n"),
+        "recording the attached branch",
+    )
 }
 
 /// The branch recorded by [`preserve`] in `dir` (a full ref name), if any. An unreadable or
@@ -120,9 +121,12 @@ fn holder(worktrees: &Path, oid: git2::Oid) -> Result<PathBuf, GitError> {
     let dir = worktrees.join(repo::dir_name(oid));
     if releases::read_revision(&dir).is_none() {
         fs::create_dir_all(&dir).map_err(GitError::io("creating", &dir))?;
-        fs::write(dir.join(PARKED_FILE), b"").map_err(GitError::io("marking the parking directory", &dir))?;
-        fs::write(dir.join(REVISION_FILE), format!("{oid}\n"))
-            .map_err(GitError::io("writing the REVISION file in", &dir))?;
+        releases::write_marker(&dir.join(PARKED_FILE), "", "marking the parking directory")?;
+        releases::write_marker(
+            &dir.join(REVISION_FILE),
+            &format!("{oid}\n"),
+            "writing the REVISION file",
+        )?;
     }
     Ok(dir)
 }

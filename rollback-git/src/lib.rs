@@ -76,6 +76,7 @@
 //! # Ok(())
 //! # }
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 mod build;
@@ -103,9 +104,7 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, GitError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| GitError::Task(e.to_string()))?
+    tokio::task::spawn_blocking(f).await.map_err(GitError::Task)?
 }
 
 /// [`CodeVersion`] over a git repository; see the [crate docs](crate) for the layouts.
@@ -163,12 +162,9 @@ enum Resolved {
 }
 
 impl GitCode {
-    /// A builder for the repository at `repo` (releases layout by default, see
-    /// [`GitCodeConfig::new`]).
+    /// A builder for the repository at `repo`: [`GitCodeBuilder::new`].
     pub fn builder(repo: impl Into<PathBuf>) -> GitCodeBuilder {
-        GitCodeBuilder {
-            config: GitCodeConfig::new(repo),
-        }
+        GitCodeBuilder::new(repo)
     }
 
     /// Checks the configuration before anything changes: the repository exists and is not
@@ -473,13 +469,22 @@ fn activate_release(
     Ok(())
 }
 
-/// Builds a [`GitCode`]; every setter has a sensible default.
+/// Builds a [`GitCode`]: [`new`](Self::new), the setters (each has a sensible default),
+/// then [`build`](Self::build), which checks everything.
 #[derive(Clone, Debug)]
 pub struct GitCodeBuilder {
     config: GitCodeConfig,
 }
 
 impl GitCodeBuilder {
+    /// A builder for the repository at `repo` (releases layout by default, see
+    /// [`GitCodeConfig::new`]).
+    pub fn new(repo: impl Into<PathBuf>) -> Self {
+        Self {
+            config: GitCodeConfig::new(repo),
+        }
+    }
+
     /// Releases layout: revisions are prepared in `releases_dir`, `current_link` is the
     /// symlink the process manager runs from.
     pub fn releases(mut self, releases_dir: impl Into<PathBuf>, current_link: impl Into<PathBuf>) -> Self {
@@ -525,7 +530,7 @@ impl GitCodeBuilder {
 
     /// Adds an environment variable for the build steps.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.config.env.0.push((key.into(), value.into()));
+        self.config.env.push(key, value);
         self
     }
 

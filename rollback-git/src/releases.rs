@@ -23,6 +23,16 @@ pub(crate) const PARKED_FILE: &str = ".rollback-parked";
 /// on it. `prepare` of the revision forgets it: a prepared revision is activated detached.
 pub(crate) const BRANCH_FILE: &str = ".rollback-branch";
 
+/// Mode of the marker files ([`REVISION_FILE`], [`PARKED_FILE`], [`BRANCH_FILE`]): they
+/// name revisions and branches, nothing secret, and the app's user may read them.
+pub(crate) const MARKER_MODE: u32 = 0o644;
+
+/// Writes a marker file durably (the core's [`write_durable`](rollback_core::sys::write_durable)):
+/// a crash leaves the old content or the new one, never a torn file. Blocking.
+pub(crate) fn write_marker(path: &Path, content: &str, what: &str) -> Result<(), GitError> {
+    rollback_core::sys::write_durable(path, content.as_bytes(), MARKER_MODE).map_err(GitError::io(what, path))
+}
+
 /// Prefix of the directories failed builds are moved to (kept for debugging).
 const FAILED_PREFIX: &str = "failed-";
 
@@ -167,19 +177,17 @@ pub(crate) async fn prepare_dir(
             return Err(e);
         }
     };
-    let tmp = dir.join(format!(".{REVISION_FILE}.tmp"));
-    tokio::fs::write(&tmp, format!("{revision}\n"))
-        .await
-        .map_err(GitError::io("writing", &tmp))?;
-    tokio::fs::rename(&tmp, dir.join(REVISION_FILE))
-        .await
-        .map_err(GitError::io("writing the REVISION file in", &dir))?;
-    if parked {
-        tokio::fs::remove_file(dir.join(PARKED_FILE))
-            .await
-            .map_err(GitError::io("unmarking", &dir))?;
-        forget_branch(&dir)?;
-    }
+    // Written last, and durably: a REVISION file marks a finished build.
+    let (finished, text) = (dir.clone(), format!("{revision}\n"));
+    crate::blocking(move || {
+        write_marker(&finished.join(REVISION_FILE), &text, "writing the REVISION file")?;
+        if parked {
+            fs::remove_file(finished.join(PARKED_FILE)).map_err(GitError::io("unmarking", &finished))?;
+            forget_branch(&finished)?;
+        }
+        Ok(())
+    })
+    .await?;
     tracing::info!(%revision, dir = %dir.display(), "revision prepared");
     Ok(PreparedRevision {
         revision: revision.clone(),
@@ -247,10 +255,9 @@ pub(crate) fn swap_link(link: &Path, target: &Path) -> Result<(), GitError> {
         let _ = fs::remove_file(&tmp);
         return Err(GitError::io("switching the link", link)(e));
     }
-    if let Some(parent) = link.parent() {
-        if let Ok(d) = fs::File::open(parent) {
-            let _ = d.sync_all();
-        }
+    // The switch is done; a failed fsync of the directory only weakens its durability.
+    if let Err(e) = rollback_core::sys::sync_dir_of(link) {
+        tracing::warn!(error = %e, link = %link.display(), "could not sync the link's directory");
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ pub(crate) const DIR_HASH_LEN: usize = 12;
 pub(crate) fn open(path: &Path) -> Result<Repository, GitError> {
     let repo = Repository::open(path).map_err(|source| GitError::NotARepository {
         path: path.to_path_buf(),
-        source,
+        source: Box::new(source),
     })?;
     if repo.is_bare() {
         return Err(GitError::BareRepository {

@@ -58,10 +58,7 @@ async fn build_artifacts_move_in_and_the_preserved_ones_come_back() {
     commit_files(&repo, &[(".gitignore", "dist.txt\n")], "ignore build output");
     let c1 = commit_files(&repo, &[("app.txt", "v1\n")], "v1");
     std::fs::write(repo.join("dist.txt"), "live build of v1\n").expect("live artifact");
-    let opts = InPlaceOptions {
-        artifacts: vec!["dist.txt".into()],
-        ..InPlaceOptions::default()
-    };
+    let opts = InPlaceOptions::new().artifacts(["dist.txt"]);
     let code = adapter(&repo, opts);
     let preserved = code.preserve_current().await.expect("preserve");
     let c2 = commit_files(&repo, &[("app.txt", "v2\n")], "v2");
@@ -127,13 +124,7 @@ async fn reset_branch_checks_the_branch_out_at_the_revision() {
     let repo = tmp.path().join("repo");
     let c0 = init_repo(&repo);
     commit_files(&repo, &[("app.txt", "v1\n")], "v1");
-    let code = adapter(
-        &repo,
-        InPlaceOptions {
-            reset_branch: Some("main".into()),
-            ..InPlaceOptions::default()
-        },
-    );
+    let code = adapter(&repo, InPlaceOptions::new().reset_branch("main"));
     let p0 = code.prepare(&rev(c0)).await.expect("prepare");
     code.activate(&p0).await.expect("activate");
     let git = Repository::open(&repo).expect("open");
@@ -301,13 +292,7 @@ async fn activating_the_preserved_revision_changes_nothing_on_a_dirty_tree_with_
 
     // The same with reset_branch configured and HEAD elsewhere: nothing moves either.
     git.set_head_detached(c1).expect("detach");
-    let reset = adapter(
-        &repo,
-        InPlaceOptions {
-            reset_branch: Some("main".into()),
-            ..InPlaceOptions::default()
-        },
-    );
+    let reset = adapter(&repo, InPlaceOptions::new().reset_branch("main"));
     let preserved = reset.preserve_current().await.expect("preserve");
     reset.activate(&preserved).await.expect("a no-op");
     let git = Repository::open(&repo).expect("open");
@@ -328,13 +313,7 @@ async fn a_worktrees_dir_that_cannot_be_written_is_found_before_the_switch() {
     let c0 = init_repo(&repo);
     let c1 = commit_files(&repo, &[("app.txt", "v1\n")], "v1");
     let worktrees = tmp.path().join("worktrees");
-    let code = adapter(
-        &repo,
-        InPlaceOptions {
-            worktrees_dir: Some(worktrees.clone()),
-            ..InPlaceOptions::default()
-        },
-    );
+    let code = adapter(&repo, InPlaceOptions::new().worktrees_dir(&worktrees));
     let p0 = code.prepare(&rev(c0)).await.expect("prepare");
     let kept = tmp.path().join("kept");
     std::fs::rename(&worktrees, &kept).expect("move aside");
@@ -408,13 +387,7 @@ async fn pulled_on_main(
     let c1 = commit_files(repo, &[("app.txt", "v1\n")], "v1");
     let c2 = commit_files(repo, &[("app.txt", "v2\n")], "v2");
     std::fs::write(repo.join("dist.txt"), "live build of v2\n").expect("live artifact");
-    let code = adapter(
-        repo,
-        InPlaceOptions {
-            artifacts: vec!["dist.txt".into()],
-            ..InPlaceOptions::default()
-        },
-    );
+    let code = adapter(repo, InPlaceOptions::new().artifacts(["dist.txt"]));
     let p1 = code.prepare(&rev(c1)).await.expect("prepare v1");
     (code, c1, c2, p1)
 }

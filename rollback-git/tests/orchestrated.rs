@@ -132,10 +132,7 @@ async fn deployed(kind: Kind) -> Deployed {
     let v1 = commit_files(&repo, &[("app.txt", "v1\n")], "v1");
     let builder = GitCode::builder(&repo).build_command(["cp", "app.txt", "dist.txt"]);
     let git = match kind {
-        Kind::InPlace => builder.in_place(InPlaceOptions {
-            artifacts: vec!["dist.txt".into()],
-            ..InPlaceOptions::default()
-        }),
+        Kind::InPlace => builder.in_place(InPlaceOptions::new().artifacts(["dist.txt"])),
         Kind::Releases => builder.releases(tmp.path().join("releases"), &link),
     }
     .build()

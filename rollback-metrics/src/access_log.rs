@@ -21,6 +21,7 @@ use std::time::Duration;
 /// # let _ = apache;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TimeUnit {
     /// Seconds, fractions allowed (nginx's `$request_time`, Apache's `%T`).
     Seconds,
@@ -42,19 +43,18 @@ impl TimeUnit {
 }
 
 /// Where a JSON-lines log keeps each field. A name is looked up as a key first, then as a
-/// dotted path into nested objects (`http.response.status_code`).
+/// dotted path into nested objects (`http.response.status_code`). Start from
+/// [`JsonFields::new`] (the defaults) and change what differs with the setters.
 ///
 /// ```
 /// use rollback_metrics::{JsonFields, TimeUnit};
-/// let fields = JsonFields {
-///     status: "http.status".into(),
-///     latency: Some("duration_ms".into()),
-///     latency_unit: TimeUnit::Milliseconds,
-///     ..JsonFields::default()
-/// };
+/// let fields = JsonFields::new()
+///     .status("http.status")
+///     .latency("duration_ms", TimeUnit::Milliseconds);
 /// assert_eq!(fields.time.as_deref(), Some("time"));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct JsonFields {
     /// The HTTP status, a number or a numeric string (default `status`).
     pub status: String,
@@ -67,6 +67,44 @@ pub struct JsonFields {
     /// (`10/Oct/2000:13:55:36 -0700`), or a number of seconds since the epoch (milliseconds
     /// when above 10^11). Default `time`. Entries without it are timed when read.
     pub time: Option<String>,
+}
+
+impl JsonFields {
+    /// The defaults: `status`, `request_time` in seconds, `time`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`status`](Self::status).
+    pub fn status(mut self, name: impl Into<String>) -> Self {
+        self.status = name.into();
+        self
+    }
+
+    /// Sets [`latency`](Self::latency) and its [unit](Self::latency_unit).
+    pub fn latency(mut self, name: impl Into<String>, unit: TimeUnit) -> Self {
+        self.latency = Some(name.into());
+        self.latency_unit = unit;
+        self
+    }
+
+    /// The log has no request time: `latency_p95` stays `None`.
+    pub fn without_latency(mut self) -> Self {
+        self.latency = None;
+        self
+    }
+
+    /// Sets [`time`](Self::time).
+    pub fn time(mut self, name: impl Into<String>) -> Self {
+        self.time = Some(name.into());
+        self
+    }
+
+    /// The log has no time field: entries are timed when read.
+    pub fn without_time(mut self) -> Self {
+        self.time = None;
+        self
+    }
 }
 
 impl Default for JsonFields {
@@ -88,15 +126,16 @@ impl Default for JsonFields {
 /// //                         '$body_bytes_sent "$http_referer" "$http_user_agent" $request_time';
 /// let nginx = LogFormat::CommonOrCombined { request_time: Some(TimeUnit::Seconds) };
 /// // pino-http: {"time":1700000000000,"res":{"statusCode":200},"responseTime":12}
-/// let pino = LogFormat::JsonLines(JsonFields {
-///     status: "res.statusCode".into(),
-///     latency: Some("responseTime".into()),
-///     latency_unit: TimeUnit::Milliseconds,
-///     time: Some("time".into()),
-/// });
+/// let pino = LogFormat::JsonLines(
+///     JsonFields::new()
+///         .status("res.statusCode")
+///         .latency("responseTime", TimeUnit::Milliseconds)
+///         .time("time"),
+/// );
 /// assert_ne!(nginx, pino);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LogFormat {
     /// NCSA common log format, or combined (common plus quoted referer and user agent):
     /// Apache's `common`/`combined`, nginx's default `combined`. With `request_time`, the
@@ -478,6 +517,19 @@ pub struct AccessLogMetricsBuilder {
 }
 
 impl AccessLogMetricsBuilder {
+    /// A builder for the log at `path`: common/combined format without request time, a
+    /// 10 min window, no backlog, a 5 s timeout, at most 1,000,000 entries.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            format: LogFormat::CommonOrCombined { request_time: None },
+            window: Duration::from_secs(600),
+            backlog: 0,
+            timeout: Duration::from_secs(5),
+            max_entries: 1_000_000,
+        }
+    }
+
     /// How the lines are written (default: common/combined, no request time).
     pub fn format(mut self, format: LogFormat) -> Self {
         self.format = format;
@@ -601,7 +653,7 @@ impl std::fmt::Debug for AccessLogMetrics {
 }
 
 impl AccessLogMetrics {
-    /// A builder for the log at `path`.
+    /// A builder for the log at `path`: [`AccessLogMetricsBuilder::new`].
     ///
     /// ```
     /// use rollback_metrics::{AccessLogMetrics, JsonFields, LogFormat};
@@ -613,14 +665,7 @@ impl AccessLogMetrics {
     /// assert_eq!(log.path(), std::path::Path::new("/var/log/shop/access.jsonl"));
     /// ```
     pub fn builder(path: impl Into<PathBuf>) -> AccessLogMetricsBuilder {
-        AccessLogMetricsBuilder {
-            path: path.into(),
-            format: LogFormat::CommonOrCombined { request_time: None },
-            window: Duration::from_secs(600),
-            backlog: 0,
-            timeout: Duration::from_secs(5),
-            max_entries: 1_000_000,
-        }
+        AccessLogMetricsBuilder::new(path)
     }
 
     /// The log's path.
@@ -644,7 +689,7 @@ impl AccessLogMetrics {
         });
         match tokio::time::timeout(self.config.timeout, task).await {
             Ok(Ok(result)) => result,
-            Ok(Err(e)) => Err(MetricsError::Task(e.to_string())),
+            Ok(Err(e)) => Err(MetricsError::Task(e)),
             Err(_) => Err(MetricsError::LogTimeout {
                 path: self.config.path.clone(),
                 after: self.config.timeout,

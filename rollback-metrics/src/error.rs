@@ -16,17 +16,19 @@ use std::time::Duration;
 /// assert_eq!(adapter.kind(), ErrorKind::InvalidInput);
 /// ```
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum MetricsError {
     /// The source was configured with something it cannot use.
     #[error("invalid metrics configuration: {0}")]
     InvalidConfig(String),
     /// Prometheus could not be reached (connection refused, DNS, reset).
-    #[error("Prometheus at {url} cannot be reached: {reason}; check the URL and that Prometheus runs")]
+    #[error("Prometheus at {url} cannot be reached: {source}; check the URL and that Prometheus runs")]
     Unreachable {
         /// The server, credentials redacted.
         url: String,
-        /// What the HTTP client said (no URL in it).
-        reason: String,
+        /// What the HTTP client said, with the URL (which may hold credentials) removed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// Prometheus did not answer within the timeout.
     #[error("Prometheus at {url} did not answer the {what} query within {} ms: raise the timeout or simplify the query", .after.as_millis())]
@@ -130,7 +132,7 @@ pub enum MetricsError {
     },
     /// The reading task panicked or was cancelled.
     #[error("the access-log reading task failed: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
 }
 
 impl MetricsError {
@@ -162,11 +164,7 @@ impl MetricsError {
                 _ => ErrorKind::Failed,
             },
             MetricsError::NoData { .. } | MetricsError::LogMissing { .. } => ErrorKind::NotFound,
-            MetricsError::LogIo { source, .. } => match source.kind() {
-                std::io::ErrorKind::NotFound => ErrorKind::NotFound,
-                std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
-                _ => ErrorKind::Failed,
-            },
+            MetricsError::LogIo { source, .. } => ErrorKind::from_io(source.kind()),
             MetricsError::Malformed { .. } | MetricsError::Task(_) => ErrorKind::Failed,
         }
     }

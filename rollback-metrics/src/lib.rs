@@ -40,12 +40,13 @@
 //!         Duration::from_secs(600),
 //!         Signal::CompleteFailure,
 //!     )])
-//!     .build();
+//!     .build()?;
 //! let run = watchdog.run(tokio::time::sleep(Duration::from_secs(3600))).await;
 //! tracing::info!(events = run.events.len(), "watchdog stopped");
 //! # Ok(()) }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 mod access_log;

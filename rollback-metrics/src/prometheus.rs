@@ -135,6 +135,22 @@ impl fmt::Debug for PrometheusMetrics {
 }
 
 impl PrometheusMetricsBuilder {
+    /// A builder for the Prometheus server at `url`: see [`PrometheusMetrics::builder`] for
+    /// the defaults.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            selector: String::new(),
+            requests_metric: "http_requests_total".into(),
+            status_label: "status".into(),
+            duration_histogram: "http_request_duration_seconds".into(),
+            rate_window: Duration::from_secs(60),
+            error_rate: QuerySpec::Default,
+            latency: QuerySpec::Default,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
     /// The label matchers added to every metric of the default queries, in PromQL syntax
     /// without braces, e.g. `job="shop"` or `app="$app",env="prod"` (`$app` is replaced by the
     /// sampled app's name). Default: none (every series of the metric counts).
@@ -309,17 +325,7 @@ impl PrometheusMetrics {
     /// assert!(PrometheusMetrics::builder("not a url").build().is_err());
     /// ```
     pub fn builder(url: impl Into<String>) -> PrometheusMetricsBuilder {
-        PrometheusMetricsBuilder {
-            url: url.into(),
-            selector: String::new(),
-            requests_metric: "http_requests_total".into(),
-            status_label: "status".into(),
-            duration_histogram: "http_request_duration_seconds".into(),
-            rate_window: Duration::from_secs(60),
-            error_rate: QuerySpec::Default,
-            latency: QuerySpec::Default,
-            timeout: Duration::from_secs(5),
-        }
+        PrometheusMetricsBuilder::new(url)
     }
 
     fn selector_for(&self, app: &AppName) -> String {
@@ -477,7 +483,7 @@ impl PrometheusMetrics {
             } else {
                 MetricsError::Unreachable {
                     url: self.shown.clone(),
-                    reason: e.without_url().to_string(),
+                    source: Box::new(e.without_url()),
                 }
             }
         };

@@ -225,12 +225,12 @@ async fn json_lines_with_configured_fields_slide_out_of_the_window() {
     let path = dir.path().join("access.jsonl");
     File::create(&path).expect("create");
     let log = AccessLogMetrics::builder(&path)
-        .format(LogFormat::JsonLines(JsonFields {
-            status: "res.statusCode".into(),
-            latency: Some("responseTime".into()),
-            latency_unit: TimeUnit::Milliseconds,
-            time: Some("time".into()),
-        }))
+        .format(LogFormat::JsonLines(
+            JsonFields::new()
+                .status("res.statusCode")
+                .latency("responseTime", TimeUnit::Milliseconds)
+                .time("time"),
+        ))
         .window(Duration::from_secs(2))
         .build()
         .expect("valid");
@@ -339,7 +339,8 @@ async fn the_watchdog_error_rate_rule_fires_on_an_access_log() {
         )])
         .interval(Duration::from_millis(250))
         .events(tx)
-        .build();
+        .build()
+        .expect("watchdog");
     let running = tokio::spawn(watchdog.run(async move {
         let _ = stopped.await;
     }));

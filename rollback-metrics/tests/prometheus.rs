@@ -388,7 +388,8 @@ async fn the_error_rate_rule_fires_above_the_threshold_for_its_window_and_not_be
         .interval(Duration::from_secs(1))
         .auto_rollback(true)
         .events(tx)
-        .build();
+        .build()
+        .expect("watchdog");
     let running = tokio::spawn(watchdog.run(async move {
         let _ = stopped.await;
     }));

@@ -596,51 +596,67 @@ impl Orchestrator {
     }
 }
 
-/// Which adapters are configured (adapters are trait objects: their own `Debug`, which
-/// could show a connection string, is not asked for).
-fn debug_components(f: &mut std::fmt::DebugStruct<'_, '_>, parts: [(&str, bool); 6], probes: usize) {
-    for (name, present) in parts {
-        f.field(name, &if present { "configured" } else { "none" });
-    }
-    f.field("health_probes", &probes);
+/// The names of the adapters that are configured, for `Debug` (adapters are trait objects:
+/// their own `Debug`, which could show a connection string, is not asked for).
+fn configured(parts: [(&'static str, bool); 6]) -> Vec<&'static str> {
+    parts
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(name, _)| name)
+        .collect()
 }
 
 impl std::fmt::Debug for OrchestratorBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut d = f.debug_struct("OrchestratorBuilder");
-        d.field("app", &self.app);
-        debug_components(
-            &mut d,
-            [
-                ("database", self.database.is_some()),
-                ("code", self.code.is_some()),
-                ("config", self.config.is_some()),
-                ("process", self.process.is_some()),
-                ("metrics", self.metrics.is_some()),
-                ("state", self.state.is_some()),
-            ],
-            self.probes.len(),
+        let (db, code, config) = (
+            self.database.is_some(),
+            self.code.is_some(),
+            self.config.is_some(),
         );
-        d.field("settings", &self.settings).finish_non_exhaustive()
+        let (pm, metrics, state) = (
+            self.process.is_some(),
+            self.metrics.is_some(),
+            self.state.is_some(),
+        );
+        f.debug_struct("OrchestratorBuilder")
+            .field("app", &self.app)
+            .field(
+                "configured",
+                &configured([
+                    ("database", db),
+                    ("code", code),
+                    ("config", config),
+                    ("process", pm),
+                    ("metrics", metrics),
+                    ("state", state),
+                ]),
+            )
+            .field("health_probes", &self.probes.len())
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 
 impl std::fmt::Debug for Orchestrator {
+    /// Shows the app, which adapters are configured and the settings.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut d = f.debug_struct("Orchestrator");
-        d.field("app", &self.app);
-        debug_components(
-            &mut d,
-            [
-                ("database", self.database.is_some()),
-                ("code", self.code.is_some()),
-                ("config", self.config.is_some()),
-                ("process", true),
-                ("metrics", self.metrics.is_some()),
-                ("state", true),
-            ],
-            self.probes.len(),
+        let (db, code, config) = (
+            self.database.is_some(),
+            self.code.is_some(),
+            self.config.is_some(),
         );
-        d.field("settings", &self.settings).finish_non_exhaustive()
+        let all = [
+            ("database", db),
+            ("code", code),
+            ("config", config),
+            ("process", true),
+            ("metrics", self.metrics.is_some()),
+            ("state", true),
+        ];
+        let mut d = f.debug_struct("Orchestrator");
+        d.field("app", &self.app).field("configured", &configured(all));
+        d.field("health_probes", &self.probes.len())
+            .field("settings", &self.settings);
+        d.finish_non_exhaustive()
     }
 }
