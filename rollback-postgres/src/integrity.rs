@@ -9,7 +9,6 @@
 
 use crate::error::PgError;
 use crate::ident::quote_ident;
-use crate::manifest::TableCount;
 use rollback_core::{CheckResult, SqlAssertion};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, SimpleQueryMessage};
@@ -20,6 +19,17 @@ const USER_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema'
 
 fn qualified(schema: &str, name: &str) -> String {
     format!("{}.{}", quote_ident(schema), quote_ident(name))
+}
+
+/// The exact row count of one table when the snapshot was taken.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TableCount {
+    /// Schema.
+    pub(crate) schema: String,
+    /// Table.
+    pub(crate) table: String,
+    /// `count(*)` in the dump's own MVCC snapshot.
+    pub(crate) rows: i64,
 }
 
 /// Exact `count(*)` of every user table (`FROM ONLY`, so inherited rows count once), sorted

@@ -4,7 +4,7 @@
 
 use crate::error::PgError;
 use crate::files;
-use crate::integrity::IntegrityBaseline;
+use crate::integrity::{IntegrityBaseline, TableCount};
 use chrono::{DateTime, Utc};
 use rollback_core::ErrorKind;
 use serde::{Deserialize, Serialize};
@@ -48,16 +48,13 @@ pub(crate) struct FileEntry {
     pub(crate) sha256: String,
 }
 
-/// The exact row count of one table when the snapshot was taken.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct TableCount {
-    /// Schema.
-    pub(crate) schema: String,
-    /// Table.
-    pub(crate) table: String,
-    /// `count(*)` in the dump's own MVCC snapshot.
-    pub(crate) rows: i64,
-}
+/// Inside a `.partial-<id>` directory: who is writing it (pid, host), so that a directory
+/// left by a writer that died can be told from one still being written.
+pub(crate) const WRITER_FILE: &str = ".writer";
+
+/// Inside a snapshot directory whose manifest records no baseline (an older version's):
+/// the baseline measured later on a staged copy of it. The manifest is never rewritten.
+pub(crate) const MEASURED_BASELINE_FILE: &str = "baseline.measured.json";
 
 /// Database-level properties that `pg_dump` of one database does not carry (they belong to
 /// the database, not its contents): re-applied to the staging database.
@@ -282,8 +279,8 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<FileEntry>) -> Result<(), PgError
                 .into_owned();
             if rel == MANIFEST_FILE
                 || rel.starts_with(".manifest")
-                || rel == crate::snapshot::WRITER_FILE
-                || rel == crate::snapshot::MEASURED_BASELINE_FILE
+                || rel == WRITER_FILE
+                || rel == MEASURED_BASELINE_FILE
             {
                 continue;
             }

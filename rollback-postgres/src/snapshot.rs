@@ -5,7 +5,10 @@ use crate::dbprops;
 use crate::error::PgError;
 use crate::files;
 use crate::integrity::{self, IntegrityBaseline};
-use crate::manifest::{hash_file, hash_tree, DigestCheck, DumpFormat, Manifest, MANIFEST_FILE};
+use crate::manifest::{
+    hash_file, hash_tree, DigestCheck, DumpFormat, Manifest, MANIFEST_FILE, MEASURED_BASELINE_FILE,
+    WRITER_FILE,
+};
 use crate::tools;
 use chrono::{DateTime, Utc};
 use rollback_core::sys::host_name;
@@ -14,14 +17,6 @@ use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
-
-/// Inside a `.partial-<id>` directory: who is writing it (pid, host), so that a directory
-/// left by a writer that died can be told from one still being written.
-pub(crate) const WRITER_FILE: &str = ".writer";
-
-/// Inside a snapshot directory whose manifest records no baseline (an older version's):
-/// the baseline measured later on a staged copy of it. The manifest is never rewritten.
-pub(crate) const MEASURED_BASELINE_FILE: &str = "baseline.measured.json";
 
 /// A `.partial-*` directory without a writer file is abandoned once it is this old.
 const ORPHAN_PARTIAL_AGE: Duration = Duration::from_secs(3600);

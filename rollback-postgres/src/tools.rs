@@ -119,13 +119,15 @@ pub(crate) async fn run(
                 format!("{name} did not finish within {timeout:?} and was stopped"),
             ))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(PgError::new(
-            ErrorKind::NotFound,
-            format!(
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(PgError::new(
+                ErrorKind::NotFound,
+                format!(
                 "{name} binary not found at {}: install the PostgreSQL client tools or point PgTools at them",
                 program.display()
             ),
-        )),
+            ))
+        }
         Err(e) => {
             return Err(PgError::io(
                 format!("cannot run {name} ({})", program.display()),
