@@ -1,5 +1,6 @@
 //! What adapters share of the operating system, written once: a durable file write, a
-//! command run with a time limit, whether a process is alive, this host's name.
+//! command run with a time limit, whether processes are alive, polling with a backoff,
+//! this host's name.
 //!
 //! Adapter authors use these so that every crate writes state the same crash-safe way and
 //! runs external tools the same cancel-safe way (no shell, stdin closed, killed when the
@@ -136,6 +137,51 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
+/// The pids of `pids` that are alive ([`pid_alive`]), all read in one blocking task (never
+/// on the runtime's threads). Where `/proc` cannot tell (not Linux), none: the caller takes
+/// its process manager's word. If the task cannot run, all of them: a process is never
+/// concluded gone without seeing it.
+pub async fn pids_alive(pids: &[u32]) -> Vec<u32> {
+    if pids.is_empty() {
+        return Vec::new();
+    }
+    let asked = pids.to_vec();
+    tokio::task::spawn_blocking(move || {
+        if !Path::new("/proc/self").exists() {
+            return Vec::new();
+        }
+        asked.into_iter().filter(|pid| pid_alive(*pid)).collect()
+    })
+    .await
+    .unwrap_or_else(|_| pids.to_vec())
+}
+
+/// The pause between two polls of a state that is expected soon (a process manager's
+/// "stopped"): 50 ms first, half as long again each time up to 300 ms, never past the
+/// deadline.
+#[derive(Debug, Clone)]
+pub struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Backoff {
+    /// The first pause is 50 ms.
+    pub fn new() -> Self {
+        Self(Duration::from_millis(50))
+    }
+
+    /// Sleeps the next pause, or until `deadline` if that comes first.
+    pub async fn sleep(&mut self, deadline: std::time::Instant) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        tokio::time::sleep(self.0.min(left)).await;
+        self.0 = (self.0 * 3 / 2).min(Duration::from_millis(300));
+    }
+}
+
 /// This machine's host name, as the kernel knows it (`HOSTNAME` where there is no
 /// `/proc`), or `unknown-host`.
 pub fn host_name() -> String {
@@ -156,4 +202,16 @@ pub fn stderr_tail(stderr: &[u8], max: usize) -> String {
     let text = text.trim();
     let skip = text.chars().count().saturating_sub(max);
     text.chars().skip(skip).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn own_pid_is_alive_and_a_bogus_one_is_not() {
+        let me = std::process::id();
+        assert_eq!(pids_alive(&[me, u32::MAX - 1]).await, vec![me]);
+        assert!(pids_alive(&[]).await.is_empty());
+    }
 }

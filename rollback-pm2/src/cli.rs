@@ -2,14 +2,14 @@
 
 use crate::error::Pm2Error;
 use crate::jlist::{self, Instance};
+use rollback_core::sys::{output_within, stderr_tail};
 use rollback_core::Secret;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::Command;
 
-/// How much of a command's stderr goes into an error.
+/// How much of a command's stderr goes into an error (characters).
 const STDERR_TAIL: usize = 2000;
 
 /// A way to run pm2: binary, `PM2_HOME`, timeout.
@@ -29,6 +29,8 @@ impl Pm2Cli {
 
     /// Runs `pm2 <args>` with `env` added to its environment; returns stdout. `label` names
     /// the command in errors and logs (never the args themselves: they may hold app args).
+    /// Not finishing within the timeout is [`Pm2Error::DaemonUnreachable`] (pm2 hangs when
+    /// its daemon cannot start); stderr goes into errors with `env`'s values redacted.
     pub(crate) async fn run(
         &self,
         label: &str,
@@ -36,11 +38,7 @@ impl Pm2Cli {
         env: &[(String, Secret)],
     ) -> Result<String, Pm2Error> {
         let mut cmd = Command::new(&self.binary);
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        cmd.args(args);
         if let Some(home) = &self.home {
             cmd.env("PM2_HOME", home);
         }
@@ -48,37 +46,31 @@ impl Pm2Cli {
             cmd.env(k, v.expose());
         }
         tracing::debug!(command = label, pm2_home = %self.home_label(), "running pm2");
-        let child = cmd.spawn().map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => Pm2Error::NotInstalled {
-                binary: self.binary.clone(),
-            },
-            _ => Pm2Error::Spawn {
-                binary: self.binary.clone(),
-                source,
-            },
-        })?;
-        let out = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
-            Ok(Ok(out)) => out,
-            Ok(Err(source)) => {
-                return Err(Pm2Error::Spawn {
+        let out = output_within(&mut cmd, self.timeout)
+            .await
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::NotFound => Pm2Error::NotInstalled {
+                    binary: self.binary.clone(),
+                },
+                _ => Pm2Error::Spawn {
                     binary: self.binary.clone(),
                     source,
-                })
-            }
-            Err(_) => {
-                return Err(Pm2Error::DaemonUnreachable {
-                    home: self.home_label(),
-                    command: label.to_owned(),
-                    why: format!(
-                        "did not finish within {:?} (pm2 hangs when its daemon cannot start)",
-                        self.timeout
-                    ),
-                })
-            }
+                },
+            })?;
+        let Some(out) = out else {
+            return Err(Pm2Error::DaemonUnreachable {
+                home: self.home_label(),
+                command: label.to_owned(),
+                why: format!(
+                    "did not finish within {:?} (pm2 hangs when its daemon cannot start)",
+                    self.timeout
+                ),
+            });
         };
-        let stderr = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() {
-            let tail = tail(&redact(&strip_ansi(&stderr), env), STDERR_TAIL);
+            // Redacted whole, then cut: a secret is never cut in half and left showing.
+            let stderr = redact(&strip_ansi(&String::from_utf8_lossy(&out.stderr)), env);
+            let tail = stderr_tail(stderr.as_bytes(), STDERR_TAIL);
             if looks_like_daemon_trouble(&tail) {
                 return Err(Pm2Error::DaemonUnreachable {
                     home: self.home_label(),
@@ -103,7 +95,7 @@ impl Pm2Cli {
         let out = self.run("pm2 jlist", &["jlist".into()], &[]).await?;
         let instances = jlist::parse_instances(&out)?;
         drop(out);
-        crate::logs::note_sizes(&instances, self.effective_home().as_deref()).await;
+        crate::log_sizes::note_sizes(&instances, self.effective_home().as_deref()).await;
         Ok(instances)
     }
 
@@ -112,10 +104,19 @@ impl Pm2Cli {
     /// look unknown. A daemon that is not running is [`Pm2Error::DaemonNotRunning`] (after
     /// [`Pm2Error::NotInstalled`] when the binary is missing too).
     pub(crate) async fn jlist_running(&self) -> Result<Vec<Instance>, Pm2Error> {
-        if let Some((false, home)) = self.daemon_running() {
-            self.check_binary()?;
+        // A file read, /proc and a PATH search: on a blocking thread. Should that thread
+        // fail, it cannot be told, and pm2 is asked.
+        let probe = self.clone();
+        let down = tokio::task::spawn_blocking(move || match probe.daemon_running() {
+            Some((false, home)) => Some(probe.check_binary().map(|()| home)),
+            _ => None,
+        })
+        .await
+        .ok()
+        .flatten();
+        if let Some(down) = down {
             return Err(Pm2Error::DaemonNotRunning {
-                home: home.display().to_string(),
+                home: down?.display().to_string(),
             });
         }
         self.jlist_instances().await
@@ -131,7 +132,7 @@ impl Pm2Cli {
     }
 
     /// Whether pm2's daemon runs (its `pm2.pid` names a live process), with the home looked
-    /// at; `None` when that cannot be told here (no `/proc`, no home).
+    /// at; `None` when that cannot be told here (no `/proc`, no home). Blocking.
     pub(crate) fn daemon_running(&self) -> Option<(bool, PathBuf)> {
         if !Path::new("/proc/self").exists() {
             return None;
@@ -140,11 +141,11 @@ impl Pm2Cli {
         let pid = std::fs::read_to_string(home.join("pm2.pid"))
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok());
-        Some((pid.is_some_and(pid_alive), home))
+        Some((pid.is_some_and(rollback_core::sys::pid_alive), home))
     }
 
     /// [`Pm2Error::NotInstalled`] when the binary is not there (a path that does not exist,
-    /// a name not on `PATH`).
+    /// a name not on `PATH`). Blocking.
     fn check_binary(&self) -> Result<(), Pm2Error> {
         let found = if self.binary.components().count() > 1 {
             self.binary.is_file()
@@ -159,17 +160,6 @@ impl Pm2Cli {
                 binary: self.binary.clone(),
             })
         }
-    }
-}
-
-/// True while `pid` exists and is not a zombie (Linux `/proc`; elsewhere pm2's word is taken).
-pub(crate) fn pid_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.trim_start().chars().next())
-            .is_some_and(|state| state != 'Z' && state != 'X'),
-        Err(_) => false,
     }
 }
 
@@ -206,30 +196,16 @@ pub(crate) fn strip_ansi(s: &str) -> String {
     out
 }
 
-fn tail(s: &str, max: usize) -> String {
-    let s = s.trim();
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut start = s.len() - max;
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("...{}", &s[start..])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn strips_colours_and_keeps_the_tail() {
+    fn strips_colours() {
         assert_eq!(
             strip_ansi("\u{1b}[31m[PM2][ERROR] \u{1b}[39mProcess x not found"),
             "[PM2][ERROR] Process x not found"
         );
-        assert_eq!(tail("abcdef", 3), "...def");
-        assert_eq!(tail(" ab ", 3), "ab");
     }
 
     #[tokio::test]
@@ -333,5 +309,24 @@ mod tests {
         let e = cli.run("pm2 stop web", &args, &[]).await.unwrap_err();
         assert!(matches!(e, Pm2Error::CommandFailed { .. }), "{e}");
         assert!(e.to_string().contains("Process web not found"), "{e}");
+
+        // A long stderr: its end, cut after the secrets are redacted.
+        let args = [
+            "-c".into(),
+            "i=0; while [ $i -lt 400 ]; do printf 'noise hunter2-canary '; i=$((i+1)); done >&2; echo ' the end' >&2; exit 1".into(),
+        ];
+        let env = [("K".to_owned(), Secret::new("hunter2-canary"))];
+        let e = cli.run("pm2 stop web", &args, &env).await.unwrap_err();
+        let Pm2Error::CommandFailed { stderr, .. } = &e else {
+            panic!("{e}")
+        };
+        assert!(
+            stderr.ends_with("the end") && stderr.chars().count() <= STDERR_TAIL,
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("hunter2") && !stderr.contains("canary"),
+            "{stderr}"
+        );
     }
 }

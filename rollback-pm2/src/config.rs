@@ -1,5 +1,6 @@
 //! How to reach pm2 and how to start apps it does not know yet.
 
+use crate::error::Pm2Error;
 use rollback_core::{AppName, Secret};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -7,11 +8,19 @@ use std::time::Duration;
 
 /// When repeated restarts after a start count as a crash loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CrashLoopPolicy {
     /// This many restarts ...
     pub restarts: u32,
     /// ... within this window is a crash loop.
     pub window: Duration,
+}
+
+impl CrashLoopPolicy {
+    /// `restarts` restarts within `window` after a start is a crash loop.
+    pub fn new(restarts: u32, window: Duration) -> Self {
+        Self { restarts, window }
+    }
 }
 
 impl Default for CrashLoopPolicy {
@@ -25,6 +34,7 @@ impl Default for CrashLoopPolicy {
 
 /// How to start an app pm2 does not know yet (after `pm2 delete`, on a fresh daemon).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum AppSpec {
     /// `pm2 start <file> --only <app>`: an ecosystem file that declares the app.
     Ecosystem {
@@ -35,8 +45,16 @@ pub enum AppSpec {
     Script(ScriptSpec),
 }
 
-/// A script pm2 runs as the app.
+/// A script pm2 runs as the app: [`new`](Self::new), then the setters. Its `Debug` shows
+/// the environment's keys, never its values.
+///
+/// ```
+/// use rollback_pm2::ScriptSpec;
+/// let spec = ScriptSpec::new("dist/server.js").cwd("/srv/app/current").env("DB_PASSWORD", "hunter2");
+/// assert!(!format!("{spec:?}").contains("hunter2"));
+/// ```
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct ScriptSpec {
     /// The script or binary.
     pub script: PathBuf,
@@ -95,8 +113,11 @@ impl ScriptSpec {
     }
 }
 
-/// Everything the adapter needs; built with [`Pm2ProcessManager::builder`](crate::Pm2ProcessManager::builder).
+/// Everything the adapter needs; built with [`Pm2Builder`](crate::Pm2Builder) (or
+/// [`Pm2Config::default`] and its fields, then
+/// [`Pm2ProcessManager::new`](crate::Pm2ProcessManager::new)).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Pm2Config {
     /// The pm2 binary (default `pm2`, looked up on `PATH`).
     pub binary: PathBuf,
@@ -125,5 +146,24 @@ impl Default for Pm2Config {
             crash_loop: CrashLoopPolicy::default(),
             apps: BTreeMap::new(),
         }
+    }
+}
+
+impl Pm2Config {
+    /// [`Pm2Error::Config`] for settings that cannot work.
+    pub(crate) fn check(&self) -> Result<(), Pm2Error> {
+        if self.crash_loop.restarts == 0 {
+            return Err(Pm2Error::Config("crash_loop restarts must be at least 1".into()));
+        }
+        if self.command_timeout.is_zero() {
+            return Err(Pm2Error::Config("command timeout must not be zero".into()));
+        }
+        if self.stability_window >= self.state_timeout {
+            return Err(Pm2Error::Config(format!(
+                "stability window {:?} must be shorter than the state timeout {:?}",
+                self.stability_window, self.state_timeout
+            )));
+        }
+        Ok(())
     }
 }

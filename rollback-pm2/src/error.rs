@@ -10,7 +10,21 @@ pub const PM2_VERSION: &str = "7.0.4";
 
 /// What went wrong talking to pm2. Messages never contain `pm2 jlist` output (it holds
 /// every app's environment) nor the environment values given to an app.
+///
+/// Converts into [`AdapterError`] with [`kind`](Self::kind), keeping itself as the source:
+///
+/// ```
+/// use rollback_core::{AdapterError, ErrorKind};
+/// use rollback_pm2::Pm2Error;
+/// let e = Pm2Error::UnknownApp { app: "api".into(), known: "web".into(), hint: "" };
+/// assert_eq!(e.kind(), ErrorKind::NotFound);
+/// let e = AdapterError::from(e);
+/// assert_eq!(e.kind(), ErrorKind::NotFound);
+/// let source = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<Pm2Error>());
+/// assert!(matches!(source, Some(Pm2Error::UnknownApp { .. })));
+/// ```
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Pm2Error {
     /// The pm2 binary is not there.
     #[error("pm2 binary `{binary}` not found: install it with `npm install -g pm2@{PM2_VERSION}` or configure its path with Pm2ProcessManager::builder().binary(..)")]
@@ -18,7 +32,8 @@ pub enum Pm2Error {
         /// The binary that was tried.
         binary: PathBuf,
     },
-    /// The pm2 binary could not be run for another reason (permissions, ...).
+    /// The pm2 binary could not be run for another reason (permissions, ...); its kind is
+    /// the I/O error's ([`ErrorKind::from_io`]).
     #[error("could not run pm2 binary `{binary}`: {source}")]
     Spawn {
         /// The binary that was tried.
@@ -55,7 +70,9 @@ pub enum Pm2Error {
         /// The end of its stderr.
         stderr: String,
     },
-    /// `pm2 jlist` printed something that is not a process list.
+    /// `pm2 jlist` printed something that is not a process list. It holds where the JSON
+    /// broke and how, never serde's own message (which can quote a value from an app's
+    /// environment): the cause is deliberately not kept.
     #[error("`pm2 jlist` printed no readable JSON process list ({0}); is `pm2` really pm2 {PM2_VERSION}?")]
     BadJlist(String),
     /// pm2 does not know the app and it cannot be started from a configured spec.
@@ -118,8 +135,8 @@ impl Pm2Error {
     /// The [`ErrorKind`] the orchestrator decides on.
     pub fn kind(&self) -> ErrorKind {
         match self {
+            Pm2Error::Spawn { source, .. } => ErrorKind::from_io(source.kind()),
             Pm2Error::NotInstalled { .. }
-            | Pm2Error::Spawn { .. }
             | Pm2Error::DaemonUnreachable { .. }
             | Pm2Error::DaemonNotRunning { .. } => ErrorKind::Unavailable,
             Pm2Error::CommandFailed { .. }

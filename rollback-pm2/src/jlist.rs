@@ -8,30 +8,30 @@ use std::path::PathBuf;
 
 /// One pm2 process (one instance of an app) as `pm2 jlist` describes it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Pm2Process {
+pub(crate) struct Pm2Process {
     /// The app name.
-    pub name: String,
+    pub(crate) name: String,
     /// pm2's id of this instance.
-    pub pm_id: u32,
+    pub(crate) pm_id: u32,
     /// The OS pid, when running (pm2 says 0 otherwise).
-    pub pid: Option<u32>,
+    pub(crate) pid: Option<u32>,
     /// pm2's status string, e.g. `online`, `stopped`, `errored`, `launching`.
-    pub status: String,
+    pub(crate) status: String,
     /// pm2's restart count (`restart_time`).
-    pub restarts: u32,
+    pub(crate) restarts: u32,
     /// When the process last started, in ms since the epoch (`pm_uptime`).
-    pub started_at_ms: Option<u64>,
+    pub(crate) started_at_ms: Option<u64>,
     /// Resident memory in bytes (`monit.memory`).
-    pub memory_bytes: Option<u64>,
+    pub(crate) memory_bytes: Option<u64>,
     /// CPU in percent of one core (`monit.cpu`).
-    pub cpu_percent: Option<f64>,
+    pub(crate) cpu_percent: Option<f64>,
 }
 
 impl Pm2Process {
     /// pm2's status as a [`ProcessState`] (see [`map_status`]); a `stopped` instance that
     /// still has a pid exited by itself and pm2 is restarting it:
     /// [`Retrying`](ProcessState::Retrying).
-    pub fn state(&self) -> ProcessState {
+    pub(crate) fn state(&self) -> ProcessState {
         match map_status(&self.status) {
             ProcessState::Stopped if self.pid.is_some() => ProcessState::Retrying,
             state => state,
@@ -40,7 +40,7 @@ impl Pm2Process {
 
     /// The pid while a process of this instance runs (pm2 keeps the pid of an instance that
     /// exited until it restarts it).
-    pub fn running_pid(&self) -> Option<u32> {
+    pub(crate) fn running_pid(&self) -> Option<u32> {
         self.pid.filter(|_| {
             matches!(
                 self.status.as_str(),
@@ -53,7 +53,7 @@ impl Pm2Process {
 /// Maps a pm2 status string to a [`ProcessState`]: `waiting restart` (a restart delay after
 /// a crash) is [`Retrying`](ProcessState::Retrying), `errored` (pm2 gave up) is
 /// [`Errored`](ProcessState::Errored). Unknown strings map to [`ProcessState::Unknown`].
-pub fn map_status(status: &str) -> ProcessState {
+pub(crate) fn map_status(status: &str) -> ProcessState {
     match status {
         "online" => ProcessState::Online,
         "stopped" => ProcessState::Stopped,
@@ -246,15 +246,11 @@ impl RawProcess {
     }
 }
 
-/// Parses the output of `pm2 jlist`. pm2 may print noise before the JSON (its banner,
-/// "Spawning PM2 daemon" lines): the list is read from the first line that starts a JSON
-/// array which parses. Entries without a name or id are skipped; unknown fields are
-/// ignored. The error never quotes the output.
-pub fn parse(output: &str) -> Result<Vec<Pm2Process>, Pm2Error> {
-    Ok(parse_instances(output)?.into_iter().map(|i| i.process).collect())
-}
-
-/// [`parse`], keeping pm2's crash-loop bookkeeping of each instance.
+/// Parses the output of `pm2 jlist` into instances with pm2's crash-loop bookkeeping. pm2
+/// may print noise before the JSON (its banner, "Spawning PM2 daemon" lines): the list is
+/// read from the first line that starts a JSON array which parses. Entries without a name
+/// or id are skipped; unknown fields are ignored. The error never quotes the output (nor
+/// serde's message, which can quote a value: only its category and line).
 pub(crate) fn parse_instances(output: &str) -> Result<Vec<Instance>, Pm2Error> {
     let mut last_error = None;
     let mut offset = 0;
@@ -296,6 +292,11 @@ impl ClassifyName for serde_json::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`parse_instances`], the processes alone.
+    fn parse(output: &str) -> Result<Vec<Pm2Process>, Pm2Error> {
+        Ok(parse_instances(output)?.into_iter().map(|i| i.process).collect())
+    }
 
     const ONE: &str = r#"[{"pid":3092,"name":"web","pm2_env":{"name":"web","status":"online","env":{"DB_PASSWORD":"hunter2"},"restart_time":2,"pm_uptime":1795617420141,"unstable_restarts":0,"axm_options":{"x":[1,2]}},"pm_id":0,"monit":{"memory":54263808,"cpu":43.8},"new_field":{"nested":[true]}}]"#;
 

@@ -32,19 +32,21 @@
 //! # Ok(()) }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 mod cli;
-pub mod config;
-pub mod error;
-pub mod jlist;
+mod config;
+mod error;
+mod jlist;
+mod log_sizes;
 mod logs;
 mod manager;
 mod metrics;
+mod select;
 mod warm;
 
 pub use config::{AppSpec, CrashLoopPolicy, Pm2Config, ScriptSpec};
 pub use error::{Pm2Error, PM2_VERSION};
-pub use jlist::Pm2Process;
 pub use manager::{Pm2Builder, Pm2ProcessManager};
 pub use metrics::Pm2Metrics;

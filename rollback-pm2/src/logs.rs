@@ -28,98 +28,20 @@
 use crate::cli::{redact, strip_ansi, Pm2Cli};
 use crate::error::Pm2Error;
 use crate::jlist::Instance;
+use crate::log_sizes::mark_before;
+use crate::select::{instances_of, NAME_HINT};
 use chrono::{DateTime, Utc};
 use rollback_core::secret::redact_text;
 use rollback_core::{AppLogs, AppName, LogLine, Secret};
-use std::collections::{HashMap, VecDeque};
 use std::io::SeekFrom;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// The most read from one log file.
-pub const MAX_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_BYTES: u64 = 1024 * 1024;
 /// The longest line kept (longer ones are cut).
 const MAX_LINE_CHARS: usize = 4000;
-/// How many size notes are kept per file.
-const MARKS_PER_FILE: usize = 16;
-/// How many files have notes at most (beyond that the oldest are forgotten).
-const MAX_FILES: usize = 1024;
-
-/// The size of a log file at a moment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Mark {
-    at: DateTime<Utc>,
-    size: u64,
-    /// (device, inode): a rotated file is another file.
-    file: (u64, u64),
-}
-
-/// Size notes per log file, for every pm2 home this process talks to (file paths are
-/// absolute, so homes never mix).
-fn marks() -> &'static Mutex<HashMap<PathBuf, VecDeque<Mark>>> {
-    static MARKS: OnceLock<Mutex<HashMap<PathBuf, VecDeque<Mark>>>> = OnceLock::new();
-    MARKS.get_or_init(Default::default)
-}
-
-/// Notes the size of every log file of `instances` (as `pm2 jlist` named them), and of
-/// `home`'s `pm2.log`, now. Called on every `pm2 jlist` this adapter runs, on what it
-/// parsed; costs one `stat` per file, never fails (a file that cannot be read is simply not
-/// noted).
-pub(crate) async fn note_sizes(instances: &[Instance], home: Option<&Path>) {
-    let mut paths: Vec<PathBuf> = instances
-        .iter()
-        .flat_map(|i| [i.out_log.clone(), i.err_log.clone()])
-        .flatten()
-        .chain(home.map(|h| h.join("pm2.log")))
-        .filter(|p| p.is_absolute() && p != Path::new("/dev/null"))
-        .collect();
-    paths.sort();
-    paths.dedup();
-    let mut seen = Vec::with_capacity(paths.len());
-    for path in paths {
-        let at = Utc::now();
-        if let Ok(meta) = tokio::fs::metadata(&path).await {
-            seen.push((
-                path,
-                Mark {
-                    at,
-                    size: meta.len(),
-                    file: (meta.dev(), meta.ino()),
-                },
-            ));
-        }
-    }
-    let mut map = marks().lock().unwrap_or_else(|e| e.into_inner());
-    for (path, mark) in seen {
-        let notes = map.entry(path).or_default();
-        notes.push_back(mark);
-        while notes.len() > MARKS_PER_FILE {
-            notes.pop_front();
-        }
-    }
-    if map.len() > MAX_FILES {
-        let mut newest: Vec<(DateTime<Utc>, PathBuf)> = map
-            .iter()
-            .filter_map(|(p, m)| m.back().map(|m| (m.at, p.clone())))
-            .collect();
-        newest.sort();
-        for (_, p) in newest.iter().take(map.len() - MAX_FILES) {
-            map.remove(p);
-        }
-    }
-}
-
-/// The last size of `path` noted at or before `since`, in the file it is now.
-fn mark_before(path: &Path, since: DateTime<Utc>, file: (u64, u64)) -> Option<Mark> {
-    let map = marks().lock().unwrap_or_else(|e| e.into_inner());
-    map.get(path)?
-        .iter()
-        .rev()
-        .find(|m| m.at <= since && m.file == file)
-        .copied()
-}
 
 /// What `app` wrote to pm2's log files since `since` (see the module doc), with `env`'s
 /// values and whatever looks like a secret redacted. Never starts pm2's daemon; file reads
@@ -130,22 +52,7 @@ pub(crate) async fn logs_since(
     since: DateTime<Utc>,
     env: &[(String, Secret)],
 ) -> Result<AppLogs, Pm2Error> {
-    let all = cli.jlist_running().await?;
-    let instances: Vec<&Instance> = all.iter().filter(|p| p.name == app.as_str()).collect();
-    if instances.is_empty() {
-        let mut known: Vec<&str> = all.iter().map(|p| p.name.as_str()).collect();
-        known.sort_unstable();
-        known.dedup();
-        return Err(Pm2Error::UnknownApp {
-            app: app.to_string(),
-            known: if known.is_empty() {
-                "none".into()
-            } else {
-                known.join(", ")
-            },
-            hint: ": check the app name (`pm2 ls` with the same PM2_HOME lists them)",
-        });
-    }
+    let instances: Vec<Instance> = instances_of(cli.jlist_running().await?, app, NAME_HINT)?;
     let mut files: Vec<(&'static str, PathBuf)> = Vec::new();
     let mut logs = AppLogs::default();
     for i in &instances {
@@ -318,6 +225,7 @@ async fn read_range(path: &Path, start: u64, end: u64) -> std::io::Result<Vec<u8
 mod tests {
     use super::*;
     use crate::jlist::parse_instances;
+    use crate::log_sizes::note_sizes;
 
     fn all(_: &str) -> bool {
         true

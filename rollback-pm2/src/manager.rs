@@ -1,21 +1,19 @@
 //! [`Pm2ProcessManager`]: the [`ProcessManager`] over the pm2 CLI.
 
-use crate::cli::{pid_alive, Pm2Cli};
+use crate::cli::Pm2Cli;
 use crate::config::{AppSpec, CrashLoopPolicy, Pm2Config};
 use crate::error::Pm2Error;
 use crate::jlist::{Instance, Pm2Process};
 use crate::metrics::Pm2Metrics;
+use crate::select::{instances_of, one_app, unknown_app, NAME_HINT, START_HINT};
 use crate::warm::WarmClient;
 use async_trait::async_trait;
+use rollback_core::sys::{pids_alive, Backoff};
 use rollback_core::{AdapterError, AppName, ProcessManager, ProcessState, ProcessStatus};
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-const START_HINT: &str =
-    " and no start spec is configured for it: add one with Pm2ProcessManager::builder().app(..)";
-const NAME_HINT: &str = ": check the app name (`pm2 ls` with the same PM2_HOME lists them)";
 
 /// A [`ProcessManager`] over the real pm2 CLI (`pm2 jlist`, `stop`, `start`, `restart`),
 /// keeping the trait's contract:
@@ -59,13 +57,33 @@ impl std::fmt::Debug for WarmSlot {
     }
 }
 
-/// Builds a [`Pm2ProcessManager`]; every setting has a default (see [`Pm2Config`]).
+/// Builds a [`Pm2ProcessManager`]: [`new`](Self::new), setters, then
+/// [`build`](Self::build), which refuses settings that cannot work. Every setting has a
+/// default (see [`Pm2Config`]).
+///
+/// ```
+/// use rollback_pm2::Pm2Builder;
+/// use std::time::Duration;
+/// let pm2 = Pm2Builder::new()
+///     .home("/srv/app/.pm2")
+///     .state_timeout(Duration::from_secs(20))
+///     .build()
+///     .unwrap();
+/// assert_eq!(pm2.config().state_timeout, Duration::from_secs(20));
+/// let e = Pm2Builder::new().command_timeout(Duration::ZERO).build().unwrap_err();
+/// assert_eq!(e.kind(), rollback_core::ErrorKind::InvalidInput);
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct Pm2Builder {
     cfg: Pm2Config,
 }
 
 impl Pm2Builder {
+    /// A builder with the defaults (see [`Pm2Config::default`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// The pm2 binary (default `pm2` on `PATH`).
     pub fn binary(mut self, binary: impl Into<PathBuf>) -> Self {
         self.cfg.binary = binary.into();
@@ -99,7 +117,7 @@ impl Pm2Builder {
 
     /// `restarts` restarts within `window` after a start is a crash loop (default 3 in 10 s).
     pub fn crash_loop(mut self, restarts: u32, window: Duration) -> Self {
-        self.cfg.crash_loop = CrashLoopPolicy { restarts, window };
+        self.cfg.crash_loop = CrashLoopPolicy::new(restarts, window);
         self
     }
 
@@ -109,45 +127,48 @@ impl Pm2Builder {
         self
     }
 
-    /// The manager; fails on settings that cannot work.
+    /// The configuration so far.
+    pub fn config(&self) -> &Pm2Config {
+        &self.cfg
+    }
+
+    /// The manager, once the settings are checked (see [`Pm2ProcessManager::new`]).
     pub fn build(self) -> Result<Pm2ProcessManager, AdapterError> {
-        let c = &self.cfg;
-        if c.crash_loop.restarts == 0 {
-            return Err(Pm2Error::Config("crash_loop restarts must be at least 1".into()).into());
-        }
-        if c.stability_window >= c.state_timeout {
-            return Err(Pm2Error::Config(format!(
-                "stability window {:?} must be shorter than the state timeout {:?}",
-                c.stability_window, c.state_timeout
-            ))
-            .into());
-        }
-        if c.command_timeout.is_zero() {
-            return Err(Pm2Error::Config("command timeout must not be zero".into()).into());
-        }
-        Ok(Pm2ProcessManager::new(self.cfg))
+        Pm2ProcessManager::new(self.cfg)
     }
 }
 
 impl Pm2ProcessManager {
-    /// A builder with the defaults.
+    /// A builder with the defaults: [`Pm2Builder::new`].
     pub fn builder() -> Pm2Builder {
-        Pm2Builder::default()
+        Pm2Builder::new()
     }
 
-    /// A manager with this configuration, as is.
-    pub fn new(cfg: Pm2Config) -> Self {
+    /// A manager with this configuration, once it is checked: the command timeout is not
+    /// zero, the stability window is shorter than the state timeout, a crash loop takes at
+    /// least one restart. pm2 is not run here.
+    ///
+    /// ```
+    /// use rollback_pm2::{Pm2Config, Pm2ProcessManager};
+    /// let mut cfg = Pm2Config::default();
+    /// cfg.home = Some("/srv/app/.pm2".into());
+    /// assert!(Pm2ProcessManager::new(cfg.clone()).is_ok());
+    /// cfg.stability_window = cfg.state_timeout;
+    /// assert!(Pm2ProcessManager::new(cfg).is_err());
+    /// ```
+    pub fn new(cfg: Pm2Config) -> Result<Self, AdapterError> {
+        cfg.check()?;
         let cli = Pm2Cli {
             binary: cfg.binary.clone(),
             home: cfg.home.clone(),
             timeout: cfg.command_timeout,
         };
-        Self {
+        Ok(Self {
             cfg,
             cli,
             stopped: Default::default(),
             warm: WarmSlot::default(),
-        }
+        })
     }
 
     /// Starts the warm client if it is not running (while the app still serves).
@@ -370,10 +391,12 @@ impl Pm2ProcessManager {
         // autorestart off. What is left to confirm is that the processes are gone, which
         // /proc tells without another pm2 call.
         if !pids.is_empty() {
-            while pids.iter().any(|p| pid_alive(*p)) && Instant::now() < deadline {
+            let mut alive = pids_alive(&pids).await;
+            while !alive.is_empty() && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(5)).await;
+                alive = pids_alive(&alive).await;
             }
-            if pids.iter().all(|p| !pid_alive(*p)) {
+            if alive.is_empty() {
                 let procs = procs.into_iter().map(|i| i.process).collect();
                 self.stopped_by_us().insert(app.clone(), procs);
                 return Ok(());
@@ -382,7 +405,7 @@ impl Pm2ProcessManager {
         let mut backoff = Backoff::new();
         loop {
             let procs = self.instances(app).await?;
-            let alive: Vec<u32> = pids.iter().copied().filter(|p| pid_alive(*p)).collect();
+            let alive = pids_alive(&pids).await;
             if alive.is_empty() && procs.iter().all(|p| p.state() == ProcessState::Stopped) {
                 return Ok(());
             }
@@ -478,62 +501,6 @@ impl Pm2ProcessManager {
     }
 }
 
-/// The instances of `app` in `all`, or [`Pm2Error::UnknownApp`] listing the known apps.
-pub(crate) fn instances_of<P: AsRef<Pm2Process>>(
-    all: Vec<P>,
-    app: &AppName,
-    hint: &'static str,
-) -> Result<Vec<P>, Pm2Error> {
-    if all.iter().any(|p| p.as_ref().name == app.as_str()) {
-        Ok(all
-            .into_iter()
-            .filter(|p| p.as_ref().name == app.as_str())
-            .collect())
-    } else {
-        Err(unknown_app(&all, app, hint))
-    }
-}
-
-/// Refuses a name that would not address exactly one app: pm2 reads `all` as every app,
-/// `/…/` as a regular expression and a number as a process id; patterns (`*`, `?`, `[`,
-/// supervisord's `group:*`) address several apps in other managers and are refused
-/// everywhere (the [`ProcessManager`] contract).
-fn one_app(app: &AppName) -> Result<(), Pm2Error> {
-    let name = app.as_str();
-    let why = if name.is_empty() {
-        "it is empty"
-    } else if name == "all" {
-        "pm2 reads `all` as every app"
-    } else if name.contains(['*', '?', '[']) {
-        "it is a pattern"
-    } else if name.len() > 1 && name.starts_with('/') && name.ends_with('/') {
-        "pm2 reads `/…/` as a regular expression"
-    } else if name.bytes().all(|b| b.is_ascii_digit()) {
-        "pm2 reads a number as a process id"
-    } else {
-        return Ok(());
-    };
-    Err(Pm2Error::NotOneApp {
-        app: name.to_owned(),
-        why,
-    })
-}
-
-fn unknown_app<P: AsRef<Pm2Process>>(all: &[P], app: &AppName, hint: &'static str) -> Pm2Error {
-    let mut known: Vec<&str> = all.iter().map(|p| p.as_ref().name.as_str()).collect();
-    known.sort_unstable();
-    known.dedup();
-    Pm2Error::UnknownApp {
-        app: app.to_string(),
-        known: if known.is_empty() {
-            "none".into()
-        } else {
-            known.join(", ")
-        },
-        hint,
-    }
-}
-
 /// One state for all instances at `now_ms`: errored if any is, else retrying if any is,
 /// the common state if they agree, otherwise in transition.
 fn aggregate_state(procs: &[Instance], now_ms: u64) -> ProcessState {
@@ -587,21 +554,6 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Polling delays: 50 ms growing by half up to 300 ms, never past the deadline.
-struct Backoff(Duration);
-
-impl Backoff {
-    fn new() -> Self {
-        Self(Duration::from_millis(50))
-    }
-
-    async fn sleep(&mut self, deadline: Instant) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        tokio::time::sleep(self.0.min(left)).await;
-        self.0 = (self.0 * 3 / 2).min(Duration::from_millis(300));
-    }
 }
 
 #[async_trait]
@@ -683,34 +635,6 @@ mod tests {
     }
 
     #[test]
-    fn unknown_app_names_it_and_lists_known_apps() {
-        let all = vec![
-            p("web", 0, Some(1), "online", 0),
-            p("worker", 1, None, "stopped", 0),
-        ];
-        let e = instances_of(all, &AppName::new("api"), NAME_HINT).unwrap_err();
-        let msg = e.to_string();
-        assert!(msg.contains("`api`") && msg.contains("web, worker"), "{msg}");
-        assert_eq!(e.kind(), rollback_core::ErrorKind::NotFound);
-        let e = instances_of(Vec::<Pm2Process>::new(), &AppName::new("api"), START_HINT).unwrap_err();
-        assert!(e.to_string().contains("known apps: none"), "{e}");
-    }
-
-    #[test]
-    fn names_that_address_several_apps_or_an_id_are_refused() {
-        for name in [
-            "all", "*", "web*", "group:*", "web?", "web[12]", "/web/", "0", "12", "",
-        ] {
-            let e = one_app(&AppName::new(name)).unwrap_err();
-            assert_eq!(e.kind(), rollback_core::ErrorKind::InvalidInput, "{name}: {e}");
-            assert!(e.to_string().contains("exactly one app"), "{e}");
-        }
-        for name in ["web", "api-2", "worker_1", "a/b", "/", "web:1"] {
-            assert!(one_app(&AppName::new(name)).is_ok(), "{name}");
-        }
-    }
-
-    #[test]
     fn instances_aggregate_into_one_status() {
         let app = AppName::new("web");
         let two = [
@@ -785,11 +709,25 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(e.to_string().contains("stability window"), "{e}");
+        let e = Pm2ProcessManager::builder()
+            .command_timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("command timeout"), "{e}");
     }
 
     #[test]
-    fn own_pid_is_alive_and_a_bogus_one_is_not() {
-        assert!(pid_alive(std::process::id()));
-        assert!(!pid_alive(u32::MAX - 1));
+    fn debug_output_never_shows_an_apps_env_values() {
+        let spec = crate::ScriptSpec::new("server.js").env("DB_PASSWORD", "hunter2-canary");
+        let builder = Pm2ProcessManager::builder().app("web", AppSpec::Script(spec));
+        let shown = format!(
+            "{builder:?} {:?} {:?}",
+            builder.config(),
+            builder.clone().build().unwrap()
+        );
+        assert!(
+            shown.contains("DB_PASSWORD") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 }

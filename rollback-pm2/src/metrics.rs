@@ -2,7 +2,7 @@
 
 use crate::cli::Pm2Cli;
 use crate::jlist::Pm2Process;
-use crate::manager::instances_of;
+use crate::select::instances_of;
 use async_trait::async_trait;
 use rollback_core::{AdapterError, AppName, MetricsSample, MetricsSource};
 use std::path::{Path, PathBuf};

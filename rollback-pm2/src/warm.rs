@@ -43,7 +43,7 @@ pub(crate) struct WarmClient {
     lines: Lines<BufReader<ChildStdout>>,
 }
 
-/// The pm2 package directory behind a pm2 binary (`…/node_modules/pm2/bin/pm2`).
+/// The pm2 package directory behind a pm2 binary (`…/node_modules/pm2/bin/pm2`). Blocking.
 pub(crate) fn pm2_module(binary: &Path) -> Option<PathBuf> {
     let resolved = if binary.components().count() > 1 {
         std::fs::canonicalize(binary).ok()?
@@ -58,7 +58,12 @@ pub(crate) fn pm2_module(binary: &Path) -> Option<PathBuf> {
 impl WarmClient {
     /// Starts node with pm2's API and waits until it is connected to the daemon.
     pub(crate) async fn start(binary: &Path, home: Option<&Path>, timeout: Duration) -> Result<Self, String> {
-        let module = pm2_module(binary).ok_or("pm2 is not installed as a Node package next to its binary")?;
+        // A PATH search and symlinks resolved: on a blocking thread.
+        let bin = binary.to_path_buf();
+        let module = tokio::task::spawn_blocking(move || pm2_module(&bin))
+            .await
+            .map_err(|e| format!("cannot look for pm2's package: {e}"))?
+            .ok_or("pm2 is not installed as a Node package next to its binary")?;
         let mut cmd = Command::new("node");
         cmd.arg("-e")
             .arg(CLIENT_JS)

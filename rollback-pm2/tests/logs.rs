@@ -161,12 +161,10 @@ async fn a_rollback_over_the_real_pm2_reports_the_uncaught_exception_printed_aft
 
     // The code is a fake; the process manager, its log files and the app are real.
     let rig = Rig::new();
-    let settings = Settings {
-        health_timeout: Duration::from_secs(30),
-        health_interval: Duration::from_millis(50),
-        observe_after_healthy: Duration::from_millis(800),
-        ..Settings::default()
-    };
+    let settings = Settings::new()
+        .health_timeout(Duration::from_secs(30))
+        .health_interval(Duration::from_millis(50))
+        .observe_after_healthy(Duration::from_millis(800));
     let o = Orchestrator::builder("web")
         .code(Arc::new(rig.code.clone()))
         .process(Arc::new(pm.clone()))

@@ -4,12 +4,12 @@
 use crate::error::SupervisordError;
 use crate::status::{parse_status, ProgramStatus};
 use rollback_core::secret::redact_url;
+use rollback_core::sys::{output_within, stderr_tail};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::Command;
 
-/// How much of supervisorctl's output goes into an error.
+/// How much of supervisorctl's output goes into an error (characters).
 const DETAIL_MAX: usize = 1000;
 
 /// A way to run supervisorctl: binary, configuration, timeout for queries.
@@ -33,35 +33,23 @@ impl Ctl {
         timeout: Duration,
     ) -> Result<Option<String>, SupervisordError> {
         let mut cmd = Command::new(&self.binary);
-        cmd.arg("-c")
-            .arg(&self.config)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        cmd.arg("-c").arg(&self.config).args(args);
         tracing::debug!(command = label, config = %self.config.display(), "running supervisorctl");
-        let child = cmd.spawn().map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => SupervisordError::NotInstalled {
-                binary: self.binary.clone(),
-            },
-            _ => SupervisordError::Spawn {
-                binary: self.binary.clone(),
-                source,
-            },
-        })?;
-        let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
-            Ok(Ok(out)) => out,
-            Ok(Err(source)) => {
-                return Err(SupervisordError::Spawn {
+        let out = output_within(&mut cmd, timeout).await.map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                SupervisordError::NotInstalled {
+                    binary: self.binary.clone(),
+                }
+            } else {
+                SupervisordError::Spawn {
                     binary: self.binary.clone(),
                     source,
-                })
+                }
             }
-            Err(_) => {
-                tracing::debug!(command = label, ?timeout, "supervisorctl did not finish in time");
-                return Ok(None);
-            }
+        })?;
+        let Some(out) = out else {
+            tracing::debug!(command = label, ?timeout, "supervisorctl did not finish in time");
+            return Ok(None);
         };
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -183,30 +171,10 @@ pub(crate) fn redact(text: &str) -> String {
         .join(" ")
 }
 
-/// `text`, redacted, trimmed and cut to its last [`DETAIL_MAX`] bytes.
+/// `text`, redacted whole (a password is never cut in half and left showing), then trimmed
+/// and cut to its last [`DETAIL_MAX`] characters.
 pub(crate) fn detail(text: &str) -> String {
-    let s = redact(text.trim());
-    let s = s.trim();
-    if s.len() <= DETAIL_MAX {
-        return s.to_owned();
-    }
-    let mut start = s.len() - DETAIL_MAX;
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("...{}", &s[start..])
-}
-
-/// True while `pid` exists and is not a zombie (Linux `/proc`; elsewhere `false`, so
-/// callers fall back to supervisord's word).
-pub(crate) fn pid_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.trim_start().chars().next())
-            .is_some_and(|state| state != 'Z' && state != 'X'),
-        Err(_) => false,
-    }
+    stderr_tail(redact(text).as_bytes(), DETAIL_MAX)
 }
 
 #[cfg(test)]
@@ -323,15 +291,18 @@ mod tests {
 
     #[test]
     fn details_are_cut_to_their_tail() {
-        let long = "x".repeat(3000);
+        let long = format!("{} the end", "x".repeat(3000));
         let d = detail(&long);
-        assert!(d.starts_with("...") && d.len() == DETAIL_MAX + 3);
+        assert!(d.ends_with("x the end") && d.chars().count() == DETAIL_MAX, "{d}");
         assert_eq!(detail("  short \n"), "short");
-    }
-
-    #[test]
-    fn own_pid_is_alive_and_a_bogus_one_is_not() {
-        assert!(pid_alive(std::process::id()));
-        assert!(!pid_alive(u32::MAX - 1));
+        let url = format!(
+            "{} http://admin:hunter2-canary@127.0.0.1:9001 refused connection",
+            "x".repeat(990)
+        );
+        let d = detail(&url);
+        assert!(
+            !d.contains("hunter2") && !d.contains("canary") && d.ends_with("refused connection"),
+            "{d}"
+        );
     }
 }

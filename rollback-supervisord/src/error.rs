@@ -17,8 +17,11 @@ use std::time::Duration;
 /// assert!(e.to_string().contains("known programs: web, worker"));
 /// let e: rollback_core::AdapterError = e.into();
 /// assert_eq!(e.kind(), ErrorKind::NotFound);
+/// let source = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<SupervisordError>());
+/// assert!(matches!(source, Some(SupervisordError::UnknownApp { .. })));
 /// ```
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SupervisordError {
     /// The supervisorctl binary is not there.
     #[error("supervisorctl binary `{binary}` not found: install supervisor (`apt-get install supervisor`) or configure its path with SupervisordProcessManager::builder(..).binary(..)")]
@@ -26,7 +29,8 @@ pub enum SupervisordError {
         /// The binary that was tried.
         binary: PathBuf,
     },
-    /// supervisorctl could not be run for another reason (permissions, ...).
+    /// supervisorctl could not be run for another reason (permissions, ...); its kind is
+    /// the I/O error's ([`ErrorKind::from_io`]).
     #[error("could not run supervisorctl binary `{binary}`: {source}")]
     Spawn {
         /// The binary that was tried.
@@ -144,10 +148,10 @@ impl SupervisordError {
     /// The [`ErrorKind`] the orchestrator decides on.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::NotInstalled { .. }
-            | Self::Spawn { .. }
-            | Self::ConfigUnreadable { .. }
-            | Self::Unreachable { .. } => ErrorKind::Unavailable,
+            Self::Spawn { source, .. } => ErrorKind::from_io(source.kind()),
+            Self::NotInstalled { .. } | Self::ConfigUnreadable { .. } | Self::Unreachable { .. } => {
+                ErrorKind::Unavailable
+            }
             Self::PermissionDenied { .. } => ErrorKind::PermissionDenied,
             Self::CommandFailed { .. }
             | Self::CrashedAtStart { .. }

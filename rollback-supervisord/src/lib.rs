@@ -39,13 +39,13 @@
 //! # Ok(()) }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 mod ctl;
-pub mod error;
+mod error;
 mod manager;
-pub mod status;
+mod status;
 
 pub use error::SupervisordError;
 pub use manager::{SupervisordBuilder, SupervisordConfig, SupervisordProcessManager};
-pub use status::{parse_status, ProgramStatus, SupervisordState};

@@ -1,9 +1,10 @@
 //! [`SupervisordProcessManager`]: the [`ProcessManager`] over supervisorctl.
 
-use crate::ctl::{detail, pid_alive, Ctl};
+use crate::ctl::{detail, Ctl};
 use crate::error::SupervisordError;
 use crate::status::{ProgramStatus, SupervisordState};
 use async_trait::async_trait;
+use rollback_core::sys::{pids_alive, Backoff};
 use rollback_core::{AdapterError, AppName, ProcessManager, ProcessStatus};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 /// assert!(c.stability_window.is_zero());
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SupervisordConfig {
     /// The configuration file every supervisorctl command gets (`-c`): it names
     /// supervisord's socket (`[supervisorctl] serverurl`) and any credentials, so that
@@ -78,15 +80,15 @@ impl SupervisordConfig {
     }
 }
 
-/// Builds a [`SupervisordProcessManager`]; [`build`](Self::build) refuses settings that
-/// cannot work.
+/// Builds a [`SupervisordProcessManager`]: [`new`](Self::new), setters, then
+/// [`build`](Self::build), which refuses settings that cannot work.
 ///
 /// ```
 /// use rollback_core::ErrorKind;
-/// use rollback_supervisord::SupervisordProcessManager;
+/// use rollback_supervisord::{SupervisordBuilder, SupervisordProcessManager};
 /// use std::time::Duration;
 /// let conf = tempfile::NamedTempFile::new().unwrap();
-/// let pm = SupervisordProcessManager::builder(conf.path())
+/// let pm = SupervisordBuilder::new(conf.path())
 ///     .state_timeout(Duration::from_secs(20))
 ///     .stability_window(Duration::from_secs(2))
 ///     .build()
@@ -107,6 +109,14 @@ pub struct SupervisordBuilder {
 }
 
 impl SupervisordBuilder {
+    /// A builder with the defaults, supervisorctl reading `config` (see
+    /// [`SupervisordConfig::new`]).
+    pub fn new(config: impl Into<PathBuf>) -> Self {
+        Self {
+            cfg: SupervisordConfig::new(config),
+        }
+    }
+
     /// The supervisorctl binary (default `supervisorctl` on `PATH`).
     pub fn binary(mut self, binary: impl Into<PathBuf>) -> Self {
         self.cfg.binary = binary.into();
@@ -132,6 +142,11 @@ impl SupervisordBuilder {
         self
     }
 
+    /// The configuration so far.
+    pub fn config(&self) -> &SupervisordConfig {
+        &self.cfg
+    }
+
     /// The manager, once the settings are checked: the configuration file exists, the
     /// timeouts are not zero, the stability window is shorter than the state timeout.
     /// Neither supervisorctl nor supervisord is run here.
@@ -148,7 +163,7 @@ impl SupervisordBuilder {
 ///   [`ErrorKind::InvalidInput`](rollback_core::ErrorKind::InvalidInput) before it runs:
 ///   `all`, an empty name, `group:` and patterns (`*`, `?`, `[`, so `group:*`), names with
 ///   whitespace (supervisorctl splits them into several names), and `/…/` (the contract's).
-/// - **States** ([`SupervisordState::process_state`]): `RUNNING` is `Online` with its pid,
+/// - **States**: `RUNNING` is `Online` with its pid,
 ///   `BACKOFF` `Retrying`, `FATAL` `Errored`, `STOPPED` and `EXITED` `Stopped`, `STARTING`
 ///   `Launching`, `STOPPING` `Stopping`. `restarts` is always `None`: supervisord counts
 ///   no restarts.
@@ -179,8 +194,7 @@ pub struct SupervisordProcessManager {
 }
 
 impl SupervisordProcessManager {
-    /// A builder with the defaults, supervisorctl reading `config`
-    /// (see [`SupervisordConfig::new`]).
+    /// A builder with the defaults, supervisorctl reading `config`: [`SupervisordBuilder::new`].
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), rollback_core::AdapterError> {
@@ -191,13 +205,12 @@ impl SupervisordProcessManager {
     /// # Ok(()) }
     /// ```
     pub fn builder(config: impl Into<PathBuf>) -> SupervisordBuilder {
-        SupervisordBuilder {
-            cfg: SupervisordConfig::new(config),
-        }
+        SupervisordBuilder::new(config)
     }
 
     /// A manager with this configuration, once it is checked (as
-    /// [`SupervisordBuilder::build`] does).
+    /// [`SupervisordBuilder::build`] does). Blocking (one `stat` of the configuration
+    /// file): call it at startup.
     ///
     /// ```
     /// use rollback_supervisord::{SupervisordConfig, SupervisordProcessManager};
@@ -318,7 +331,7 @@ impl SupervisordProcessManager {
                     match result {
                         "stopped" | "ERROR (not running)" => {
                             // supervisorctl waited for a stopped state; /proc confirms.
-                            if result == "stopped" && !pids.iter().any(|p| pid_alive(*p)) {
+                            if result == "stopped" && pids_alive(&pids).await.is_empty() {
                                 return Ok(());
                             }
                         }
@@ -334,7 +347,7 @@ impl SupervisordProcessManager {
                     }
                 }
                 SupervisordState::Stopped | SupervisordState::Fatal => {
-                    if !pids.iter().any(|p| pid_alive(*p)) {
+                    if pids_alive(&pids).await.is_empty() {
                         return Ok(());
                     }
                 }
@@ -342,7 +355,7 @@ impl SupervisordProcessManager {
                 // row, it stays.
                 SupervisordState::Exited => {
                     exited_samples += 1;
-                    if exited_samples >= 2 && !pids.iter().any(|p| pid_alive(*p)) {
+                    if exited_samples >= 2 && pids_alive(&pids).await.is_empty() {
                         return Ok(());
                     }
                 }
@@ -353,7 +366,7 @@ impl SupervisordProcessManager {
             }
             if Instant::now() >= deadline {
                 let mut last = seen.describe();
-                let alive: Vec<u32> = pids.iter().copied().filter(|p| pid_alive(*p)).collect();
+                let alive = pids_alive(&pids).await;
                 if !alive.is_empty() {
                     last.push_str(&format!("; old pid(s) {alive:?} still alive"));
                 }
@@ -406,7 +419,7 @@ impl SupervisordProcessManager {
         if let Some(pid) = old {
             // The old process must be gone, not only replaced in supervisord's table.
             let mut backoff = Backoff::new();
-            while pid_alive(pid) && Instant::now() < deadline {
+            while !pids_alive(&[pid]).await.is_empty() && Instant::now() < deadline {
                 backoff.sleep(deadline).await;
             }
         }
@@ -561,21 +574,6 @@ pub(crate) fn one_program(app: &AppName) -> Result<String, SupervisordError> {
         app: name.to_owned(),
         why,
     })
-}
-
-/// Polling delays: 50 ms growing by half up to 300 ms, never past the deadline.
-struct Backoff(Duration);
-
-impl Backoff {
-    fn new() -> Self {
-        Self(Duration::from_millis(50))
-    }
-
-    async fn sleep(&mut self, deadline: Instant) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        tokio::time::sleep(self.0.min(left)).await;
-        self.0 = (self.0 * 3 / 2).min(Duration::from_millis(300));
-    }
 }
 
 #[async_trait]

@@ -11,17 +11,8 @@ use std::fmt;
 use std::time::Duration;
 
 /// A process state as supervisord names it (`supervisor.states.ProcessStates`).
-///
-/// ```
-/// use rollback_core::ProcessState;
-/// use rollback_supervisord::SupervisordState;
-/// let s = SupervisordState::parse("BACKOFF").unwrap();
-/// assert_eq!(s.process_state(), ProcessState::Retrying);
-/// assert_eq!(SupervisordState::Fatal.process_state(), ProcessState::Errored);
-/// assert_eq!(s.to_string(), "BACKOFF");
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SupervisordState {
+pub(crate) enum SupervisordState {
     /// Stopped on request, or never started.
     Stopped,
     /// Spawned, and not yet up for the program's `startsecs`.
@@ -45,7 +36,7 @@ pub enum SupervisordState {
 impl SupervisordState {
     /// The state named `name` as supervisorctl prints it (`RUNNING`, ...); an unknown
     /// upper-case word is [`Unknown`](Self::Unknown), anything else `None`.
-    pub fn parse(name: &str) -> Option<Self> {
+    pub(crate) fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "STOPPED" => Self::Stopped,
             "STARTING" => Self::Starting,
@@ -61,7 +52,7 @@ impl SupervisordState {
     }
 
     /// The name supervisorctl prints.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Stopped => "STOPPED",
             Self::Starting => "STARTING",
@@ -80,7 +71,7 @@ impl SupervisordState {
     /// `Errored` (supervisord gave up), `STOPPED` and `EXITED` `Stopped` (not running, and
     /// supervisord will not start it by itself; supervisorctl does not say whether an exit
     /// was expected), `UNKNOWN` `Unknown`.
-    pub fn process_state(self) -> ProcessState {
+    pub(crate) fn process_state(self) -> ProcessState {
         match self {
             Self::Stopped | Self::Exited => ProcessState::Stopped,
             Self::Starting => ProcessState::Launching,
@@ -100,31 +91,23 @@ impl fmt::Display for SupervisordState {
 }
 
 /// One program's line of `supervisorctl status`.
-///
-/// ```
-/// use rollback_supervisord::{ProgramStatus, SupervisordState};
-/// let p = ProgramStatus::parse_line("web                              RUNNING   pid 2183, uptime 0:01:05").unwrap();
-/// assert_eq!((p.name.as_str(), p.state, p.pid), ("web", SupervisordState::Running, Some(2183)));
-/// assert_eq!(p.uptime, Some(std::time::Duration::from_secs(65)));
-/// assert!(ProgramStatus::parse_line("unix:///tmp/sv.sock no such file").is_none());
-/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProgramStatus {
+pub(crate) struct ProgramStatus {
     /// The namespec: `program`, or `group:program`.
-    pub name: String,
+    pub(crate) name: String,
     /// Its state.
-    pub state: SupervisordState,
+    pub(crate) state: SupervisordState,
     /// The pid, while `RUNNING` (supervisorctl shows none in the other states).
-    pub pid: Option<u32>,
+    pub(crate) pid: Option<u32>,
     /// Time since it started, while `RUNNING`.
-    pub uptime: Option<Duration>,
+    pub(crate) uptime: Option<Duration>,
     /// supervisord's description: `pid …, uptime …`, the spawn error, the stop time.
-    pub description: String,
+    pub(crate) description: String,
 }
 
 impl ProgramStatus {
     /// Parses one status line; `None` when it is not one (a connection error, a blank line).
-    pub fn parse_line(line: &str) -> Option<Self> {
+    pub(crate) fn parse_line(line: &str) -> Option<Self> {
         let line = line.trim();
         let (name, rest) = line.split_once(char::is_whitespace)?;
         // `web: ERROR (…)` is a command's result, not a status line.
@@ -151,15 +134,7 @@ impl ProgramStatus {
 
     /// The status as the [`ProcessManager`](rollback_core::ProcessManager) contract reports
     /// it. `restarts` is always `None`: supervisord keeps no restart count.
-    ///
-    /// ```
-    /// use rollback_core::{AppName, ProcessState};
-    /// use rollback_supervisord::ProgramStatus;
-    /// let p = ProgramStatus::parse_line("crashy   FATAL     Exited too quickly (process log may have details)").unwrap();
-    /// let s = p.to_status(&AppName::new("crashy"));
-    /// assert_eq!((s.state, s.pid, s.restarts), (ProcessState::Errored, None, None));
-    /// ```
-    pub fn to_status(&self, app: &AppName) -> ProcessStatus {
+    pub(crate) fn to_status(&self, app: &AppName) -> ProcessStatus {
         let online = self.state == SupervisordState::Running && self.pid.is_some();
         ProcessStatus {
             app: app.clone(),
@@ -176,7 +151,7 @@ impl ProgramStatus {
     }
 
     /// `RUNNING (pid 12, uptime 0:00:03)`, or the state alone when there is no description.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         if self.description.is_empty() {
             self.state.to_string()
         } else {
@@ -186,7 +161,7 @@ impl ProgramStatus {
 }
 
 /// Every program line of `supervisorctl status` output; other lines are skipped.
-pub fn parse_status(output: &str) -> Vec<ProgramStatus> {
+pub(crate) fn parse_status(output: &str) -> Vec<ProgramStatus> {
     output.lines().filter_map(ProgramStatus::parse_line).collect()
 }
 
@@ -294,6 +269,24 @@ new                              SOMETHING later
             assert_eq!(s.process_state(), p, "{s}");
             assert_eq!(S::parse(s.as_str()), Some(s));
         }
+    }
+
+    #[test]
+    fn one_line_parsed_and_reported() {
+        let p =
+            ProgramStatus::parse_line("web                              RUNNING   pid 2183, uptime 0:01:05")
+                .unwrap();
+        assert_eq!(
+            (p.name.as_str(), p.state, p.pid),
+            ("web", SupervisordState::Running, Some(2183))
+        );
+        assert_eq!(p.uptime, Some(Duration::from_secs(65)));
+        assert_eq!(p.state.to_string(), "RUNNING");
+        let p =
+            ProgramStatus::parse_line("crashy   FATAL     Exited too quickly (process log may have details)")
+                .unwrap();
+        let s = p.to_status(&AppName::new("crashy"));
+        assert_eq!((s.state, s.pid, s.restarts), (ProcessState::Errored, None, None));
     }
 
     #[test]
