@@ -50,13 +50,8 @@ impl ChildSupervisor {
 /// The app `name`: refuses a name that would address several apps (the contract), and an
 /// app that is not configured is `NotFound`.
 fn get<'a>(apps: &'a mut HashMap<AppName, App>, name: &AppName) -> Result<&'a mut App, AdapterError> {
-    let n = name.as_str();
-    if n.is_empty()
-        || n == "all"
-        || n.contains(['*', '?', '['])
-        || (n.len() > 1 && n.starts_with('/') && n.ends_with('/'))
-    {
-        let msg = format!("app name `{name}` does not address exactly one app: name the app itself");
+    if let Some(why) = name.why_not_one_app() {
+        let msg = format!("app name `{name}` does not address exactly one app ({why}): name the app itself");
         return Err(AdapterError::new(ErrorKind::InvalidInput, msg));
     }
     let msg = || AdapterError::not_found(format!("app `{name}` is not configured: add it with .app(..)"));

@@ -67,3 +67,32 @@ string_id!(
     /// An application as its process manager knows it (a pm2 app name, a systemd unit).
     AppName
 );
+
+impl AppName {
+    /// Why this name would address more than one app to some process manager, or `None`:
+    /// the [`ProcessManager`](crate::ProcessManager) contract's "one name, one app" rules
+    /// every adapter refuses (empty, `all`, a glob with `*`, `?` or `[`, a `/…/` regular
+    /// expression). An adapter adds its own manager's rules after these (pm2 reads a number
+    /// as a process id, supervisorctl `group:` as a group).
+    ///
+    /// ```
+    /// use rollback_core::AppName;
+    /// assert!(AppName::new("web").why_not_one_app().is_none());
+    /// assert!(AppName::new("web-*").why_not_one_app().is_some());
+    /// assert!(AppName::new("all").why_not_one_app().is_some());
+    /// ```
+    pub fn why_not_one_app(&self) -> Option<&'static str> {
+        let name = self.as_str();
+        if name.is_empty() {
+            Some("it is empty, and a process manager reads no name as every app")
+        } else if name == "all" {
+            Some("process managers read `all` as every app")
+        } else if name.contains(['*', '?', '[']) {
+            Some("it is a pattern")
+        } else if name.len() > 1 && name.starts_with('/') && name.ends_with('/') {
+            Some("`/…/` is a regular expression to some managers (pm2)")
+        } else {
+            None
+        }
+    }
+}

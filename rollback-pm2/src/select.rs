@@ -51,14 +51,8 @@ pub(crate) fn unknown_app<P: AsRef<Pm2Process>>(all: &[P], app: &AppName, hint: 
 /// everywhere (the [`ProcessManager`](rollback_core::ProcessManager) contract).
 pub(crate) fn one_app(app: &AppName) -> Result<(), Pm2Error> {
     let name = app.as_str();
-    let why = if name.is_empty() {
-        "it is empty"
-    } else if name == "all" {
-        "pm2 reads `all` as every app"
-    } else if name.contains(['*', '?', '[']) {
-        "it is a pattern"
-    } else if name.len() > 1 && name.starts_with('/') && name.ends_with('/') {
-        "pm2 reads `/…/` as a regular expression"
+    let why = if let Some(why) = app.why_not_one_app() {
+        why
     } else if name.bytes().all(|b| b.is_ascii_digit()) {
         "pm2 reads a number as a process id"
     } else {

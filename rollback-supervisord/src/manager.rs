@@ -552,18 +552,12 @@ fn unknown(app: &str) -> SupervisordError {
 /// `web` (supervisorctl prints a program in a group of its own without the group).
 pub(crate) fn one_program(app: &AppName) -> Result<String, SupervisordError> {
     let name = app.as_str();
-    let why = if name.is_empty() {
-        "it is empty, and supervisorctl reads no name as every program"
-    } else if name == "all" {
-        "supervisorctl reads `all` as every program"
-    } else if name.contains(['*', '?', '[']) {
-        "it is a pattern"
+    let why = if let Some(why) = app.why_not_one_app() {
+        why
     } else if name.ends_with(':') {
         "supervisorctl reads `group:` as every program of the group"
     } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
         "supervisorctl splits a name at whitespace into several names"
-    } else if name.len() > 1 && name.starts_with('/') && name.ends_with('/') {
-        "`/…/` is a regular expression to some managers"
     } else {
         return Ok(match name.split_once(':') {
             Some((group, program)) if group == program => program.to_owned(),

@@ -81,17 +81,13 @@ fn unknown(app: &AppName) -> AdapterError {
 
 /// Refuses a name that some process manager reads as several apps (the trait's contract).
 fn one_app(app: &AppName) -> Result<(), AdapterError> {
-    let name = app.as_str();
-    let pattern = name == "all"
-        || name.contains(['*', '?', '['])
-        || (name.len() > 1 && name.starts_with('/') && name.ends_with('/'));
-    if name.is_empty() || pattern {
-        return Err(AdapterError::new(
+    match app.why_not_one_app() {
+        Some(why) => Err(AdapterError::new(
             ErrorKind::InvalidInput,
-            format!("app name `{name}` does not address exactly one app: name the app itself"),
-        ));
+            format!("app name `{app}` does not address exactly one app ({why}): name the app itself"),
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[async_trait]
