@@ -253,6 +253,7 @@ pub struct PutAside {
 
 /// What a database integrity check should look at.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct IntegrityChecks {
     /// SQL assertions: each query must return one row whose first column is true or a

@@ -2,6 +2,9 @@
 //! by any tool, instead of serde's `{"secs": 1, "nanos": 520000000}`. Reading also takes the
 //! old `{secs, nanos}` form, so journals written before this change still resume.
 //!
+//! Reading also takes a human form, as a config file would write it: `"30s"`, `"5m"`,
+//! `"1h 30m"`, `"250ms"` ([humantime](https://docs.rs/humantime)'s syntax).
+//!
 //! Use it on a field with `#[serde(with = "rollback_core::duration_ms")]`, or
 //! `rollback_core::duration_ms::option` for an `Option<Duration>` (with `#[serde(default)]`).
 //!
@@ -13,6 +16,8 @@
 //! assert_eq!(json, r#"{"took":1520}"#);
 //! let old: Step = serde_json::from_str(r#"{"took":{"secs":1,"nanos":520000000}}"#).unwrap();
 //! assert_eq!(old.took, Duration::from_millis(1520));
+//! let human: Step = serde_json::from_str(r#"{"took":"1m 30s"}"#).unwrap();
+//! assert_eq!(human.took, Duration::from_secs(90));
 //! ```
 
 use serde::{Deserialize, Deserializer, Serializer};
@@ -23,9 +28,12 @@ pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Reads milliseconds (an integer or a float), or the legacy `{secs, nanos}` form.
+/// Reads milliseconds (an integer or a float), a human form (`"30s"`), or the legacy
+/// `{secs, nanos}` form.
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    Ok(Millis::deserialize(d)?.into())
+    Millis::deserialize(d)?
+        .into_duration()
+        .map_err(serde::de::Error::custom)
 }
 
 #[derive(Deserialize)]
@@ -33,15 +41,22 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error
 enum Millis {
     Whole(u64),
     Fraction(f64),
+    Human(String),
     Legacy { secs: u64, nanos: u32 },
 }
 
-impl From<Millis> for Duration {
-    fn from(m: Millis) -> Self {
-        match m {
-            Millis::Whole(ms) => Duration::from_millis(ms),
-            Millis::Fraction(ms) => Duration::from_secs_f64(ms.max(0.0) / 1000.0),
-            Millis::Legacy { secs, nanos } => Duration::new(secs, nanos),
+impl Millis {
+    fn into_duration(self) -> Result<Duration, String> {
+        match self {
+            Millis::Whole(ms) => Ok(Duration::from_millis(ms)),
+            Millis::Fraction(ms) if ms.is_finite() && ms >= 0.0 => Ok(Duration::from_secs_f64(ms / 1000.0)),
+            Millis::Fraction(ms) => Err(format!(
+                "{ms} is not a duration: give milliseconds >= 0 or e.g. \"30s\""
+            )),
+            Millis::Human(text) => humantime::parse_duration(&text).map_err(|e| {
+                format!("`{text}` is not a duration ({e}): write e.g. \"30s\", \"5m\", \"1h 30m\", \"250ms\"")
+            }),
+            Millis::Legacy { secs, nanos } => Ok(Duration::new(secs, nanos)),
         }
     }
 }
@@ -62,6 +77,9 @@ pub mod option {
 
     /// Reads milliseconds, the legacy form, or `null`.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Ok(Option::<Millis>::deserialize(d)?.map(Into::into))
+        Option::<Millis>::deserialize(d)?
+            .map(Millis::into_duration)
+            .transpose()
+            .map_err(serde::de::Error::custom)
     }
 }

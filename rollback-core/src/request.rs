@@ -108,6 +108,30 @@ impl Default for StepTimeouts {
     }
 }
 
+/// A step's limit as serde writes it: milliseconds, read also as `"30s"`.
+#[derive(Serialize, Deserialize)]
+#[serde(transparent)]
+struct Limit(#[serde(with = "crate::duration_ms")] Duration);
+
+/// A map from step (`prepare`, `emergency_backup`, ...) to its limit; steps left out keep
+/// their default.
+impl Serialize for StepTimeouts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(step, d)| (step, Limit(*d))))
+    }
+}
+
+impl<'de> Deserialize<'de> for StepTimeouts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let given = BTreeMap::<Step, Limit>::deserialize(d)?;
+        let mut timeouts = StepTimeouts::default();
+        for (step, limit) in given {
+            timeouts.set(step, limit.0);
+        }
+        Ok(timeouts)
+    }
+}
+
 impl StepTimeouts {
     /// The limit of a step.
     pub fn get(&self, step: Step) -> Duration {
@@ -121,8 +145,17 @@ impl StepTimeouts {
     }
 }
 
-/// How the orchestrator runs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How the orchestrator runs. Deserializes from a partial description (every field has a
+/// default; unknown fields are refused), durations as milliseconds or `"30s"`:
+///
+/// ```
+/// let settings: rollback_core::Settings = serde_json::from_str(
+///     r#"{"failure_policy": "halt", "health_timeout": "90s", "timeouts": {"prepare": "30m"}}"#,
+/// ).unwrap();
+/// assert_eq!(settings.health_timeout, std::time::Duration::from_secs(90));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Settings {
     /// Per-step time limits.
@@ -130,8 +163,10 @@ pub struct Settings {
     /// What to do when a step after the emergency backup fails.
     pub failure_policy: FailurePolicy,
     /// How long post-verify waits for the health probes to pass.
+    #[serde(with = "crate::duration_ms")]
     pub health_timeout: Duration,
     /// How often post-verify probes.
+    #[serde(with = "crate::duration_ms")]
     pub health_interval: Duration,
     /// Integrity checks run after the restore and in post-verify.
     pub integrity: IntegrityChecks,
@@ -145,6 +180,7 @@ pub struct Settings {
     /// `rate(..[1m])`), need this: set it to at least the metrics source's window, or the
     /// sample still describes the release before the rollback. Not downtime: the app is
     /// already healthy.
+    #[serde(with = "crate::duration_ms")]
     pub observe_after_healthy: Duration,
     /// Post-verify's "no critical errors in logs": the app's log since the start
     /// ([`ProcessManager::logs_since`](crate::ProcessManager::logs_since)) scanned for patterns.
@@ -196,7 +232,8 @@ pub const DEFAULT_LOG_PATTERNS: &[&str] = &[
 /// matches a line that starts with the rest. Matched lines are shown in the report with
 /// what looks like a secret redacted ([`redact_text`](crate::secret::redact_text)), on top
 /// of the adapter's own redaction of the app's environment values.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct LogScan {
     /// The patterns; empty turns the scan off (the log is not read).
@@ -236,12 +273,14 @@ impl LogScan {
 /// reported as not checked.
 ///
 /// Equality compares the floats bit for bit (so that [`Settings`] stays `Eq`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct PerformanceCheck {
     /// The highest error rate (0.0..=1.0) that is normal; default 5 %.
     pub max_error_rate: Option<f64>,
     /// The highest p95 latency that is normal; default none (it depends on the app).
+    #[serde(with = "crate::duration_ms::option")]
     pub max_latency_p95: Option<Duration>,
     /// How far above the baseline's error rate is still normal, in absolute terms
     /// (0.02 = two percentage points); default 0.02.
@@ -251,6 +290,7 @@ pub struct PerformanceCheck {
     /// Whether a breach fails post-verify (default: report only).
     pub on_breach: SignalPolicy,
     /// How long one sample may take (at checkpoint time and in post-verify); default 30 s.
+    #[serde(with = "crate::duration_ms")]
     pub sample_timeout: Duration,
 }
 
