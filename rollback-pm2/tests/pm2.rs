@@ -5,7 +5,8 @@
 use async_trait::async_trait;
 use rollback_core::{AppName, ErrorKind, MetricsSource, ProcessManager, ProcessState};
 use rollback_pm2::{AppSpec, Pm2ProcessManager, ScriptSpec};
-use rollback_testkit::conformance::{self, ProcessFixture};
+use rollback_testkit::conformance::ProcessFixture;
+use rollback_testkit::conformance_tests;
 use rollback_testkit::temp_pm2::{free_port, http_status, port_open, NodeApp, TempPm2};
 use std::time::Duration;
 
@@ -65,18 +66,24 @@ impl ProcessFixture for Fixture<'_> {
     }
 }
 
-#[tokio::test]
-async fn real_pm2_passes_the_conformance_suite_and_really_stops_and_starts() {
+conformance_tests!(process_manager, |check, test| {
     let _serial = SERIAL.lock().await;
-    let Some(pm2) = TempPm2::new("real_pm2_passes_the_conformance_suite") else {
+    let Some(pm2) = TempPm2::new(test) else { return };
+    let port = free_port();
+    check(&manager(&pm2, port), &Fixture { port, pm2: &pm2 }).await;
+});
+
+#[tokio::test]
+async fn real_pm2_really_stops_and_starts() {
+    let _serial = SERIAL.lock().await;
+    let Some(pm2) = TempPm2::new("real_pm2_really_stops_and_starts") else {
         return;
     };
     let port = free_port();
     let pm = manager(&pm2, port);
     let web = AppName::new("web");
-
-    conformance::process_manager(&pm, &Fixture { port, pm2: &pm2 }).await;
-    // The suite ended by killing pm2's daemon; its `start` brought pm2 and `web` back.
+    // The conformance suite runs check by check above; here, what a user sees.
+    pm.start(&web).await.expect("start");
 
     // stop: when it returns, the port refuses connections.
     pm.stop(&web).await.expect("stop");

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use rollback_core::{DatabaseSnapshot, ErrorKind, IntegrityChecks, Secret};
 use rollback_postgres::{DumpFormat, Options, PgConfig, PgTools, PostgresSnapshot, METHOD_RENAME};
 use rollback_testkit::conformance::{database_snapshot, DatabaseFixture};
+use rollback_testkit::conformance_tests;
 use rollback_testkit::TempPostgres;
 use tokio_postgres::NoTls;
 
@@ -148,44 +149,46 @@ impl DatabaseFixture for Marker<'_> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_suite_passes() {
-    let Some(env) = setup("rollback-postgres conformance_suite_passes", "app") else {
-        return;
-    };
-    database_snapshot(
-        &env.db,
-        &Marker {
-            env: &env,
-            dbname: "app",
-            role: None,
-        },
-    )
-    .await;
-}
+conformance_tests!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    database_snapshot,
+    |check, test| {
+        let Some(env) = setup(test, "app") else { return };
+        check(
+            &env.db,
+            &Marker {
+                env: &env,
+                dbname: "app",
+                role: None,
+            },
+        )
+        .await;
+    }
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_suite_passes_with_a_weird_database_name_and_directory_format() {
-    let name = "Weird \"DB\" ünï";
-    let Some(mut env) = setup("rollback-postgres weird name", name) else {
-        return;
-    };
-    let root = env._root.path().to_path_buf();
-    let from_url = PgConfig::from_url(env.pg.url(name).expose()).expect("the testkit URL parses");
-    assert_eq!(from_url.dbname, name, "percent-encoded name survives the URL");
-    assert_eq!(from_url.password.as_ref(), Some(env.pg.password()));
-    env.db = PostgresSnapshot::new(from_url, root, PgTools::in_dir(env.pg.bindir()))
-        .with_options(Options::new().format(DumpFormat::Directory).jobs(2));
-    database_snapshot(
-        &env.db,
-        &Marker {
-            env: &env,
-            dbname: name,
-            role: None,
-        },
-    )
-    .await;
-}
+conformance_tests!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    database_snapshot as database_snapshot_weird_name_directory_format,
+    |check, test| {
+        let name = "Weird \"DB\" ünï";
+        let Some(mut env) = setup(test, name) else { return };
+        let root = env._root.path().to_path_buf();
+        let from_url = PgConfig::from_url(env.pg.url(name).expose()).expect("the testkit URL parses");
+        assert_eq!(from_url.dbname, name, "percent-encoded name survives the URL");
+        assert_eq!(from_url.password.as_ref(), Some(env.pg.password()));
+        env.db = PostgresSnapshot::new(from_url, root, PgTools::in_dir(env.pg.bindir()))
+            .with_options(Options::new().format(DumpFormat::Directory).jobs(2));
+        check(
+            &env.db,
+            &Marker {
+                env: &env,
+                dbname: name,
+                role: None,
+            },
+        )
+        .await;
+    }
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_brings_back_the_snapshot_and_preserve_keeps_later_writes() {

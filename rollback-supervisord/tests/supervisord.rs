@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use rollback_core::{AdapterError, AppName, ErrorKind, ProcessManager, ProcessState};
 use rollback_supervisord::SupervisordProcessManager;
 use rollback_testkit::conformance::{self, ProcessFixture, PATTERN_NAMES};
+use rollback_testkit::conformance_tests;
 use rollback_testkit::integration;
 use rollback_testkit::temp_pm2::{free_port, http_status, port_open};
 use std::path::{Path, PathBuf};
@@ -248,16 +249,14 @@ impl ProcessFixture for Fixture<'_> {
     }
 }
 
-#[tokio::test]
-async fn real_supervisord_passes_the_conformance_suite() {
+conformance_tests!(process_manager, |check, test| {
     let _serial = SERIAL.lock().await;
-    let Some(mut sv) = TempSupervisord::start("real_supervisord_passes_the_conformance_suite") else {
+    let Some(mut sv) = TempSupervisord::start(test) else {
         return;
     };
     let pm = sv.manager();
     let port = sv.port;
-    let sock = sv.dir.path().join("sv.sock");
-    conformance::process_manager(
+    check(
         &pm,
         &Fixture {
             sv: std::sync::Mutex::new(&mut sv),
@@ -265,7 +264,26 @@ async fn real_supervisord_passes_the_conformance_suite() {
         },
     )
     .await;
-    // The suite ended by shutting supervisord down; nothing here started it again.
+});
+
+#[tokio::test]
+async fn a_supervisord_taken_down_takes_its_program_with_it() {
+    let _serial = SERIAL.lock().await;
+    let Some(mut sv) = TempSupervisord::start("a_supervisord_taken_down_takes_its_program_with_it") else {
+        return;
+    };
+    let pm = sv.manager();
+    let port = sv.port;
+    let sock = sv.dir.path().join("sv.sock");
+    conformance::process::a_manager_that_is_down_is_unavailable(
+        &pm,
+        &Fixture {
+            sv: std::sync::Mutex::new(&mut sv),
+            port,
+        },
+    )
+    .await;
+    // The check shut supervisord down; nothing here started it again.
     assert!(
         sv.child.is_none() && !port_open(port),
         "web went down with supervisord"

@@ -5,7 +5,8 @@
 //!   end state (which snapshot is live, which revision runs, which config, is the app up);
 //! - call recording and fault injection on the world: fail the n-th call or every call,
 //!   delay, and "crash here" (before or after a method's effect) to test `resume()`;
-//! - [`conformance`]: one suite per trait that every adapter, fake or real, must pass;
+//! - [`conformance`]: one suite per trait that every adapter, fake or real, must pass, as
+//!   small named checks (one per promise); [`conformance_tests!`] makes one test of each;
 //! - [`Rig`]: a ready world with a bad deploy to roll back from.
 //!
 //! What it is not: proof that a real adapter works. Real adapters run the conformance
@@ -27,6 +28,7 @@
 //! # }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 pub mod conformance;

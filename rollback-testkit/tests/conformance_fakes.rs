@@ -1,11 +1,12 @@
-//! The conformance suites run against the fakes (and both state stores). Real adapters run
-//! the same functions in their own crates.
+//! The conformance suites run against the fakes (and both state stores), one test per named
+//! check. Real adapters run the same checks in their own crates.
 
 use async_trait::async_trait;
 use rollback_core::{AppName, DirStateStore, RevisionId};
 use rollback_testkit::conformance::{self, CodeFixture, ConfigFixture, DatabaseFixture, ProcessFixture};
 use rollback_testkit::{
-    DbContent, FakeCode, FakeConfig, FakeDatabase, FakeProcessManager, MemoryStateStore, World,
+    conformance_tests, DbContent, FakeCode, FakeConfig, FakeDatabase, FakeProcessManager, MemoryStateStore,
+    World,
 };
 
 struct Fixture {
@@ -80,39 +81,56 @@ impl ProcessFixture for Fixture {
     }
 }
 
-#[tokio::test]
-async fn fake_database_passes_the_database_suite() {
-    let f = Fixture::new();
-    conformance::database_snapshot(&FakeDatabase::new(&f.world, "postgres://fake"), &f).await;
-}
+// One test per named check: `database_snapshot::restore_puts_the_snapshot_live`, ...; each
+// with a fresh world.
 
-#[tokio::test]
-async fn fake_code_passes_the_code_suite() {
+conformance_tests!(database_snapshot, |check| {
     let f = Fixture::new();
-    conformance::code_version(&f.code, &f).await;
-}
+    check(&FakeDatabase::new(&f.world, "postgres://fake"), &f).await;
+});
 
-#[tokio::test]
-async fn fake_config_passes_the_config_suite() {
+conformance_tests!(code_version, |check| {
     let f = Fixture::new();
-    conformance::config_store(&f.config, &f).await;
-}
+    check(&f.code, &f).await;
+});
 
-#[tokio::test]
-async fn fake_process_manager_passes_the_process_suite() {
+conformance_tests!(config_store, |check| {
+    let f = Fixture::new();
+    check(&f.config, &f).await;
+});
+
+conformance_tests!(process_manager, |check| {
     let f = Fixture::new();
     let pm = FakeProcessManager::new(&f.world);
     pm.add_app("web");
-    conformance::process_manager(&pm, &f).await;
-}
+    check(&pm, &f).await;
+});
 
-#[tokio::test]
-async fn memory_state_store_passes_the_state_suite() {
-    conformance::state_store(&MemoryStateStore::new()).await;
-}
+conformance_tests!(state_store as memory_state_store, |check| {
+    check(&MemoryStateStore::new()).await;
+});
 
-#[tokio::test]
-async fn dir_state_store_passes_the_state_suite() {
-    let dir = tempfile::tempdir().unwrap();
-    conformance::state_store(&DirStateStore::open(dir.path()).await.unwrap()).await;
+conformance_tests!(state_store as dir_state_store, |check, test| {
+    let dir = tempfile::Builder::new()
+        .prefix(&test.replace("::", "-"))
+        .tempdir()
+        .unwrap();
+    check(&DirStateStore::open(dir.path()).await.unwrap()).await;
+});
+
+/// The macro's lists of checks are the suites' `CHECKS`, in order: every check has a test.
+#[test]
+fn the_macro_has_a_test_for_every_check() {
+    fn names<R>(checks: &[conformance::Check<R>]) -> Vec<&'static str> {
+        checks.iter().map(|c| c.name).collect()
+    }
+    assert_eq!(
+        database_snapshot::CHECK_NAMES,
+        names(conformance::database::CHECKS)
+    );
+    assert_eq!(code_version::CHECK_NAMES, names(conformance::code::CHECKS));
+    assert_eq!(config_store::CHECK_NAMES, names(conformance::config::CHECKS));
+    assert_eq!(process_manager::CHECK_NAMES, names(conformance::process::CHECKS));
+    assert_eq!(memory_state_store::CHECK_NAMES, names(conformance::state::CHECKS));
+    assert_eq!(dir_state_store::CHECK_NAMES, names(conformance::state::CHECKS));
 }

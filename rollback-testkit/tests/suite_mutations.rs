@@ -1,8 +1,10 @@
 //! The conformance suites, proven: each fake is wrapped in deliberately broken versions that
-//! delegate everything and break one promise each (a mutant), every mutant is run through
-//! its suite under `catch_unwind`, and each test asserts that the suite rejects (panics on)
-//! every mutant, for the broken promise (the panic message names it), and accepts the
-//! unbroken wrapper and the fake itself, with every optional fixture hook implemented.
+//! delegate everything and break one promise each (a mutant). Every named check of the
+//! suite runs on its own against every mutant (a fresh fixture each, under `catch_unwind`),
+//! and each test asserts that the check named for the broken promise rejects (panics on) the
+//! mutant, for that promise (the panic message names it), that the all-in-one suite rejects
+//! it too, and that every check and the all-in-one suite accept the unbroken wrapper and the
+//! fake itself, with every optional fixture hook implemented.
 
 use async_trait::async_trait;
 use futures::FutureExt;
@@ -13,7 +15,7 @@ use rollback_core::{
     ProcessStatus, PutAside, Revision, RevisionId, RollbackReport, SnapshotId, SnapshotInfo, StateStore,
 };
 use rollback_testkit::conformance::{
-    self, CodeFixture, ConfigFixture, DatabaseFixture, ProcessFixture, PATTERN_NAMES,
+    self, Check, CodeFixture, ConfigFixture, DatabaseFixture, ProcessFixture, PATTERN_NAMES,
 };
 use rollback_testkit::{
     DbContent, FakeCode, FakeConfig, FakeDatabase, FakeProcessManager, Fault, MemoryStateStore, Method, When,
@@ -43,17 +45,58 @@ async fn verdict(suite: impl Future<Output = ()>) -> Option<String> {
     }
 }
 
-/// Asserts the suite rejected `mutant`, naming the broken promise (`expected` is part of
-/// the panic message).
-fn assert_rejected(suite: &str, mutant: impl Debug, expected: &str, verdict: Option<String>) {
-    match verdict {
-        None => panic!("the {suite} suite ACCEPTED the broken adapter {mutant:?}"),
-        Some(msg) => assert!(
+/// Runs every check of a suite on its own (`run` makes a fresh fixture and adapter for
+/// each); the checks that rejected, with their panic messages.
+async fn rejections<R: Copy, F, Fut>(checks: &[Check<R>], run: F) -> Vec<(&'static str, String)>
+where
+    F: Fn(R) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut rejected = Vec::new();
+    for check in checks {
+        if let Some(msg) = verdict(run(check.run)).await {
+            rejected.push((check.name, msg));
+        }
+    }
+    rejected
+}
+
+/// Asserts every check accepted the adapter (`rejected` is empty).
+fn assert_accepted_by_all(suite: &str, what: &str, rejected: &[(&str, String)]) {
+    assert!(
+        rejected.is_empty(),
+        "the {suite} suite's checks must accept {what}, these rejected it: {rejected:#?}"
+    );
+}
+
+/// Asserts that `check` rejected `mutant`, naming the broken promise (`expected` is part of
+/// its panic message), and that the all-in-one suite rejected it too.
+fn assert_rejected(
+    suite: &str,
+    mutant: impl Debug,
+    (check, expected): (&str, &str),
+    rejected: &[(&str, String)],
+    all_in_one: Option<String>,
+) {
+    let names: Vec<&str> = rejected.iter().map(|(name, _)| *name).collect();
+    match rejected.iter().find(|(name, _)| *name == check) {
+        None if rejected.is_empty() => {
+            panic!("every check of the {suite} suite ACCEPTED the broken adapter {mutant:?}")
+        }
+        None => panic!(
+            "the {suite} suite's `{check}` accepted the broken adapter {mutant:?} \
+             (it was rejected by {names:?} only)"
+        ),
+        Some((_, msg)) => assert!(
             msg.contains(expected),
-            "the {suite} suite rejected {mutant:?}, but not for the broken promise \
+            "the {suite} suite's `{check}` rejected {mutant:?}, but not for the broken promise \
              (expected a message with `{expected}`), it said: {msg}"
         ),
     }
+    assert!(
+        all_in_one.is_some(),
+        "the all-in-one {suite} suite ACCEPTED the broken adapter {mutant:?} (its checks {names:?} reject it)"
+    );
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -229,51 +272,71 @@ enum PmBug {
     StopLeavesCrashedAppRetrying,
 }
 
-const PM_BUGS: [(PmBug, &str); 13] = [
-    (PmBug::StartUnknownOk, "start(unknown app)"),
-    (PmBug::RestartUnknownOk, "restart(unknown app)"),
+/// Each mutant, the check that must reject it, and what its message must say.
+const PM_BUGS: [(PmBug, &str, &str); 13] = [
+    (
+        PmBug::StartUnknownOk,
+        "unknown_apps_are_not_found",
+        "start(unknown app)",
+    ),
+    (
+        PmBug::RestartUnknownOk,
+        "unknown_apps_are_not_found",
+        "restart(unknown app)",
+    ),
     (
         PmBug::RestartNoop,
+        "restart_starts_a_stopped_app",
         "after restart of a stopped app returned, the status says online",
     ),
     (
         PmBug::RestartNoopWithoutPids,
+        "restart_runs_a_new_process",
         "an online app's status carries its pid",
     ),
     (
         PmBug::RestartsStuckAtZero,
+        "restart_runs_a_new_process",
         "restart adds at least one to the restart count",
     ),
     (
         PmBug::RestartsSometimesCounted,
+        "restart_runs_a_new_process",
         "the restart count is either kept or not",
     ),
     (
         PmBug::DownIsNotFound,
+        "a_manager_that_is_down_is_unavailable",
         "status while the process manager is down: wrong error kind",
     ),
     (
         PmBug::StopReturnsEarly,
+        "stop_stops_the_app",
         "after stop returned, the status says stopped",
     ),
     (
         PmBug::StatusLiesOnline,
+        "stop_stops_the_app",
         "after stop returned, the status says stopped",
     ),
     (
         PmBug::PatternsAccepted,
+        "names_for_several_apps_are_refused",
         "status(`all`), a name that addresses several apps",
     ),
     (
         PmBug::CrashLoopStartOk,
+        "a_crashing_app_fails_to_start",
         "start of an app that crashes at start must fail",
     ),
     (
         PmBug::StartRestartsAnOnlineApp,
+        "start_brings_the_app_online",
         "start of an online app changes nothing",
     ),
     (
         PmBug::StopLeavesCrashedAppRetrying,
+        "a_crashing_app_fails_to_start",
         "after stop of a crashed app returned, no process runs",
     ),
 ];
@@ -379,25 +442,39 @@ impl ProcessManager for BrokenPm {
 
 #[tokio::test]
 async fn process_suite_rejects_every_broken_process_manager() {
+    let checks = conformance::process::CHECKS;
+    let rejected = rejections(checks, |run| async move {
+        let f = Fixture::new();
+        run(&f.pm, &f).await;
+    })
+    .await;
+    assert_accepted_by_all("process", "the fake process manager", &rejected);
     let f = Fixture::new();
     let accepted = verdict(conformance::process_manager(&f.pm, &f)).await;
     assert_eq!(accepted, None, "the suite accepts the fake process manager");
-    let f = Fixture::new();
-    let unbroken = BrokenPm {
+    let wrap = |f: &Fixture, bug| BrokenPm {
         inner: f.pm.clone(),
-        bug: None,
+        bug,
     };
-    let accepted = verdict(conformance::process_manager(&unbroken, &f)).await;
+    let rejected = rejections(checks, |run| async move {
+        let f = Fixture::new();
+        run(&wrap(&f, None), &f).await;
+    })
+    .await;
+    assert_accepted_by_all("process", "the unbroken wrapper", &rejected);
+    let f = Fixture::new();
+    let accepted = verdict(conformance::process_manager(&wrap(&f, None), &f)).await;
     assert_eq!(accepted, None, "the suite accepts the unbroken wrapper");
 
-    for (bug, expected) in PM_BUGS {
+    for (bug, check, expected) in PM_BUGS {
+        let rejected = rejections(checks, |run| async move {
+            let f = Fixture::new();
+            run(&wrap(&f, Some(bug)), &f).await;
+        })
+        .await;
         let f = Fixture::new();
-        let broken = BrokenPm {
-            inner: f.pm.clone(),
-            bug: Some(bug),
-        };
-        let v = verdict(conformance::process_manager(&broken, &f)).await;
-        assert_rejected("process", bug, expected, v);
+        let all_in_one = verdict(conformance::process_manager(&wrap(&f, Some(bug)), &f)).await;
+        assert_rejected("process", bug, (check, expected), &rejected, all_in_one);
     }
 }
 
@@ -426,35 +503,51 @@ enum DbBug {
     PreserveNotIdempotent,
 }
 
-const DB_BUGS: [(DbBug, &str); 9] = [
+/// Each mutant, the check that must reject it, and what its message must say.
+const DB_BUGS: [(DbBug, &str, &str); 9] = [
     (
         DbBug::VerifyOkOnCorrupt,
+        "verify_finds_a_damaged_snapshot",
         "verify(damaged snapshot): expected a `corrupt` error",
     ),
-    (DbBug::RestoreNotIdempotent, "restore is idempotent"),
+    (
+        DbBug::RestoreNotIdempotent,
+        "restore_puts_the_snapshot_live",
+        "restore is idempotent",
+    ),
     (
         DbBug::IntegrityHidesFailedChecks,
+        "integrity_reports_what_is_broken",
         "check_integrity reports the failed check",
     ),
-    (DbBug::ListOldestFirst, "list is newest first"),
+    (
+        DbBug::ListOldestFirst,
+        "list_is_newest_first",
+        "list is newest first",
+    ),
     (
         DbBug::RemoveUnknownOk,
+        "unknown_snapshots_are_not_found",
         "remove(unknown): expected a `not found` error",
     ),
     (
         DbBug::PrepareTouchesLive,
+        "prepare_restore_leaves_the_live_database_alone",
         "prepare_restore must not touch the live database",
     ),
     (
         DbBug::ReinstateNamesNothing,
+        "reinstate_puts_the_preserved_database_back",
         "reinstate names where it put the database that was live",
     ),
     (
         DbBug::SnapshotRefusesBrokenDb,
+        "integrity_reports_what_is_broken",
         "a database with a broken check is snapshotted, not refused",
     ),
     (
         DbBug::PreserveNotIdempotent,
+        "preserve_current_is_idempotent",
         "preserve_current is idempotent per label",
     ),
 ];
@@ -588,18 +681,36 @@ impl DatabaseSnapshot for BrokenDb {
 
 #[tokio::test]
 async fn database_suite_rejects_every_broken_database() {
+    let checks = conformance::database::CHECKS;
+    let rejected = rejections(checks, |run| async move {
+        let f = Fixture::new();
+        run(&FakeDatabase::new(&f.world, "postgres://fake"), &f).await;
+    })
+    .await;
+    assert_accepted_by_all("database", "the fake database", &rejected);
     let f = Fixture::new();
     let fake = FakeDatabase::new(&f.world, "postgres://fake");
     let accepted = verdict(conformance::database_snapshot(&fake, &f)).await;
     assert_eq!(accepted, None, "the suite accepts the fake database");
+    let rejected = rejections(checks, |run| async move {
+        let f = Fixture::new();
+        run(&BrokenDb::new(&f, None), &f).await;
+    })
+    .await;
+    assert_accepted_by_all("database", "the unbroken wrapper", &rejected);
     let f = Fixture::new();
     let accepted = verdict(conformance::database_snapshot(&BrokenDb::new(&f, None), &f)).await;
     assert_eq!(accepted, None, "the suite accepts the unbroken wrapper");
 
-    for (bug, expected) in DB_BUGS {
+    for (bug, check, expected) in DB_BUGS {
+        let rejected = rejections(checks, |run| async move {
+            let f = Fixture::new();
+            run(&BrokenDb::new(&f, Some(bug)), &f).await;
+        })
+        .await;
         let f = Fixture::new();
-        let v = verdict(conformance::database_snapshot(&BrokenDb::new(&f, Some(bug)), &f)).await;
-        assert_rejected("database", bug, expected, v);
+        let all_in_one = verdict(conformance::database_snapshot(&BrokenDb::new(&f, Some(bug)), &f)).await;
+        assert_rejected("database", bug, (check, expected), &rejected, all_in_one);
     }
 }
 
@@ -626,28 +737,46 @@ enum CodeBug {
     ConflictLeavesACommit,
 }
 
-const CODE_BUGS: [(CodeBug, &str); 8] = [
+/// Each mutant, the check that must reject it, and what its message must say.
+const CODE_BUGS: [(CodeBug, &str, &str); 8] = [
     (
         CodeBug::ResolveUnknownOk,
+        "unknown_revisions_are_not_found",
         "resolve(unknown): expected a `not found` error",
     ),
     (
         CodeBug::ActivateUnprepared,
+        "activate_refuses_an_unprepared_revision",
         "activate of a revision that was never prepared must be refused",
     ),
     (
         CodeBug::CheckActivateAcceptsAll,
+        "check_activate_agrees_with_activate",
         "check_activate refuses a revision over uncommitted changes",
     ),
-    (CodeBug::RevertRewritesHistory, "revert never rewrites history"),
-    (CodeBug::HistoryOldestFirst, "history is newest first"),
-    (CodeBug::PrepareSwitchesLive, "prepare must not change what runs"),
+    (
+        CodeBug::RevertRewritesHistory,
+        "revert_adds_a_commit_on_top",
+        "revert never rewrites history",
+    ),
+    (
+        CodeBug::HistoryOldestFirst,
+        "history_is_newest_first",
+        "history is newest first",
+    ),
+    (
+        CodeBug::PrepareSwitchesLive,
+        "prepare_leaves_what_runs_alone",
+        "prepare must not change what runs",
+    ),
     (
         CodeBug::FailedBuildOk,
+        "failed_build_changes_nothing",
         "prepare of a revision whose build fails must fail",
     ),
     (
         CodeBug::ConflictLeavesACommit,
+        "conflicting_revert_changes_nothing",
         "a conflicting revert leaves the repository as it was",
     ),
 ];
@@ -748,6 +877,13 @@ impl CodeVersion for BrokenCode {
 
 #[tokio::test]
 async fn code_suite_rejects_every_broken_code_version() {
+    let checks = conformance::code::CHECKS;
+    let rejected = rejections(checks, |run| async move {
+        let f = Fixture::new();
+        run(&f.code, &f).await;
+    })
+    .await;
+    assert_accepted_by_all("code", "the fake code", &rejected);
     let f = Fixture::new();
     let accepted = verdict(conformance::code_version(&f.code, &f)).await;
     assert_eq!(accepted, None, "the suite accepts the fake code");
@@ -756,14 +892,25 @@ async fn code_suite_rejects_every_broken_code_version() {
         world: f.world.clone(),
         bug,
     };
+    let rejected = rejections(checks, |run| async move {
+        let f = Fixture::new();
+        run(&wrap(&f, None), &f).await;
+    })
+    .await;
+    assert_accepted_by_all("code", "the unbroken wrapper", &rejected);
     let f = Fixture::new();
     let accepted = verdict(conformance::code_version(&wrap(&f, None), &f)).await;
     assert_eq!(accepted, None, "the suite accepts the unbroken wrapper");
 
-    for (bug, expected) in CODE_BUGS {
+    for (bug, check, expected) in CODE_BUGS {
+        let rejected = rejections(checks, |run| async move {
+            let f = Fixture::new();
+            run(&wrap(&f, Some(bug)), &f).await;
+        })
+        .await;
         let f = Fixture::new();
-        let v = verdict(conformance::code_version(&wrap(&f, Some(bug)), &f)).await;
-        assert_rejected("code", bug, expected, v);
+        let all_in_one = verdict(conformance::code_version(&wrap(&f, Some(bug)), &f)).await;
+        assert_rejected("code", bug, (check, expected), &rejected, all_in_one);
     }
 }
 
@@ -788,20 +935,43 @@ enum ConfigBug {
     ErrorShowsAValue,
 }
 
-const CONFIG_BUGS: [(ConfigBug, &str); 7] = [
-    (ConfigBug::DiffShowsAValue, "diff never shows a value"),
+/// Each mutant, the check that must reject it, and what its message must say.
+const CONFIG_BUGS: [(ConfigBug, &str, &str); 7] = [
+    (
+        ConfigBug::DiffShowsAValue,
+        "diff_names_keys_never_values",
+        "diff never shows a value",
+    ),
     (
         ConfigBug::RestoreUnknownOk,
+        "unknown_versions_are_not_found",
         "restore(unknown): expected a `not found` error",
     ),
     (
         ConfigBug::VerifyAcceptsMalformed,
+        "verify_refuses_a_malformed_version",
         "verify of a malformed version must fail",
     ),
-    (ConfigBug::ListOldestFirst, "list is newest first"),
-    (ConfigBug::RestoreNoop, "restore makes the version live"),
-    (ConfigBug::CurrentStores, "current stores nothing"),
-    (ConfigBug::ErrorShowsAValue, "an error never shows a value"),
+    (
+        ConfigBug::ListOldestFirst,
+        "backups_are_new_versions_listed_newest_first",
+        "list is newest first",
+    ),
+    (
+        ConfigBug::RestoreNoop,
+        "restore_makes_a_version_live",
+        "restore makes the version live",
+    ),
+    (
+        ConfigBug::CurrentStores,
+        "current_stores_nothing",
+        "current stores nothing",
+    ),
+    (
+        ConfigBug::ErrorShowsAValue,
+        "unknown_versions_are_not_found",
+        "an error never shows a value",
+    ),
 ];
 
 struct BrokenConfig {
@@ -889,6 +1059,13 @@ impl ConfigStore for BrokenConfig {
 
 #[tokio::test]
 async fn config_suite_rejects_every_broken_config_store() {
+    let checks = conformance::config::CHECKS;
+    let rejected = rejections(checks, |run| async move {
+        let f = Fixture::new();
+        run(&f.config, &f).await;
+    })
+    .await;
+    assert_accepted_by_all("config", "the fake config store", &rejected);
     let f = Fixture::new();
     let accepted = verdict(conformance::config_store(&f.config, &f)).await;
     assert_eq!(accepted, None, "the suite accepts the fake config store");
@@ -897,14 +1074,25 @@ async fn config_suite_rejects_every_broken_config_store() {
         world: f.world.clone(),
         bug,
     };
+    let rejected = rejections(checks, |run| async move {
+        let f = Fixture::new();
+        run(&wrap(&f, None), &f).await;
+    })
+    .await;
+    assert_accepted_by_all("config", "the unbroken wrapper", &rejected);
     let f = Fixture::new();
     let accepted = verdict(conformance::config_store(&wrap(&f, None), &f)).await;
     assert_eq!(accepted, None, "the suite accepts the unbroken wrapper");
 
-    for (bug, expected) in CONFIG_BUGS {
+    for (bug, check, expected) in CONFIG_BUGS {
+        let rejected = rejections(checks, |run| async move {
+            let f = Fixture::new();
+            run(&wrap(&f, Some(bug)), &f).await;
+        })
+        .await;
         let f = Fixture::new();
-        let v = verdict(conformance::config_store(&wrap(&f, Some(bug)), &f)).await;
-        assert_rejected("config", bug, expected, v);
+        let all_in_one = verdict(conformance::config_store(&wrap(&f, Some(bug)), &f)).await;
+        assert_rejected("config", bug, (check, expected), &rejected, all_in_one);
     }
 }
 
@@ -929,17 +1117,43 @@ enum StateBug {
     TryLockNamesTheCaller,
 }
 
-const STATE_BUGS: [(StateBug, &str); 7] = [
-    (StateBug::LockNotExclusive, "the lock is exclusive"),
-    (StateBug::UnlockByAnyToken, "only the holder's token unlocks"),
-    (StateBug::CheckpointsOldestFirst, "checkpoints are newest first"),
+/// Each mutant, the check that must reject it, and what its message must say.
+const STATE_BUGS: [(StateBug, &str, &str); 7] = [
+    (
+        StateBug::LockNotExclusive,
+        "the_lock_is_exclusive_and_names_its_holder",
+        "the lock is exclusive",
+    ),
+    (
+        StateBug::UnlockByAnyToken,
+        "only_the_holders_token_unlocks",
+        "only the holder's token unlocks",
+    ),
+    (
+        StateBug::CheckpointsOldestFirst,
+        "checkpoints_round_trip_newest_first",
+        "checkpoints are newest first",
+    ),
     (
         StateBug::SaveIgnoresUpdates,
+        "saving_a_checkpoint_again_replaces_it",
         "saving a checkpoint's id again replaces it",
     ),
-    (StateBug::LockHolderSaysFree, "lock_holder names the holder"),
-    (StateBug::JournalsOldestFirst, "journals are newest first"),
-    (StateBug::TryLockNamesTheCaller, "a held lock names its holder"),
+    (
+        StateBug::LockHolderSaysFree,
+        "the_lock_is_exclusive_and_names_its_holder",
+        "lock_holder names the holder",
+    ),
+    (
+        StateBug::JournalsOldestFirst,
+        "journals_round_trip_newest_first",
+        "journals are newest first",
+    ),
+    (
+        StateBug::TryLockNamesTheCaller,
+        "the_lock_is_exclusive_and_names_its_holder",
+        "a held lock names its holder",
+    ),
 ];
 
 struct BrokenState {
@@ -1037,6 +1251,12 @@ impl StateStore for BrokenState {
 
 #[tokio::test]
 async fn state_suite_rejects_every_broken_state_store() {
+    let checks = conformance::state::CHECKS;
+    let rejected = rejections(checks, |run| async move {
+        run(&MemoryStateStore::new(), &()).await;
+    })
+    .await;
+    assert_accepted_by_all("state", "the memory state store", &rejected);
     let accepted = verdict(conformance::state_store(&MemoryStateStore::new())).await;
     assert_eq!(accepted, None, "the suite accepts the memory state store");
     let wrap = |bug| BrokenState {
@@ -1044,11 +1264,20 @@ async fn state_suite_rejects_every_broken_state_store() {
         bug,
         taken_over: Mutex::default(),
     };
+    let rejected = rejections(checks, |run| async move {
+        run(&wrap(None), &()).await;
+    })
+    .await;
+    assert_accepted_by_all("state", "the unbroken wrapper", &rejected);
     let accepted = verdict(conformance::state_store(&wrap(None))).await;
     assert_eq!(accepted, None, "the suite accepts the unbroken wrapper");
 
-    for (bug, expected) in STATE_BUGS {
-        let v = verdict(conformance::state_store(&wrap(Some(bug)))).await;
-        assert_rejected("state", bug, expected, v);
+    for (bug, check, expected) in STATE_BUGS {
+        let rejected = rejections(checks, |run| async move {
+            run(&wrap(Some(bug)), &()).await;
+        })
+        .await;
+        let all_in_one = verdict(conformance::state_store(&wrap(Some(bug)))).await;
+        assert_rejected("state", bug, (check, expected), &rejected, all_in_one);
     }
 }
