@@ -26,6 +26,8 @@ pub enum ErrorKind {
     Corrupt,
     /// The operation conflicts with the current state (a revert conflict, a busy database).
     Conflict,
+    /// The adapter does not do this (an optional capability it does not have).
+    Unsupported,
     /// Anything else: the message says what.
     #[default]
     Failed,
@@ -45,6 +47,7 @@ impl ErrorKind {
             Io::NotFound => ErrorKind::NotFound,
             Io::PermissionDenied | Io::ReadOnlyFilesystem => ErrorKind::PermissionDenied,
             Io::TimedOut => ErrorKind::Timeout,
+            Io::Unsupported => ErrorKind::Unsupported,
             Io::InvalidInput
             | Io::InvalidData
             | Io::InvalidFilename
@@ -78,6 +81,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Timeout => "timed out",
             ErrorKind::Corrupt => "corrupt",
             ErrorKind::Conflict => "conflict",
+            ErrorKind::Unsupported => "unsupported",
             ErrorKind::Failed => "failed",
         })
     }
@@ -147,6 +151,12 @@ impl AdapterError {
         Self::new(ErrorKind::NotFound, message)
     }
 
+    /// Shorthand for `new(ErrorKind::Unsupported, ..)`: an optional capability the adapter
+    /// does not have.
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unsupported, message)
+    }
+
     /// Shorthand for `new(ErrorKind::Timeout, ..)`.
     pub fn timeout(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Timeout, message)
@@ -192,6 +202,15 @@ pub enum RollbackError {
     /// `resume()` was called but no rollback is unfinished.
     #[error("nothing to resume: every journaled rollback has finished")]
     NothingToResume,
+    /// The caller called the rollback off (a [`Cancel`](crate::Cancel)) before the app was
+    /// stopped; nothing the app uses was changed. The journal records it as aborted.
+    #[error(
+        "rollback cancelled during `{step}`, before the app was stopped: nothing the app uses was changed"
+    )]
+    Cancelled {
+        /// The step it was called off in.
+        step: Step,
+    },
     /// A setting cannot work; nothing was built.
     #[error("setting `{setting}` {why}")]
     InvalidSettings {

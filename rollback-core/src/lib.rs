@@ -43,13 +43,13 @@ pub use domain::*;
 pub use error::{AdapterError, ErrorKind, PreflightFailure, RollbackError};
 pub use ids::{AppName, CheckpointId, ConfigVersionId, RevisionId, RollbackId, SnapshotId};
 pub use journal::{Journal, JournalStatus};
-pub use orchestrator::{HealthGate, Orchestrator, OrchestratorBuilder};
+pub use orchestrator::{HealthGate, Orchestrator, OrchestratorBuilder, PruneReport};
 pub use plan::{Decision, PlannedStep, RollbackPlan, Step};
 pub use progress::{ProgressEvent, ProgressKind};
 pub use report::{ChecklistItem, DowntimeWindow, LogMatch, Outcome, RollbackReport, StepOutcome, StepRecord};
 pub use request::{
-    FailurePolicy, LogScan, PerformanceCheck, RollbackRequest, RollbackTarget, Settings, SignalPolicy,
-    StepTimeouts, DEFAULT_LOG_PATTERNS,
+    Cancel, FailurePolicy, LogScan, PerformanceCheck, RollbackRequest, RollbackTarget, Settings,
+    SignalPolicy, StepTimeouts, DEFAULT_LOG_PATTERNS,
 };
 pub use secret::Secret;
 pub use state::DirStateStore;

@@ -17,6 +17,21 @@ pub enum RollbackTarget {
     LastGood,
     /// This checkpoint, good or not.
     Checkpoint(CheckpointId),
+    /// The good checkpoint `n` back from the newest good one: `GoodBack(0)` is
+    /// [`LastGood`](Self::LastGood), `GoodBack(1)` the good one before it (for when the last
+    /// good checkpoint turns out bad too), like git's `HEAD~n`.
+    GoodBack(usize),
+}
+
+impl std::fmt::Display for RollbackTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RollbackTarget::LastGood => f.write_str("the last good checkpoint"),
+            RollbackTarget::Checkpoint(id) => write!(f, "checkpoint {id}"),
+            RollbackTarget::GoodBack(0) => f.write_str("the last good checkpoint"),
+            RollbackTarget::GoodBack(n) => write!(f, "the good checkpoint {n} before the last good one"),
+        }
+    }
 }
 
 /// What to do when a step after the emergency backup fails.
@@ -432,5 +447,54 @@ impl Settings {
             );
         }
         Ok(())
+    }
+}
+
+/// Calls a rollback off while that still changes nothing the app uses: during pre-flight
+/// and prepare (the app still serves; what prepare staged is left for the next one to reuse
+/// or replace). Once the stop has begun, a rollback goes on to a consistent end whatever
+/// this says: an operator's Ctrl-C must never leave the app stopped half way.
+///
+/// ```
+/// let cancel = rollback_core::Cancel::new();
+/// let for_the_signal_handler = cancel.clone();
+/// for_the_signal_handler.cancel();
+/// assert!(cancel.is_cancelled());
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(std::sync::Arc<CancelState>);
+
+#[derive(Debug, Default)]
+struct CancelState {
+    cancelled: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Cancel {
+    /// Not cancelled yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Calls the rollback off (idempotent).
+    pub fn cancel(&self) {
+        self.0.cancelled.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.0.notify.notify_waiters();
+    }
+
+    /// True once [`cancel`](Self::cancel) was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.cancelled.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Resolves once cancelled (at once if it already is).
+    pub async fn cancelled(&self) {
+        loop {
+            let notified = self.0.notify.notified();
+            if self.is_cancelled() {
+                return;
+            }
+            notified.await;
+        }
     }
 }

@@ -105,6 +105,16 @@ impl StateStore for DirStateStore {
         Ok(all)
     }
 
+    async fn remove_checkpoint(&self, id: &CheckpointId) -> Result<(), AdapterError> {
+        let path = self.root.join("checkpoints").join(file_name(id.as_str(), "json"));
+        blocking(move || match std::fs::remove_file(&path) {
+            Ok(()) => sync_parent(&path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error("remove", &path, e)),
+        })
+        .await
+    }
+
     async fn save_journal(&self, journal: &Journal) -> Result<(), AdapterError> {
         let path = self
             .root

@@ -318,6 +318,21 @@ impl History {
         Ok(())
     }
 
+    /// Removes version `id` if it is a managed one of the history directory (a hand-made
+    /// backup beside the live file is never removed); returns its path when it removed it.
+    pub(crate) fn remove(&self, id: &str) -> Result<Option<PathBuf>, EnvFileError> {
+        let path = self.dir.join(id);
+        if !self.owns(id) || !path.is_file() {
+            return Ok(None);
+        }
+        fs::remove_file(&path).map_err(EnvFileError::io("remove the backup", &path))?;
+        let mut labels = self.labels()?;
+        if labels.remove(id).is_some() {
+            self.save_labels(&labels)?;
+        }
+        Ok(Some(path))
+    }
+
     /// Removes all but the newest `keep` versions of the history directory, never those in
     /// `protect` nor hand-made ones elsewhere; returns what it removed.
     pub(crate) fn retain(&self, keep: usize, protect: &[&str]) -> Result<Vec<PathBuf>, EnvFileError> {

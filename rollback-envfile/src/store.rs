@@ -451,6 +451,19 @@ impl ConfigStore for EnvFileStore {
         })
         .await
     }
+
+    /// Removes a backup this store wrote (in its history directory); a hand-made backup
+    /// beside the live file and the live file itself are never removed.
+    async fn remove(&self, version: &ConfigVersionId) -> Result<(), AdapterError> {
+        let id = version.as_str().to_owned();
+        self.blocking(move |s| {
+            if let Some(path) = s.history()?.remove(&id)? {
+                tracing::info!(backup = %path.display(), "env-file backup removed");
+            }
+            Ok(())
+        })
+        .await
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, EnvFileError> {

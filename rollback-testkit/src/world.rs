@@ -67,6 +67,8 @@ pub enum Method {
     ConfigRestore,
     /// `ConfigStore::diff`.
     ConfigDiff,
+    /// `ConfigStore::remove`.
+    ConfigRemove,
     /// `ProcessManager::status`.
     ProcessStatus,
     /// `ProcessManager::stop`.
@@ -106,6 +108,7 @@ impl Method {
                 | Method::CodeActivate
                 | Method::CodeRevert
                 | Method::ConfigRestore
+                | Method::ConfigRemove
                 | Method::ProcessStop
                 | Method::ProcessStart
                 | Method::ProcessRestart

@@ -1,6 +1,7 @@
 //! The orchestrator: checkpoints before a deploy, and the twelve-step rollback.
 
 mod health_gate;
+mod housekeeping;
 mod investigate;
 mod lock;
 mod planning;
@@ -10,8 +11,9 @@ mod run;
 mod signals;
 
 pub(crate) use crate::request::{
-    FailurePolicy, PerformanceCheck, RollbackRequest, RollbackTarget, Settings, SignalPolicy,
+    Cancel, FailurePolicy, PerformanceCheck, RollbackRequest, RollbackTarget, Settings, SignalPolicy,
 };
+pub use housekeeping::PruneReport;
 
 use crate::domain::LockHolder;
 use crate::domain::{Checkpoint, IntegrityChecks, Scenario, Scope};
@@ -471,13 +473,37 @@ impl Orchestrator {
     /// after that returns [`RollbackError::StepFailed`] with the report of what was done
     /// about it.
     pub async fn rollback_with(&self, request: RollbackRequest) -> Result<RollbackReport, RollbackError> {
+        self.rollback_with_cancel(request, Cancel::new()).await
+    }
+
+    /// [`rollback_with`](Self::rollback_with) that `cancel` can call off before the app is
+    /// stopped ([`RollbackError::Cancelled`], nothing the app uses changed); after that it
+    /// runs to a consistent end. For an operator's Ctrl-C:
+    ///
+    /// ```no_run
+    /// # async fn ctrl_c() {}
+    /// # async fn demo(o: rollback_core::Orchestrator, request: rollback_core::RollbackRequest) {
+    /// let cancel = rollback_core::Cancel::new();
+    /// let on_ctrl_c = cancel.clone();
+    /// tokio::spawn(async move {
+    ///     ctrl_c().await; // tokio::signal::ctrl_c() in a binary
+    ///     on_ctrl_c.cancel();
+    /// });
+    /// let result = o.rollback_with_cancel(request, cancel).await;
+    /// # }
+    /// ```
+    pub async fn rollback_with_cancel(
+        &self,
+        request: RollbackRequest,
+        cancel: Cancel,
+    ) -> Result<RollbackReport, RollbackError> {
         if request.scenario.is_some_and(|s| s.scope().is_none()) {
             return self.investigate(request).await;
         }
         self.check_components(request.scope)?;
         let checkpoint = self.resolve_target(&request.target).await?;
         let id = RollbackId::new(unique_id("rb"));
-        run::Run::start(self, id, checkpoint, request).await
+        run::Run::start(self, id, checkpoint, request, cancel).await
     }
 
     /// Continues a rollback whose process died, from its journal: finished steps are not
@@ -576,6 +602,14 @@ impl Orchestrator {
             RollbackTarget::Checkpoint(id) => crate::state::find_checkpoint(&checkpoints, id)
                 .cloned()
                 .ok_or_else(|| RollbackError::NoCheckpoint(format!("no checkpoint `{id}`; list them with checkpoints()"))),
+            RollbackTarget::GoodBack(n) => {
+                let good = checkpoints.iter().filter(|c| c.good).count();
+                checkpoints.into_iter().filter(|c| c.good).nth(*n).ok_or_else(|| {
+                    RollbackError::NoCheckpoint(format!(
+                        "asked for the good checkpoint {n} back, but only {good} checkpoint(s) are marked good"
+                    ))
+                })
+            }
         }
     }
 

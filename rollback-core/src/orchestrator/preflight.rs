@@ -81,6 +81,104 @@ pub(super) async fn access_warnings(o: &Orchestrator, database: bool) -> Vec<Str
 
 type Check<'b> = BoxFuture<'b, (String, Result<String, AdapterError>)>;
 
+/// Runs every check at once; the checklist in order, and each failure.
+async fn run_checks(checks: Vec<Check<'_>>) -> (Vec<ChecklistItem>, Vec<PreflightFailure>) {
+    let mut items = Vec::new();
+    let mut failures = Vec::new();
+    for (check, result) in join_all(checks).await {
+        match result {
+            Ok(detail) => items.push(ChecklistItem::done(format!("{check}: {detail}"))),
+            Err(error) => {
+                items.push(ChecklistItem::not_done(check.clone()));
+                failures.push(PreflightFailure { check, error });
+            }
+        }
+    }
+    (items, failures)
+}
+
+fn app_known(o: &Orchestrator) -> Check<'_> {
+    async {
+        let r = o
+            .timed(
+                Step::Preflight,
+                "reading the app's status",
+                o.process.status(&o.app),
+            )
+            .await;
+        (
+            format!("app `{}` known to the process manager", o.app),
+            r.map(|s| format!("state {}", s.state)),
+        )
+    }
+    .boxed()
+}
+
+fn database_reachable<'b>(o: &'b Orchestrator, db: &'b dyn crate::traits::DatabaseSnapshot) -> Check<'b> {
+    async move {
+        let r = o.timed(Step::Preflight, "pinging the database", db.ping()).await;
+        (
+            "database reachable".to_owned(),
+            r.map(|d| format!("{}ms", d.as_millis())),
+        )
+    }
+    .boxed()
+}
+
+/// The checks that need no rollback target (`rollback check`): the app known to the
+/// process manager, the database reachable, the live revision and the live config
+/// readable, every health probe passing. Changes nothing.
+pub(super) async fn readiness_checks(o: &Orchestrator) -> (Vec<ChecklistItem>, Vec<PreflightFailure>) {
+    let mut checks: Vec<Check<'_>> = vec![app_known(o)];
+    if let Some(db) = &o.database {
+        checks.push(database_reachable(o, db.as_ref()));
+    }
+    if let Some(code) = &o.code {
+        checks.push(
+            async move {
+                let r = o
+                    .timed(Step::Preflight, "reading the live revision", code.current())
+                    .await;
+                (
+                    "live revision readable".to_owned(),
+                    r.map(|rev| format!("{} {}", rev.short, rev.subject)),
+                )
+            }
+            .boxed(),
+        );
+    }
+    if let Some(config) = &o.config {
+        checks.push(
+            async move {
+                let r = o
+                    .timed(Step::Preflight, "reading the live config", config.current())
+                    .await;
+                (
+                    "live config readable".to_owned(),
+                    r.map(|v| format!("version {}", v.id)),
+                )
+            }
+            .boxed(),
+        );
+    }
+    for probe in &o.probes {
+        checks.push(
+            async move {
+                let r = probe.probe().await;
+                let name = format!("health probe {}", r.probe);
+                let result = if r.healthy {
+                    Ok(format!("healthy in {}ms", r.latency.as_millis()))
+                } else {
+                    Err(AdapterError::new(ErrorKind::Unavailable, r.detail))
+                };
+                (name, result)
+            }
+            .boxed(),
+        );
+    }
+    run_checks(checks).await
+}
+
 /// Pre-flight: every check runs (concurrently), each failure is collected. With
 /// `check_live`, a target that equals what is live is refused as a no-op.
 pub(super) async fn preflight_checks(
@@ -100,33 +198,9 @@ pub(super) async fn preflight_checks(
         ))
     };
     let mut checks: Vec<Check<'_>> = Vec::new();
-    checks.push(
-        async {
-            let r = o
-                .timed(
-                    Step::Preflight,
-                    "reading the app's status",
-                    o.process.status(&o.app),
-                )
-                .await;
-            (
-                format!("app `{}` known to the process manager", o.app),
-                r.map(|s| format!("state {}", s.state)),
-            )
-        }
-        .boxed(),
-    );
+    checks.push(app_known(o));
     if let (true, Some(db)) = (scope.database, &o.database) {
-        checks.push(
-            async {
-                let r = o.timed(Step::Preflight, "pinging the database", db.ping()).await;
-                (
-                    "database reachable".to_owned(),
-                    r.map(|d| format!("{}ms", d.as_millis())),
-                )
-            }
-            .boxed(),
-        );
+        checks.push(database_reachable(o, db.as_ref()));
         checks.push(
             async {
                 match &cp.snapshot {
@@ -224,17 +298,7 @@ pub(super) async fn preflight_checks(
             .boxed(),
         );
     }
-    let mut items = Vec::new();
-    let mut failures = Vec::new();
-    for (check, result) in join_all(checks).await {
-        match result {
-            Ok(detail) => items.push(ChecklistItem::done(format!("{check}: {detail}"))),
-            Err(error) => {
-                items.push(ChecklistItem::not_done(check.clone()));
-                failures.push(PreflightFailure { check, error });
-            }
-        }
-    }
+    let (items, failures) = run_checks(checks).await;
     if check_live && failures.is_empty() && !scope.database && request.code_strategy == CodeStrategy::Checkout
     {
         if let Some(what) = live_match(o, cp, request).await {

@@ -12,12 +12,15 @@ use crate::journal::{Journal, JournalStatus};
 use crate::plan::{OnFailure, Step};
 use crate::progress::{ProgressEvent, ProgressKind};
 use crate::report::{ChecklistItem, Outcome, RollbackReport, StepOutcome, StepRecord};
+use crate::request::Cancel;
 use chrono::Utc;
 use tracing::Instrument;
 
 /// Why a step failed.
 enum Failure {
     Preflight(Vec<PreflightFailure>),
+    /// Called off by the caller before the stop.
+    Cancelled,
     TargetIsLive(String),
     Step(AdapterError),
 }
@@ -31,6 +34,9 @@ impl Failure {
                 .collect::<Vec<_>>()
                 .join("; "),
             Failure::TargetIsLive(what) => format!("target matches what is live ({what})"),
+            Failure::Cancelled => {
+                "cancelled before the app was stopped; nothing the app uses was changed".into()
+            }
             Failure::Step(error) => error.to_string(),
         }
     }
@@ -54,6 +60,8 @@ pub(super) struct Run<'a> {
     lock: ActiveLock,
     /// The checklist of the step running now.
     items: Vec<ChecklistItem>,
+    /// Calls the rollback off while its steps can still be abandoned (before the stop).
+    cancel: Cancel,
 }
 
 impl<'a> Run<'a> {
@@ -62,6 +70,7 @@ impl<'a> Run<'a> {
         id: RollbackId,
         checkpoint: Checkpoint,
         request: RollbackRequest,
+        cancel: Cancel,
     ) -> Result<RollbackReport, RollbackError> {
         // An unfinished rollback is refused before the lock is touched, so that its dead
         // holder (pid, host, since) stays on record for the resume() that follows.
@@ -105,6 +114,7 @@ impl<'a> Run<'a> {
             journal,
             lock,
             items: Vec::new(),
+            cancel,
         };
         run.emit(Step::Lock, ProgressKind::Finished);
         if let Err(e) = run.begin(Step::Journal).await {
@@ -129,6 +139,7 @@ impl<'a> Run<'a> {
             journal,
             lock,
             items: Vec::new(),
+            cancel: Cancel::new(),
         };
         let interrupted = run.journal.last_step();
         tracing::warn!(rollback = %run.journal.id, step = %interrupted, "resuming an interrupted rollback");
@@ -171,7 +182,20 @@ impl<'a> Run<'a> {
                 continue;
             }
             let span = tracing::info_span!("rollback_step", rollback = %self.journal.id, step = %step, number = step.number());
-            let result = self.execute(step).instrument(span).await;
+            let result = if step.row().on_failure == OnFailure::Abort {
+                // Before the stop a step can be abandoned: nothing the app uses changes.
+                let cancel = self.cancel.clone();
+                if cancel.is_cancelled() {
+                    Err(Failure::Cancelled)
+                } else {
+                    tokio::select! {
+                        result = self.execute(step).instrument(span) => result,
+                        () = cancel.cancelled() => Err(Failure::Cancelled),
+                    }
+                }
+            } else {
+                self.execute(step).instrument(span).await
+            };
             match result {
                 Ok(()) => {
                     if let Err(e) = self.end(StepOutcome::Ok).await {
@@ -724,6 +748,10 @@ impl<'a> Run<'a> {
             Failure::Preflight(failures) => {
                 self.finish(Outcome::Aborted { step, cause }).await;
                 return Err(RollbackError::Preflight { failures });
+            }
+            Failure::Cancelled => {
+                self.finish(Outcome::Aborted { step, cause }).await;
+                return Err(RollbackError::Cancelled { step });
             }
             Failure::TargetIsLive(what) => {
                 self.finish(Outcome::Aborted { step, cause }).await;

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 /// pair as the database's and the code's.
 ///
 /// Required: `current`, `backup`, `list`, `verify`, `restore`, `diff`. Provided:
-/// `preserve_current`, `reinstate`. New capabilities are added as provided methods.
+/// `preserve_current`, `reinstate`, `remove`. New capabilities are added as provided methods.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait ConfigStore: Send + Sync {
@@ -52,6 +52,18 @@ pub trait ConfigStore: Send + Sync {
 
     /// Keys added, removed and changed from `a` to `b`; values are never shown.
     async fn diff(&self, a: &ConfigVersionId, b: &ConfigVersionId) -> Result<ConfigDiff, AdapterError>;
+
+    /// Deletes a stored version (never the live config); deleting one that is not there is
+    /// not an error.
+    ///
+    /// Optional: the provided version says [`Unsupported`](crate::ErrorKind::Unsupported),
+    /// and pruning keeps the backups.
+    async fn remove(&self, version: &ConfigVersionId) -> Result<(), AdapterError> {
+        let _ = version;
+        Err(AdapterError::unsupported(
+            "this config store cannot delete stored versions",
+        ))
+    }
 }
 
 /// Forwards every method, provided ones included, so that an `Arc` of an adapter (or an
@@ -89,5 +101,9 @@ impl<T: ConfigStore + ?Sized> ConfigStore for std::sync::Arc<T> {
 
     async fn diff(&self, a: &ConfigVersionId, b: &ConfigVersionId) -> Result<ConfigDiff, AdapterError> {
         (**self).diff(a, b).await
+    }
+
+    async fn remove(&self, version: &ConfigVersionId) -> Result<(), AdapterError> {
+        (**self).remove(version).await
     }
 }

@@ -1,5 +1,6 @@
 use crate::domain::{Checkpoint, LockHolder};
 use crate::error::AdapterError;
+use crate::ids::CheckpointId;
 use crate::journal::Journal;
 use crate::report::RollbackReport;
 use async_trait::async_trait;
@@ -9,7 +10,8 @@ use async_trait::async_trait;
 /// Every write is atomic: a reader (or a process that restarts after a crash) sees the old
 /// or the new content, never a partial one.
 ///
-/// Required: every method but `access_warnings`, which is provided.
+/// Required: every method but `remove_checkpoint` and `access_warnings`, which are
+/// provided.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait StateStore: Send + Sync {
@@ -18,6 +20,18 @@ pub trait StateStore: Send + Sync {
 
     /// All checkpoints, newest first.
     async fn checkpoints(&self) -> Result<Vec<Checkpoint>, AdapterError>;
+
+    /// Forgets a checkpoint (its snapshot and config backup are the adapters'); removing
+    /// one that is not there is not an error.
+    ///
+    /// Optional: the provided version says [`Unsupported`](crate::ErrorKind::Unsupported),
+    /// and pruning keeps every checkpoint.
+    async fn remove_checkpoint(&self, id: &CheckpointId) -> Result<(), AdapterError> {
+        let _ = id;
+        Err(AdapterError::unsupported(
+            "this state store cannot remove checkpoints",
+        ))
+    }
 
     /// Stores (or replaces) a rollback's journal.
     async fn save_journal(&self, journal: &Journal) -> Result<(), AdapterError>;
@@ -58,6 +72,10 @@ impl<T: StateStore + ?Sized> StateStore for std::sync::Arc<T> {
 
     async fn checkpoints(&self) -> Result<Vec<Checkpoint>, AdapterError> {
         (**self).checkpoints().await
+    }
+
+    async fn remove_checkpoint(&self, id: &CheckpointId) -> Result<(), AdapterError> {
+        (**self).remove_checkpoint(id).await
     }
 
     async fn save_journal(&self, journal: &Journal) -> Result<(), AdapterError> {

@@ -154,4 +154,11 @@ impl ConfigStore for FakeConfig {
         gate.pass().await;
         Ok(diff)
     }
+
+    async fn remove(&self, version: &ConfigVersionId) -> Result<(), AdapterError> {
+        let gate = self.world.enter(Method::ConfigRemove, version.as_str()).await?;
+        self.world.lock().config.versions.remove(version);
+        gate.pass().await;
+        Ok(())
+    }
 }

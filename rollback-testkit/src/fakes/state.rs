@@ -1,5 +1,7 @@
 use async_trait::async_trait;
-use rollback_core::{AdapterError, Checkpoint, Journal, LockHolder, RollbackReport, StateStore};
+use rollback_core::{
+    AdapterError, Checkpoint, CheckpointId, Journal, LockHolder, RollbackReport, StateStore,
+};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -47,6 +49,11 @@ impl StateStore for MemoryStateStore {
         let mut all: Vec<Checkpoint> = self.lock().checkpoints.values().cloned().collect();
         all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         Ok(all)
+    }
+
+    async fn remove_checkpoint(&self, id: &CheckpointId) -> Result<(), AdapterError> {
+        self.lock().checkpoints.remove(id.as_str());
+        Ok(())
     }
 
     async fn save_journal(&self, journal: &Journal) -> Result<(), AdapterError> {
