@@ -9,10 +9,11 @@
 use async_trait::async_trait;
 use futures::FutureExt;
 use rollback_core::{
-    AdapterError, AppName, CheckResult, Checkpoint, CodeVersion, ConfigCheck, ConfigDiff, ConfigStore,
-    ConfigVersion, ConfigVersionId, DatabaseSnapshot, ErrorKind, IntegrityChecks, IntegrityReport, Journal,
-    LockHolder, PreparedRestore, PreparedRevision, PreservedDatabase, ProcessManager, ProcessState,
-    ProcessStatus, PutAside, Revision, RevisionId, RollbackReport, SnapshotId, SnapshotInfo, StateStore,
+    AdapterError, AppName, CheckResult, Checkpoint, CheckpointId, CodeVersion, ConfigCheck, ConfigDiff,
+    ConfigStore, ConfigVersion, ConfigVersionId, DatabaseSnapshot, ErrorKind, IntegrityChecks,
+    IntegrityReport, Journal, LockHolder, PreparedRestore, PreparedRevision, PreservedDatabase,
+    ProcessManager, ProcessState, ProcessStatus, PutAside, Revision, RevisionId, RollbackReport, SnapshotId,
+    SnapshotInfo, StateStore,
 };
 use rollback_testkit::conformance::{
     self, Check, CodeFixture, ConfigFixture, DatabaseFixture, ProcessFixture, PATTERN_NAMES,
@@ -933,10 +934,17 @@ enum ConfigBug {
     CurrentStores,
     /// An unknown version's error quotes the live config.
     ErrorShowsAValue,
+    /// `remove` deletes every stored version.
+    RemoveDeletesAll,
 }
 
 /// Each mutant, the check that must reject it, and what its message must say.
-const CONFIG_BUGS: [(ConfigBug, &str, &str); 7] = [
+const CONFIG_BUGS: [(ConfigBug, &str, &str); 8] = [
+    (
+        ConfigBug::RemoveDeletesAll,
+        "remove_deletes_only_that_version",
+        "remove deletes only the version it names",
+    ),
     (
         ConfigBug::DiffShowsAValue,
         "diff_names_keys_never_values",
@@ -1055,6 +1063,16 @@ impl ConfigStore for BrokenConfig {
         }
         Ok(diff)
     }
+
+    async fn remove(&self, version: &ConfigVersionId) -> Result<(), AdapterError> {
+        if self.is(ConfigBug::RemoveDeletesAll) {
+            for v in self.inner.list().await? {
+                self.inner.remove(&v.id).await?;
+            }
+            return Ok(());
+        }
+        self.inner.remove(version).await
+    }
 }
 
 #[tokio::test]
@@ -1115,10 +1133,17 @@ enum StateBug {
     JournalsOldestFirst,
     /// `try_lock` on a held lock names the caller instead of the holder.
     TryLockNamesTheCaller,
+    /// `remove_checkpoint` forgets every checkpoint.
+    RemoveForgetsAll,
 }
 
 /// Each mutant, the check that must reject it, and what its message must say.
-const STATE_BUGS: [(StateBug, &str, &str); 7] = [
+const STATE_BUGS: [(StateBug, &str, &str); 8] = [
+    (
+        StateBug::RemoveForgetsAll,
+        "remove_checkpoint_forgets_only_it",
+        "remove_checkpoint forgets that checkpoint and no other",
+    ),
     (
         StateBug::LockNotExclusive,
         "the_lock_is_exclusive_and_names_its_holder",
@@ -1191,6 +1216,16 @@ impl StateStore for BrokenState {
             all.reverse();
         }
         Ok(all)
+    }
+
+    async fn remove_checkpoint(&self, id: &CheckpointId) -> Result<(), AdapterError> {
+        if self.is(StateBug::RemoveForgetsAll) {
+            for c in self.inner.checkpoints().await? {
+                self.inner.remove_checkpoint(&c.id).await?;
+            }
+            return Ok(());
+        }
+        self.inner.remove_checkpoint(id).await
     }
 
     async fn save_journal(&self, journal: &Journal) -> Result<(), AdapterError> {
