@@ -1,0 +1,727 @@
+//! Each command: load the config, wire the adapters, ask the library, print. No rollback
+//! decision is made here.
+
+use crate::args::{scenario_name, Cli, Command, ReportFormat, Target};
+use crate::exit;
+use crate::output::Printer;
+use chrono::Utc;
+use rollback_cli::config::{self, Config};
+use rollback_cli::{init, wire};
+use rollback_core::progress::{self, ProgressEvent};
+use rollback_core::{
+    Cancel, Checkpoint, Outcome, ProgressKind, RollbackError, RollbackPlan, RollbackReport, RollbackRequest,
+    RollbackTarget, Scenario, Scope, Step, WatchdogEvent,
+};
+use serde_json::json;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// Runs the command; returns the exit code.
+pub async fn dispatch(cli: Cli, printer: &mut Printer) -> u8 {
+    if let Command::Init { dir, force } = &cli.command {
+        return init_file(dir, *force, printer);
+    }
+    let config = match config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            printer.warn(format!("{e}"));
+            return exit::CONFIG;
+        }
+    };
+    let code = match cli.command {
+        Command::Init { .. } => exit::OK,
+        Command::Check => check(&config, printer).await,
+        Command::Checkpoint { label } => checkpoint(&config, &label, printer).await,
+        Command::MarkGood { id } => mark_good(&config, &id, printer).await,
+        Command::List => list(&config, printer).await,
+        Command::Prune { keep } => prune(&config, keep, printer).await,
+        Command::Plan(target) => plan(&config, &target, printer).await,
+        Command::Run { target, reason, yes } => run(&config, &target, &reason, yes, printer).await,
+        Command::Resume => resume(&config, printer).await,
+        Command::Status => status(&config, printer).await,
+        Command::Unlock => unlock(&config, printer).await,
+        Command::Investigate { reason } => investigate(&config, &reason, printer).await,
+        Command::Watch { shadow } => watch(&config, shadow, printer).await,
+        Command::Report { id, last, format } => report(&config, id, last, format, printer).await,
+    };
+    printer.finish();
+    code
+}
+
+/// A failure of a command, printed once, with its exit code.
+struct Failed(u8);
+
+/// What a command's body returns: its exit code, or a failure already printed.
+type Done = Result<u8, Failed>;
+
+fn library(printer: &Printer, error: &RollbackError) -> Failed {
+    printer.warn(format!("rollback: {error}"));
+    if let RollbackError::Preflight { failures } = error {
+        for f in failures {
+            printer.warn(format!("  {} {}: {}", printer.mark(false), f.check, f.error));
+        }
+    }
+    if let Some(report) = error.report() {
+        if let Outcome::Halted { statement, .. } = &report.outcome {
+            printer.warn(format!("\nWHAT IS LIVE NOW:\n{statement}"));
+        }
+    }
+    Failed(exit::of_error(error))
+}
+
+async fn wired(
+    config: &Config,
+    progress: Option<progress::ProgressSink>,
+    printer: &Printer,
+) -> Result<wire::Wired, Failed> {
+    wire::wire(config, progress).await.map_err(|e| {
+        printer.warn(format!("rollback: {e}"));
+        Failed(exit::CONFIG)
+    })
+}
+
+fn code_of(result: Done) -> u8 {
+    match result {
+        Ok(code) | Err(Failed(code)) => code,
+    }
+}
+
+fn init_file(dir: &std::path::Path, force: bool, printer: &Printer) -> u8 {
+    let path = dir.join("rollback.toml");
+    if path.exists() && !force {
+        printer.warn(format!(
+            "{} exists; keep it, or overwrite it with `rollback init --force`",
+            path.display()
+        ));
+        return exit::REFUSED;
+    }
+    let text = init::init_text(dir);
+    if let Err(e) = std::fs::write(&path, text) {
+        printer.warn(format!("cannot write {}: {e}", path.display()));
+        return exit::SOFTWARE;
+    }
+    printer.result(
+        "init",
+        &json!({ "path": path }),
+        format!(
+            "wrote {}: read it, fill in what is marked TODO, then run `rollback check`",
+            path.display()
+        ),
+    );
+    exit::OK
+}
+
+async fn check(config: &Config, printer: &mut Printer) -> u8 {
+    code_of(
+        async {
+            let w = wired(config, None, printer).await?;
+            printer.say(format!(
+                "{} config {} parses",
+                printer.mark(true),
+                config.file.display()
+            ));
+            match w.orchestrator.check_ready().await {
+                Ok(items) => {
+                    for i in &items {
+                        printer.say(format!("{} {}", printer.mark(true), i.text));
+                    }
+                    printer.result(
+                        "check",
+                        &json!({ "ready": true, "checks": items }),
+                        "ready to roll back",
+                    );
+                    Ok(exit::OK)
+                }
+                Err(e) => Err(library(printer, &e)),
+            }
+        }
+        .await,
+    )
+}
+
+fn describe_checkpoint(c: &Checkpoint) -> String {
+    let holds: Vec<&str> = [
+        c.snapshot.as_ref().map(|_| "database"),
+        c.revision.as_ref().map(|_| "code"),
+        c.config.as_ref().map(|_| "config"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    format!(
+        "{} `{}` ({}){}",
+        c.id,
+        c.label,
+        holds.join(", "),
+        if c.good { ", good" } else { ", NOT good" }
+    )
+}
+
+async fn checkpoint(config: &Config, label: &str, printer: &mut Printer) -> u8 {
+    code_of(async {
+        let w = wired(config, None, printer).await?;
+        let c = w.orchestrator.checkpoint(label).await.map_err(|e| library(printer, &e))?;
+        for warning in &c.warnings {
+            printer.warn(format!("warning: {warning}"));
+        }
+        let hint = if c.good {
+            String::new()
+        } else {
+            format!("\nnot marked good (no health probe passed): once the release is healthy, `rollback mark-good {}`", c.id)
+        };
+        printer.result("checkpoint", &c, format!("checkpoint {}{hint}", describe_checkpoint(&c)));
+        Ok(exit::OK)
+    }
+    .await)
+}
+
+async fn mark_good(config: &Config, id: &str, printer: &mut Printer) -> u8 {
+    code_of(
+        async {
+            let w = wired(config, None, printer).await?;
+            let c = w
+                .orchestrator
+                .mark_good(&rollback_core::CheckpointId::new(id))
+                .await
+                .map_err(|e| library(printer, &e))?;
+            printer.result(
+                "checkpoint",
+                &c,
+                format!("marked good: {}", describe_checkpoint(&c)),
+            );
+            Ok(exit::OK)
+        }
+        .await,
+    )
+}
+
+fn age(at: chrono::DateTime<Utc>) -> String {
+    let secs = (Utc::now() - at).num_seconds().max(0);
+    match secs {
+        s if s < 120 => format!("{s}s ago"),
+        s if s < 2 * 3600 => format!("{}m ago", s / 60),
+        s if s < 2 * 86400 => format!("{}h ago", s / 3600),
+        s => format!("{}d ago", s / 86400),
+    }
+}
+
+fn size(bytes: Option<u64>) -> String {
+    match bytes {
+        None => "-".into(),
+        Some(b) if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        Some(b) if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        Some(b) => format!("{:.1} KiB", b as f64 / 1024.0),
+    }
+}
+
+async fn list(config: &Config, printer: &mut Printer) -> u8 {
+    code_of(
+        async {
+            let w = wired(config, None, printer).await?;
+            let o = &w.orchestrator;
+            let checkpoints = o.checkpoints().await.map_err(|e| library(printer, &e))?;
+            let snapshots = o.snapshots().await.unwrap_or_default();
+            let rows: Vec<serde_json::Value> = checkpoints
+                .iter()
+                .map(|c| {
+                    let snap = c
+                        .snapshot
+                        .as_ref()
+                        .and_then(|s| snapshots.iter().find(|i| &i.id == s));
+                    json!({
+                        "id": c.id, "label": c.label, "created_at": c.created_at, "good": c.good,
+                        "revision": c.revision, "snapshot": c.snapshot, "config": c.config,
+                        "snapshot_bytes": snap.and_then(|s| s.size_bytes),
+                        "warnings": c.warnings,
+                    })
+                })
+                .collect();
+            let mut text = format!(
+                "{:<40} {:>9} {:<5} {:<10} {:>10}  {:<16} label",
+                "checkpoint", "age", "good", "revision", "snapshot", "holds"
+            );
+            for c in &checkpoints {
+                let snap = c
+                    .snapshot
+                    .as_ref()
+                    .and_then(|s| snapshots.iter().find(|i| &i.id == s));
+                let holds: Vec<&str> = [
+                    c.snapshot.as_ref().map(|_| "db"),
+                    c.revision.as_ref().map(|_| "code"),
+                    c.config.as_ref().map(|_| "config"),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                let rev: String = c
+                    .revision
+                    .as_ref()
+                    .map_or_else(|| "-".into(), |r| r.as_str().chars().take(10).collect());
+                text.push_str(&format!(
+                    "\n{:<40} {:>9} {:<5} {:<10} {:>10}  {:<16} {}",
+                    c.id.as_str(),
+                    age(c.created_at),
+                    if c.good { "yes" } else { "no" },
+                    rev,
+                    size(snap.and_then(|s| s.size_bytes)),
+                    holds.join(","),
+                    c.label
+                ));
+            }
+            if checkpoints.is_empty() {
+                text = "no checkpoints yet: take one before a deploy with `rollback checkpoint --label ..`"
+                    .into();
+            }
+            printer.result("checkpoints", &json!({ "checkpoints": rows }), text);
+            Ok(exit::OK)
+        }
+        .await,
+    )
+}
+
+async fn prune(config: &Config, keep: usize, printer: &mut Printer) -> u8 {
+    code_of(
+        async {
+            let w = wired(config, None, printer).await?;
+            let report = w
+                .orchestrator
+                .prune(keep)
+                .await
+                .map_err(|e| library(printer, &e))?;
+            let mut text = format!("removed {} checkpoint(s)", report.removed.len());
+            for id in &report.removed {
+                text.push_str(&format!("\n  removed {id}"));
+            }
+            for (id, why) in &report.protected {
+                text.push_str(&format!("\n  kept {id}: {why}"));
+            }
+            for p in &report.problems {
+                printer.warn(format!("warning: {p}"));
+            }
+            let value =
+                json!({ "removed": report.removed, "kept": report.protected, "problems": report.problems });
+            printer.result("prune", &value, text);
+            Ok(exit::OK)
+        }
+        .await,
+    )
+}
+
+/// The library request for `target`.
+fn request_of(target: &Target, reason: &str) -> RollbackRequest {
+    let mut request = match target.scenario {
+        Some(scenario) => RollbackRequest::for_scenario(scenario, target.to.clone(), reason),
+        None => RollbackRequest::new(target.to.clone(), reason, Scope::ALL),
+    };
+    if let Some(scope) = target.scope {
+        request.scope = scope;
+    }
+    request.with_trigger(format!("operator {} (rollback CLI)", operator()))
+}
+
+fn operator() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn plan_text(plan: &RollbackPlan, target: &RollbackTarget) -> String {
+    let mut text = format!("Plan: roll back {} to {target}", plan.scope);
+    if let Some(s) = plan.scenario {
+        text.push_str(&format!(" (scenario {})", scenario_name(s)));
+    }
+    for s in &plan.steps {
+        let what = match &s.skipped {
+            Some(why) => format!("skipped: {why}"),
+            None => s.actions.join("; "),
+        };
+        text.push_str(&format!(
+            "\n  {:>2}. {:<40} {what}",
+            s.step.number(),
+            s.step.describe()
+        ));
+    }
+    text
+}
+
+async fn plan(config: &Config, target: &Target, printer: &mut Printer) -> u8 {
+    code_of(
+        async {
+            let w = wired(config, None, printer).await?;
+            let request = request_of(target, "plan");
+            let plan = w
+                .orchestrator
+                .dry_run(&request)
+                .await
+                .map_err(|e| library(printer, &e))?;
+            printer.result("plan", &plan, plan_text(&plan, &target.to));
+            Ok(exit::OK)
+        }
+        .await,
+    )
+}
+
+/// Drives `fut` while printing the library's progress events; `on_event` sees each first.
+async fn with_progress<T>(
+    fut: impl Future<Output = T>,
+    events: &mut UnboundedReceiver<ProgressEvent>,
+    printer: &mut Printer,
+    mut on_event: impl FnMut(&ProgressEvent),
+) -> T {
+    tokio::pin!(fut);
+    let out = loop {
+        tokio::select! {
+            out = &mut fut => break out,
+            Some(e) = events.recv() => {
+                on_event(&e);
+                printer.progress(&e);
+            }
+        }
+    };
+    while let Ok(e) = events.try_recv() {
+        on_event(&e);
+        printer.progress(&e);
+    }
+    out
+}
+
+fn summary(report: &RollbackReport) -> String {
+    let mut text = format!("\nrollback {}: {}", report.id, report.outcome);
+    if let Some(d) = report.downtime.as_ref().and_then(|d| d.duration) {
+        text.push_str(&format!("\ndowntime: {:.2}s", d.as_secs_f64()));
+    }
+    text.push_str(&format!("\ntotal: {:.1}s", report.total_duration.as_secs_f64()));
+    for n in &report.notes {
+        text.push_str(&format!("\nnote: {n}"));
+    }
+    for a in &report.next_actions {
+        text.push_str(&format!("\nnext: {a}"));
+    }
+    text.push_str(&format!("\nthe full report: rollback report {}", report.id));
+    text
+}
+
+fn ask(question: &str) -> bool {
+    use std::io::Write;
+    print!("{question} [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes" | "YES")
+}
+
+/// SIGINT or SIGTERM, each time one comes.
+async fn interrupt() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn run(config: &Config, target: &Target, reason: &str, yes: bool, printer: &mut Printer) -> u8 {
+    code_of(async {
+        let (sink, mut events) = progress::channel();
+        let w = wired(config, Some(sink), printer).await?;
+        let o = w.orchestrator.clone();
+        let request = request_of(target, reason);
+        if request.scenario == Some(Scenario::PerformanceDegradation) {
+            return investigate_with(&o, request, printer).await;
+        }
+        let plan = o.dry_run(&request).await.map_err(|e| library(printer, &e))?;
+        if !yes {
+            if !printer.interactive() {
+                printer.warn(plan_text(&plan, &target.to));
+                printer.warn("\nnot a terminal: nothing was asked, nothing was done; add --yes to roll back without asking");
+                return Err(Failed(exit::USAGE));
+            }
+            printer.say(plan_text(&plan, &target.to));
+            if !ask(&format!("\nRoll `{}` back now?", w.app)) {
+                printer.say("nothing was done");
+                return Err(Failed(exit::CANCELLED));
+            }
+        }
+        let cancel = Cancel::new();
+        let stop_begun = Arc::new(AtomicBool::new(false));
+        let signals = {
+            let (cancel, stop_begun) = (cancel.clone(), stop_begun.clone());
+            tokio::spawn(async move {
+                loop {
+                    interrupt().await;
+                    if stop_begun.load(Ordering::SeqCst) {
+                        eprintln!(
+                            "\nrollback: the app has been stopped, so the rollback goes on to a consistent end (finished, or the pre-rollback state put back); stopping now would leave it down. Wait for it; if this process is killed, `rollback resume` finishes it."
+                        );
+                    } else {
+                        eprintln!("\nrollback: calling the rollback off; the app has not been stopped and nothing it uses will change");
+                        cancel.cancel();
+                    }
+                }
+            })
+        };
+        let flag = stop_begun.clone();
+        let result = with_progress(o.rollback_with_cancel(request, cancel), &mut events, printer, |e| {
+            if e.step >= Step::Stop && e.kind == ProgressKind::Started {
+                flag.store(true, Ordering::SeqCst);
+            }
+        })
+        .await;
+        signals.abort();
+        match result {
+            Ok(report) => {
+                printer.result("report", &report, summary(&report));
+                Ok(exit::of_outcome(&report.outcome))
+            }
+            Err(e) => {
+                let failed = library(printer, &e);
+                if let Some(report) = e.report() {
+                    printer.result("report", report, summary(report));
+                }
+                Err(failed)
+            }
+        }
+    }
+    .await)
+}
+
+async fn resume(config: &Config, printer: &mut Printer) -> u8 {
+    code_of(
+        async {
+            let (sink, mut events) = progress::channel();
+            let w = wired(config, Some(sink), printer).await?;
+            let result = with_progress(w.orchestrator.resume(), &mut events, printer, |_| {}).await;
+            match result {
+                Ok(report) => {
+                    printer.result("report", &report, summary(&report));
+                    Ok(exit::of_outcome(&report.outcome))
+                }
+                Err(e) => {
+                    let failed = library(printer, &e);
+                    if let Some(report) = e.report() {
+                        printer.result("report", report, summary(report));
+                    }
+                    Err(failed)
+                }
+            }
+        }
+        .await,
+    )
+}
+
+async fn status(config: &Config, printer: &mut Printer) -> u8 {
+    code_of(async {
+        let w = wired(config, None, printer).await?;
+        let o = &w.orchestrator;
+        let live = o.live_revision().await;
+        let holder = o.lock_holder().await.map_err(|e| library(printer, &e))?;
+        let journals = o.journals().await.map_err(|e| library(printer, &e))?;
+        let unfinished = journals.iter().find(|j| j.is_unfinished());
+        let last = journals.first();
+        let last_good = o.checkpoints().await.map_err(|e| library(printer, &e))?.into_iter().find(|c| c.good);
+        let mut text = format!("app `{}`", w.app);
+        match &live {
+            Ok(Some(r)) => text.push_str(&format!("\nlive revision: {} {}", r.short, r.subject)),
+            Ok(None) => {}
+            Err(e) => text.push_str(&format!("\nlive revision: unreadable ({e})")),
+        }
+        match &holder {
+            Some(h) => text.push_str(&format!("\nlock: held by {h}")),
+            None => text.push_str("\nlock: free"),
+        }
+        if let Some(j) = unfinished {
+            text.push_str(&format!(
+                "\nUNFINISHED: rollback {} stopped at `{}`: run `rollback resume`",
+                j.id,
+                j.last_step()
+            ));
+        }
+        match last {
+            Some(j) => {
+                let outcome = match &j.status {
+                    rollback_core::JournalStatus::Finished(o) => o.to_string(),
+                    other => format!("{other:?}"),
+                };
+                text.push_str(&format!("\nlast rollback: {} ({}, {}): {outcome}", j.id, j.request.reason, age(j.started_at)));
+            }
+            None => text.push_str("\nlast rollback: none"),
+        }
+        match &last_good {
+            Some(c) => text.push_str(&format!("\nlast good checkpoint: {}", describe_checkpoint(c))),
+            None => text.push_str("\nlast good checkpoint: none (take one with `rollback checkpoint` while healthy)"),
+        }
+        let value = json!({
+            "app": w.app,
+            "live_revision": live.as_ref().ok().and_then(|r| r.as_ref().map(|r| &r.id)),
+            "lock": holder,
+            "unfinished": unfinished.map(|j| &j.id),
+            "last_rollback": last.map(|j| json!({ "id": j.id, "status": j.status, "reason": j.request.reason, "started_at": j.started_at })),
+            "last_good_checkpoint": last_good.as_ref().map(|c| &c.id),
+        });
+        printer.result("status", &value, text);
+        Ok(if unfinished.is_some() { exit::LOCKED } else { exit::OK })
+    }
+    .await)
+}
+
+async fn unlock(config: &Config, printer: &mut Printer) -> u8 {
+    code_of(
+        async {
+            let w = wired(config, None, printer).await?;
+            match w.orchestrator.clear_stale_lock(false).await {
+                Ok(Some(holder)) => {
+                    printer.result(
+                        "unlock",
+                        &json!({ "cleared": holder }),
+                        format!("cleared the lock of {holder} (its process is gone)"),
+                    );
+                    Ok(exit::OK)
+                }
+                Ok(None) => {
+                    printer.result("unlock", &json!({ "cleared": null }), "the lock is free");
+                    Ok(exit::OK)
+                }
+                Err(e) => Err(library(printer, &e)),
+            }
+        }
+        .await,
+    )
+}
+
+async fn investigate_with(
+    o: &rollback_core::Orchestrator,
+    request: RollbackRequest,
+    printer: &mut Printer,
+) -> Done {
+    let report = o.investigate(request).await.map_err(|e| library(printer, &e))?;
+    printer.result("report", &report, report.to_markdown());
+    Ok(exit::OK)
+}
+
+async fn investigate(config: &Config, reason: &str, printer: &mut Printer) -> u8 {
+    code_of(
+        async {
+            let w = wired(config, None, printer).await?;
+            let request = RollbackRequest::for_scenario(
+                Scenario::PerformanceDegradation,
+                RollbackTarget::LastGood,
+                reason,
+            );
+            investigate_with(&w.orchestrator, request, printer).await
+        }
+        .await,
+    )
+}
+
+fn watchdog_line(e: &WatchdogEvent, shadow: bool) -> String {
+    let prefix = if shadow { "[shadow] " } else { "" };
+    let what = match e {
+        WatchdogEvent::Fired { firing, decision } => format!(
+            "rule `{}` fired ({}): {} ({})",
+            firing.rule, firing.summary, decision.decision, decision.reason
+        ),
+        WatchdogEvent::RollbackStarted { rule } => {
+            format!("rolling back to the last good checkpoint (rule `{rule}`)")
+        }
+        WatchdogEvent::RollbackFinished { outcome } => match outcome {
+            Ok(o) => format!("rollback finished: {o}"),
+            Err(e) => format!("rollback failed: {e}"),
+        },
+        WatchdogEvent::RollbackSkipped { rule, reason } => format!("no rollback for `{rule}`: {reason}"),
+        WatchdogEvent::IncidentOpened { title } => format!("incident opened: {title}"),
+        WatchdogEvent::IncidentResolved { summary } => format!("incident resolved: {summary}"),
+        other => format!("{other:?}"),
+    };
+    format!("{} {prefix}{what}", Utc::now().format("%H:%M:%S"))
+}
+
+async fn watch(config: &Config, shadow: bool, printer: &mut Printer) -> u8 {
+    code_of(async {
+        let w = wired(config, None, printer).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let watchdog = wire::watchdog_builder(&w, shadow).events(tx).build().map_err(|e| library(printer, &e))?;
+        printer.say(format!(
+            "watching `{}` every {:.0}s{}; Ctrl-C or SIGTERM stops",
+            w.app,
+            w.watchdog.interval.as_secs_f64(),
+            if shadow { " in shadow mode: nothing is rolled back or sent" } else { "" }
+        ));
+        let mut run = tokio::spawn(watchdog.run(interrupt()));
+        let run = loop {
+            tokio::select! {
+                joined = &mut run => break joined,
+                Some(e) = rx.recv() => {
+                    if printer.mode() == crate::output::Mode::Json {
+                        crate::output::json_line("watchdog", &json!({ "shadow": shadow, "event": e }));
+                    } else {
+                        printer.say(watchdog_line(&e, shadow));
+                    }
+                }
+            }
+        };
+        let run = run.map_err(|e| {
+            printer.warn(format!("rollback: the watchdog stopped unexpectedly: {e}"));
+            Failed(exit::SOFTWARE)
+        })?;
+        while let Ok(e) = rx.try_recv() {
+            printer.say(watchdog_line(&e, shadow));
+        }
+        let text = format!(
+            "stopped: {} event(s), {} notice(s) sent, {} rollback(s)",
+            run.events.len(),
+            run.notices.len(),
+            run.reports.len()
+        );
+        let value = json!({ "events": run.events.len(), "notices": run.notices.len(), "rollbacks": run.reports.iter().map(|r| &r.id).collect::<Vec<_>>() });
+        printer.result("watch", &value, text);
+        Ok(exit::OK)
+    }
+    .await)
+}
+
+/// `id`, or the newest rollback without one (`--last` says so explicitly).
+async fn report(
+    config: &Config,
+    id: Option<String>,
+    _last: bool,
+    format: ReportFormat,
+    printer: &mut Printer,
+) -> u8 {
+    code_of(
+        async {
+            let w = wired(config, None, printer).await?;
+            let o = &w.orchestrator;
+            let id = match id {
+                Some(id) => rollback_core::RollbackId::new(id),
+                None => match o.journals().await.map_err(|e| library(printer, &e))?.first() {
+                    Some(j) => j.id.clone(),
+                    None => {
+                        printer.warn("no rollback has run yet");
+                        return Err(Failed(exit::REFUSED));
+                    }
+                },
+            };
+            let report = o.report_of(&id).await.map_err(|e| library(printer, &e))?;
+            match (format, printer.mode()) {
+                (ReportFormat::Json, _) | (_, crate::output::Mode::Json) => println!("{}", report.to_json()),
+                (ReportFormat::Md, _) => println!("{}", report.to_markdown()),
+            }
+            Ok(exit::OK)
+        }
+        .await,
+    )
+}

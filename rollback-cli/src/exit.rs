@@ -1,0 +1,51 @@
+//! Exit codes: what a script calling `rollback` can tell apart (listed in `--help` and the
+//! README).
+
+use rollback_core::{Outcome, RollbackError};
+
+/// Done: a rollback succeeded, a check passed.
+pub const OK: u8 = 0;
+/// The rollback failed and the pre-rollback state was put back.
+pub const RESTORED: u8 = 1;
+/// Halted: a human must take over.
+pub const HALTED: u8 = 2;
+/// Refused before anything was stopped or changed.
+pub const REFUSED: u8 = 3;
+/// Locked, or an unfinished rollback must be resumed first.
+pub const LOCKED: u8 = 4;
+/// Cancelled before the stop; nothing changed.
+pub const CANCELLED: u8 = 5;
+/// Wrong usage.
+pub const USAGE: u8 = 64;
+/// An internal error (the state directory, say).
+pub const SOFTWARE: u8 = 70;
+/// The config file is wrong.
+pub const CONFIG: u8 = 78;
+
+/// The exit code of a finished rollback's outcome.
+pub fn of_outcome(outcome: &Outcome) -> u8 {
+    match outcome {
+        Outcome::Succeeded | Outcome::Investigated => OK,
+        Outcome::RestoredPreRollbackState { .. } => RESTORED,
+        Outcome::Aborted { .. } => REFUSED,
+        Outcome::Halted { .. } => HALTED,
+        _ => SOFTWARE,
+    }
+}
+
+/// The exit code of a library error.
+pub fn of_error(error: &RollbackError) -> u8 {
+    match error {
+        RollbackError::StepFailed { report, .. } => of_outcome(&report.outcome),
+        RollbackError::Locked { .. } | RollbackError::Unfinished { .. } => LOCKED,
+        RollbackError::Cancelled { .. } => CANCELLED,
+        RollbackError::Preflight { .. }
+        | RollbackError::TargetIsLive { .. }
+        | RollbackError::NoCheckpoint(_)
+        | RollbackError::EmptyScope
+        | RollbackError::MissingComponent { .. }
+        | RollbackError::NothingToResume => REFUSED,
+        RollbackError::InvalidSettings { .. } => CONFIG,
+        _ => SOFTWARE,
+    }
+}

@@ -1,0 +1,800 @@
+//! The adapters a [`Config`] names, built and handed to the library's [`Orchestrator`].
+//!
+//! [`wire`] builds them: [`PostgresSnapshot`] (its connection from the environment variable
+//! or the pgpass file the config names), [`GitCode`], [`EnvFileStore`],
+//! [`Pm2ProcessManager`] with its metrics, the health probes, the [`DirStateStore`] and the
+//! notifiers; [`watchdog`] puts the watchdog over them. Nothing here decides anything about
+//! a rollback: that is the orchestrator's.
+//!
+//! Errors name what could not be built and what to do. No secret appears in an error or in
+//! `Debug` output: not the connection string, not the password from a pgpass file, not a
+//! webhook URL.
+
+use crate::config::{
+    CodeLayout, Config, Connection, DatabaseConfig, DumpFormat, HealthConfig, NotifyConfig,
+    ProcessManagerKind, WatchdogConfig,
+};
+use async_trait::async_trait;
+use rollback_core::automation::WatchdogBuilder;
+use rollback_core::progress::ProgressSink;
+use rollback_core::{
+    AdapterError, AppName, CodeVersion, ConfigStore, DatabaseSnapshot, DirStateStore, ErrorKind, HealthProbe,
+    HttpProbe, MetricsSource, Notice, Notifier, Orchestrator, ProcessManager, RollbackError, Secret,
+    SqlProbe, StateStore, TracingNotifier, Watchdog, WebhookNotifier,
+};
+use rollback_envfile::EnvFileStore;
+use rollback_git::{GitCode, InPlaceOptions};
+use rollback_pm2::{AppSpec, Pm2ProcessManager};
+use rollback_postgres::{Options, PgConfig, PgTools, PostgresSnapshot};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Everything a command needs, built from a [`Config`] by [`wire`].
+#[non_exhaustive]
+pub struct Wired {
+    /// The app's name as the process manager knows it (the orchestrator's app).
+    pub app: AppName,
+    /// The orchestrator over the adapters below.
+    pub orchestrator: Arc<Orchestrator>,
+    /// The database adapter (`[database]`).
+    pub database: Option<Arc<dyn DatabaseSnapshot>>,
+    /// The code adapter (`[code]`).
+    pub code: Option<Arc<dyn CodeVersion>>,
+    /// The env file store (`[config]`).
+    pub config_store: Option<Arc<dyn ConfigStore>>,
+    /// The process manager (`[process]`).
+    pub process: Arc<dyn ProcessManager>,
+    /// The process manager's metrics (memory and CPU), for checkpoints and the watchdog.
+    pub metrics: Option<Arc<dyn MetricsSource>>,
+    /// The state directory (`state_dir`).
+    pub state: Arc<dyn StateStore>,
+    /// The HTTP health probes (`[[health]] url = ...`); the watchdog's "health failing"
+    /// rule watches them.
+    pub probes: Vec<Arc<dyn HealthProbe>>,
+    /// The SQL probe (`[[health]] sql = true`); the watchdog's "database unreachable" rule
+    /// watches it.
+    pub database_probe: Option<Arc<dyn HealthProbe>>,
+    /// Where notices go (`[[notify]]`; the log when there is none).
+    pub notifiers: Vec<Arc<dyn Notifier>>,
+    /// The watchdog's settings (`[watchdog]`).
+    pub watchdog: WatchdogConfig,
+}
+
+impl fmt::Debug for Wired {
+    /// Which parts are wired, never their connection settings.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wired")
+            .field("app", &self.app)
+            .field("orchestrator", &self.orchestrator)
+            .field("database", &self.database.is_some())
+            .field("code", &self.code.is_some())
+            .field("config_store", &self.config_store.is_some())
+            .field("metrics", &self.metrics.is_some())
+            .field(
+                "probes",
+                &self.probes.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            )
+            .field("database_probe", &self.database_probe.is_some())
+            .field("notifiers", &self.notifiers.len())
+            .field("watchdog", &self.watchdog)
+            .finish()
+    }
+}
+
+/// Why the adapters could not be built. Each names what failed and what to do; none holds
+/// a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// An environment variable the config names is not usable.
+    #[error(
+        "environment variable {var} {problem}: it must hold {holds} (`{key}` in {}); export it where rollback runs, e.g. in the service's environment file",
+        file.display()
+    )]
+    Env {
+        /// The variable.
+        var: String,
+        /// "is not set", "is empty", "is not valid UTF-8".
+        problem: String,
+        /// What it must hold, e.g. "the database connection string".
+        holds: String,
+        /// The config key naming it, e.g. `[database] url_env`.
+        key: String,
+        /// The config file.
+        file: PathBuf,
+    },
+    /// The pgpass file the config names could not be used.
+    #[error("pgpass file {}: {problem}", path.display())]
+    Pgpass {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        problem: String,
+        /// The I/O error, when reading failed.
+        #[source]
+        source: Option<std::io::Error>,
+    },
+    /// An adapter refused its settings or could not start.
+    #[error("{part}: {source}; check {section} in {}", file.display())]
+    Adapter {
+        /// What was being built, e.g. "the code adapter (git)".
+        part: String,
+        /// The config section to fix, e.g. `[code]`.
+        section: String,
+        /// The config file.
+        file: PathBuf,
+        /// The adapter's error.
+        #[source]
+        source: AdapterError,
+    },
+    /// The orchestrator refused its parts or settings.
+    #[error("the orchestrator: {source}; check [settings] in {}", file.display())]
+    Orchestrator {
+        /// The config file.
+        file: PathBuf,
+        /// Its error.
+        #[source]
+        source: Box<RollbackError>,
+    },
+    /// The watchdog refused its settings.
+    #[error("the watchdog: {source}; check [watchdog]")]
+    Watchdog {
+        /// Its error.
+        #[source]
+        source: Box<RollbackError>,
+    },
+}
+
+/// Builds every adapter `config` names and the orchestrator over them; progress events go
+/// to `progress` when given.
+///
+/// Touches the system only to check: the state directory is created if missing, the git
+/// repository and build tools are looked at, `pg_dump`/`pg_restore` are found (in
+/// `[database] bindir`, else on the system), the pgpass file is read. No database, pm2 or
+/// HTTP connection is made.
+pub async fn wire(config: &Config, progress: Option<ProgressSink>) -> Result<Wired, WireError> {
+    let file = config.file.clone();
+    let adapter = |part: &str, section: &str| {
+        let (part, section, file) = (part.to_owned(), section.to_owned(), file.clone());
+        move |source: AdapterError| WireError::Adapter {
+            part,
+            section,
+            file,
+            source,
+        }
+    };
+    let app = AppName::new(config.process.app.as_str());
+
+    let state = DirStateStore::open(&config.state_dir)
+        .await
+        .map_err(adapter("the state directory", "state_dir"))?;
+    let state: Arc<dyn StateStore> = Arc::new(state);
+
+    let database: Option<Arc<dyn DatabaseSnapshot>> = match &config.database {
+        Some(db) => Some(Arc::new(postgres(config, db).await?)),
+        None => None,
+    };
+
+    let code: Option<Arc<dyn CodeVersion>> = match &config.code {
+        Some(c) => {
+            let mut builder = GitCode::builder(&c.repo).allow_dirty(c.allow_dirty);
+            builder = match &c.layout {
+                CodeLayout::Releases {
+                    releases_dir,
+                    current_link,
+                } => builder.releases(releases_dir, current_link),
+                CodeLayout::InPlace {
+                    worktrees_dir,
+                    artifacts,
+                    reset_branch,
+                } => {
+                    let mut options = InPlaceOptions::new().artifacts(artifacts.iter().cloned());
+                    if let Some(dir) = worktrees_dir {
+                        options = options.worktrees_dir(dir);
+                    }
+                    if let Some(branch) = reset_branch {
+                        options = options.reset_branch(branch);
+                    }
+                    builder.in_place(options)
+                }
+            };
+            for argv in &c.build {
+                builder = builder.build_command(argv.iter().cloned());
+            }
+            if let Some(t) = c.build_timeout {
+                builder = builder.build_timeout(t);
+            }
+            if let Some(n) = c.keep {
+                builder = builder.keep(n);
+            }
+            if let Some(b) = &c.branch {
+                builder = builder.branch(b);
+            }
+            // Checking the repository and the build tools is blocking file system work.
+            let code = tokio::task::spawn_blocking(move || builder.build())
+                .await
+                .map_err(|e| {
+                    AdapterError::new(ErrorKind::Failed, format!("checking the repository stopped: {e}"))
+                })
+                .and_then(|built| built)
+                .map_err(adapter("the code adapter (git)", "[code]"))?;
+            Some(Arc::new(code))
+        }
+        None => None,
+    };
+
+    let config_store: Option<Arc<dyn ConfigStore>> = config.env_file.as_ref().map(|e| {
+        let mut store = EnvFileStore::new(&e.file).require_keys(e.required_keys.iter().cloned());
+        if let Some(dir) = &e.history_dir {
+            store = store.history_dir(dir);
+        }
+        if e.allow_history_in_worktree {
+            store = store.allow_history_in_worktree();
+        }
+        if let Some(n) = e.keep {
+            store = store.keep_last(n);
+        }
+        Arc::new(store) as Arc<dyn ConfigStore>
+    });
+
+    let (process, metrics): (Arc<dyn ProcessManager>, Option<Arc<dyn MetricsSource>>) =
+        match config.process.manager {
+            ProcessManagerKind::Pm2 => {
+                let p = &config.process;
+                let mut builder = Pm2ProcessManager::builder();
+                if let Some(home) = &p.pm2_home {
+                    builder = builder.home(home);
+                }
+                if let Some(binary) = &p.binary {
+                    builder = builder.binary(binary);
+                }
+                if let Some(t) = p.state_timeout {
+                    builder = builder.state_timeout(t);
+                }
+                if let Some(t) = p.stability_window {
+                    builder = builder.stability_window(t);
+                }
+                if let Some(t) = p.command_timeout {
+                    builder = builder.command_timeout(t);
+                }
+                if let Some(file) = &p.ecosystem {
+                    builder = builder.app(app.clone(), AppSpec::Ecosystem { file: file.clone() });
+                }
+                let pm2 = builder
+                    .build()
+                    .map_err(adapter("the process manager (pm2)", "[process]"))?;
+                let metrics: Arc<dyn MetricsSource> = Arc::new(pm2.metrics());
+                (Arc::new(pm2), Some(metrics))
+            }
+        };
+
+    let mut probes: Vec<Arc<dyn HealthProbe>> = Vec::new();
+    let mut database_probe: Option<Arc<dyn HealthProbe>> = None;
+    for h in &config.health {
+        match h {
+            HealthConfig::Http { url, timeout } => {
+                let probe =
+                    HttpProbe::new(url, *timeout).map_err(adapter("an HTTP health probe", "[[health]]"))?;
+                probes.push(Arc::new(probe));
+            }
+            HealthConfig::Sql { timeout } => {
+                // config::parse refuses `sql = true` without a [database].
+                let Some(db) = &database else {
+                    return Err(adapter("the SQL health probe", "[[health]]")(AdapterError::new(
+                        ErrorKind::InvalidInput,
+                        "`sql = true` needs a [database] to probe",
+                    )));
+                };
+                database_probe = Some(Arc::new(SqlProbe::new(db.clone(), *timeout)));
+            }
+        }
+    }
+
+    let mut notifiers: Vec<Arc<dyn Notifier>> = Vec::new();
+    for n in &config.notify {
+        match n {
+            NotifyConfig::Webhook { url_env, timeout } => {
+                let url = env_value(config, url_env, "a webhook URL", "[[notify]] url_env")?;
+                let hook = WebhookNotifier::new(url.expose(), *timeout)
+                    .map_err(adapter(&format!("the webhook in {url_env}"), "[[notify]]"))?;
+                notifiers.push(Arc::new(hook));
+            }
+            NotifyConfig::Log => notifiers.push(Arc::new(TracingNotifier)),
+        }
+    }
+    if notifiers.is_empty() {
+        notifiers.push(Arc::new(TracingNotifier));
+    }
+
+    let mut settings = config.settings.clone();
+    if let Some(db) = &config.database {
+        let mut assertions = db.assertions.clone();
+        assertions.extend(settings.integrity.assertions.iter().cloned());
+        settings.integrity.assertions = assertions;
+    }
+
+    let mut builder = Orchestrator::builder(app.clone())
+        .process(process.clone())
+        .state(state.clone())
+        .settings(settings);
+    if let Some(db) = &database {
+        builder = builder.database(db.clone());
+    }
+    if let Some(code) = &code {
+        builder = builder.code(code.clone());
+    }
+    if let Some(store) = &config_store {
+        builder = builder.config(store.clone());
+    }
+    if let Some(m) = &metrics {
+        builder = builder.metrics(m.clone());
+    }
+    for p in probes.iter().chain(&database_probe) {
+        builder = builder.health_probe(p.clone());
+    }
+    if let Some(sink) = progress {
+        builder = builder.progress(sink);
+    }
+    let orchestrator = builder.build().map_err(|source| WireError::Orchestrator {
+        file: config.file.clone(),
+        source: Box::new(source),
+    })?;
+
+    Ok(Wired {
+        app,
+        orchestrator: Arc::new(orchestrator),
+        database,
+        code,
+        config_store,
+        process,
+        metrics,
+        state,
+        probes,
+        database_probe,
+        notifiers,
+        watchdog: config.watchdog.clone(),
+    })
+}
+
+/// The watchdog over `wired`: its probes, metrics, rules, plan and notifiers. With
+/// `shadow`, auto-rollback is off and no notifier is attached: it only records what would
+/// have fired (its events and the notices the plan would have sent).
+pub fn watchdog(wired: &Wired, shadow: bool) -> Result<Watchdog, WireError> {
+    watchdog_builder(wired, shadow)
+        .build()
+        .map_err(|source| WireError::Watchdog {
+            source: Box::new(source),
+        })
+}
+
+/// The same as [`watchdog`], before `build()`: to add an events channel
+/// ([`WatchdogBuilder::events`]) for a live display.
+pub fn watchdog_builder(wired: &Wired, shadow: bool) -> WatchdogBuilder {
+    let w = &wired.watchdog;
+    let mut builder = Watchdog::builder(wired.orchestrator.clone())
+        .rules(w.rules.clone())
+        .plan(w.plan.clone())
+        .interval(w.interval)
+        .cooldown(w.cooldown)
+        .scope(w.scope)
+        .auto_rollback(w.auto_rollback && !shadow);
+    for p in &wired.probes {
+        builder = builder.health_probe(p.clone());
+    }
+    if let Some(p) = &wired.database_probe {
+        builder = builder.database_probe(p.clone());
+    }
+    if let Some(m) = &wired.metrics {
+        builder = builder.metrics(m.clone());
+    }
+    if !shadow {
+        builder = builder.notifier(FanOut(wired.notifiers.clone()));
+    }
+    builder
+}
+
+/// Sends each notice to every target; fails (naming each failure) when any failed.
+struct FanOut(Vec<Arc<dyn Notifier>>);
+
+#[async_trait]
+impl Notifier for FanOut {
+    async fn notify(&self, notice: &Notice) -> Result<(), AdapterError> {
+        let mut failures = Vec::new();
+        for n in &self.0 {
+            if let Err(e) = n.notify(notice).await {
+                failures.push(e);
+            }
+        }
+        match failures.len() {
+            0 => Ok(()),
+            1 => Err(failures.remove(0)),
+            k => {
+                let all: Vec<String> = failures.iter().map(ToString::to_string).collect();
+                Err(AdapterError::new(
+                    failures[0].kind(),
+                    format!(
+                        "{k} of {} notification targets failed: {}",
+                        self.0.len(),
+                        all.join("; ")
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// The value of the environment variable `var`, as a secret.
+fn env_value(config: &Config, var: &str, holds: &str, key: &str) -> Result<Secret, WireError> {
+    let problem = match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => return Ok(Secret::new(v)),
+        Ok(_) => "is empty",
+        Err(std::env::VarError::NotPresent) => "is not set",
+        Err(std::env::VarError::NotUnicode(_)) => "is not valid UTF-8",
+    };
+    Err(WireError::Env {
+        var: var.to_owned(),
+        problem: problem.to_owned(),
+        holds: holds.to_owned(),
+        key: key.to_owned(),
+        file: config.file.clone(),
+    })
+}
+
+/// The PostgreSQL adapter of `[database]`.
+async fn postgres(config: &Config, db: &DatabaseConfig) -> Result<PostgresSnapshot, WireError> {
+    let adapter = |source: AdapterError| WireError::Adapter {
+        part: "the database adapter (PostgreSQL)".into(),
+        section: "[database]".into(),
+        file: config.file.clone(),
+        source,
+    };
+    let pg = match &db.connection {
+        Connection::UrlEnv { var } => {
+            let url = env_value(
+                config,
+                var,
+                "the database connection string (postgres://user:password@host:port/dbname)",
+                "[database] url_env",
+            )?;
+            PgConfig::from_url(url.expose()).map_err(|e| {
+                adapter(AdapterError::from(e).context(format!("the connection string in {var}")))
+            })?
+        }
+        Connection::Pgpass {
+            file,
+            host,
+            port,
+            user,
+            dbname,
+        } => {
+            let pg = PgConfig::new(host.clone(), *port, user.clone(), dbname.clone());
+            let (path, host, port, user, dbname) =
+                (file.clone(), host.clone(), *port, user.clone(), dbname.clone());
+            let password =
+                tokio::task::spawn_blocking(move || pgpass::lookup(&path, &host, port, &dbname, &user))
+                    .await
+                    .map_err(|e| WireError::Pgpass {
+                        path: file.clone(),
+                        problem: format!("reading it stopped: {e}"),
+                        source: None,
+                    })??;
+            pg.password(password)
+        }
+    };
+    let tools = match &db.bindir {
+        Some(dir) => PgTools::in_dir(dir),
+        None => PgTools::discover().await.map_err(|e| {
+            adapter(AdapterError::from(e).context("set [database] bindir to the directory holding them, or"))
+        })?,
+    };
+    let mut options = Options::new().format(match db.format {
+        DumpFormat::Directory => rollback_postgres::DumpFormat::Directory,
+        _ => rollback_postgres::DumpFormat::Custom,
+    });
+    if let Some(jobs) = db.jobs {
+        options = options.jobs(jobs);
+    }
+    if let Some(t) = db.dump_timeout {
+        options = options.dump_timeout(t);
+    }
+    if let Some(t) = db.restore_timeout {
+        options = options.restore_timeout(t);
+    }
+    Ok(PostgresSnapshot::new(pg, &db.snapshots_dir, tools).with_options(options))
+}
+
+/// libpq's password file: `hostname:port:database:username:password` lines, `*` matching
+/// anything, `\:` and `\\` escapes, `#` comments; the first matching line wins. Like libpq,
+/// a file others can read is refused, and a unix socket directory matches `localhost`.
+mod pgpass {
+    use super::WireError;
+    use rollback_core::Secret;
+    use std::path::Path;
+
+    /// The password for this connection in the pgpass file at `path`. Blocking.
+    pub(super) fn lookup(
+        path: &Path,
+        host: &str,
+        port: u16,
+        dbname: &str,
+        user: &str,
+    ) -> Result<Secret, WireError> {
+        let error = |problem: String, source: Option<std::io::Error>| WireError::Pgpass {
+            path: path.to_path_buf(),
+            problem,
+            source,
+        };
+        let meta = std::fs::metadata(path).map_err(|e| {
+            error(
+                "cannot be read: create it (libpq's format, hostname:port:database:username:password) or fix [database] pgpass".into(),
+                Some(e),
+            )
+        })?;
+        if !meta.is_file() {
+            return Err(error(
+                "is not a file: point [database] pgpass at the pgpass file".into(),
+                None,
+            ));
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(error(
+                    format!("can be read by others (mode {mode:04o}), and libpq would ignore it: run `chmod 0600` on it"),
+                    None,
+                ));
+            }
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| error("cannot be read".into(), Some(e)))?;
+        // libpq matches a socket directory as `localhost`.
+        let host = if host.is_empty() || host.starts_with('/') {
+            "localhost"
+        } else {
+            host
+        };
+        find(&text, host, &port.to_string(), dbname, user)
+            .map(Secret::new)
+            .ok_or_else(|| {
+                error(
+                    format!(
+                        "has no line for {host}:{port}:{dbname}:{user}: add one (hostname:port:database:username:password; `*` matches anything)"
+                    ),
+                    None,
+                )
+            })
+    }
+
+    /// The password of the first line matching the four fields.
+    pub(super) fn find(text: &str, host: &str, port: &str, dbname: &str, user: &str) -> Option<String> {
+        text.lines()
+            .map(|l| l.trim_end_matches('\r'))
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .find_map(|line| {
+                let fields = split(line);
+                let [h, p, d, u, pw, ..] = fields.as_slice() else {
+                    return None;
+                };
+                let matches = |field: &Field, value: &str| field.any || field.text == value;
+                (matches(h, host) && matches(p, port) && matches(d, dbname) && matches(u, user))
+                    .then(|| pw.text.clone())
+            })
+    }
+
+    /// One field: its text with escapes resolved, and whether it was a bare `*`.
+    struct Field {
+        text: String,
+        any: bool,
+    }
+
+    /// A line's fields, split at unescaped `:`; the fifth (the password) ends at the next
+    /// unescaped `:`, as in libpq.
+    fn split(line: &str) -> Vec<Field> {
+        let mut fields = Vec::new();
+        let (mut text, mut raw) = (String::new(), String::new());
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some(next) => {
+                        text.push(next);
+                        raw.push('\\');
+                        raw.push(next);
+                    }
+                    None => {
+                        text.push('\\');
+                        raw.push('\\');
+                    }
+                },
+                ':' => {
+                    fields.push(Field {
+                        any: raw == "*",
+                        text: std::mem::take(&mut text),
+                    });
+                    raw.clear();
+                }
+                c => {
+                    text.push(c);
+                    raw.push(c);
+                }
+            }
+        }
+        fields.push(Field {
+            any: raw == "*",
+            text,
+        });
+        fields
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_first_matching_line_wins_with_wildcards_and_escapes() {
+            let file = "# comment\n\
+                        other:5432:shop:app:nope\n\
+                        db.internal:5432:shop:app:p\\:w\\\\1\n\
+                        *:*:*:app:fallback\n";
+            assert_eq!(
+                find(file, "db.internal", "5432", "shop", "app").as_deref(),
+                Some("p:w\\1")
+            );
+            assert_eq!(
+                find(file, "elsewhere", "5433", "x", "app").as_deref(),
+                Some("fallback")
+            );
+            assert_eq!(find(file, "elsewhere", "5433", "x", "bob"), None);
+            // A literal `*` (escaped) matches only `*`.
+            assert_eq!(find("\\*:*:*:*:lit\n", "h", "1", "d", "u"), None);
+            // The password ends at the next unescaped `:`.
+            assert_eq!(
+                find("h:1:d:u:pw:extra\n", "h", "1", "d", "u").as_deref(),
+                Some("pw")
+            );
+            // Too few fields: skipped.
+            assert_eq!(find("h:1:d\n", "h", "1", "d", "u"), None);
+        }
+
+        #[test]
+        fn lookup_refuses_a_file_others_can_read_and_names_a_missing_line_without_secrets() {
+            use std::os::unix::fs::PermissionsExt;
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("pgpass");
+            std::fs::write(&path, "localhost:5432:shop:app:canary-pw\n").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let e = lookup(&path, "localhost", 5432, "shop", "app").unwrap_err();
+            assert!(e.to_string().contains("chmod 0600"), "{e}");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            // A socket directory matches `localhost`.
+            let pw = lookup(&path, "/run/postgresql", 5432, "shop", "app").unwrap();
+            assert_eq!(pw.expose(), "canary-pw");
+            let e = lookup(&path, "db", 5432, "shop", "app").unwrap_err();
+            let shown = format!("{e} {e:?}");
+            assert!(shown.contains("db:5432:shop:app"), "{shown}");
+            assert!(!shown.contains("canary-pw"), "{shown}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use std::path::Path;
+
+    fn config_with_database(dir: &Path, var: &str) -> Config {
+        let text = format!(
+            r#"app = "web"
+state_dir = "state"
+
+[database]
+url_env = "{var}"
+snapshots_dir = "snapshots"
+bindir = "/usr/lib/postgresql/16/bin"
+
+[process]
+manager = "pm2"
+pm2_home = "pm2"
+
+[[health]]
+sql = true
+
+[[notify]]
+kind = "webhook"
+url_env = "{var}_HOOK"
+"#
+        );
+        config::parse(&text, &dir.join("rollback.toml")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_missing_variable_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = config_with_database(tmp.path(), "ROLLBACK_CLI_TEST_UNSET_URL");
+        let e = wire(&c, None).await.unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains("ROLLBACK_CLI_TEST_UNSET_URL is not set"), "{m}");
+        assert!(
+            m.contains("[database] url_env") && m.contains("rollback.toml"),
+            "{m}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_password_in_the_connection_string_never_shows() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A connection string that does not parse: the error names the variable, not the value.
+        std::env::set_var(
+            "ROLLBACK_CLI_TEST_BAD_URL",
+            "postgres://app:canary-pw@db:notaport/shop",
+        );
+        let c = config_with_database(tmp.path(), "ROLLBACK_CLI_TEST_BAD_URL");
+        let e = wire(&c, None).await.unwrap_err();
+        let shown = format!("{e} {e:?}");
+        assert!(shown.contains("ROLLBACK_CLI_TEST_BAD_URL"), "{shown}");
+        assert!(!shown.contains("canary-pw"), "{shown}");
+
+        // A good one, and a webhook whose URL holds a token: wired, and nothing shows them.
+        std::env::set_var(
+            "ROLLBACK_CLI_TEST_URL",
+            "postgres://app:canary-pw@127.0.0.1:5432/shop",
+        );
+        std::env::set_var(
+            "ROLLBACK_CLI_TEST_URL_HOOK",
+            "https://hooks.example/T0/canary-token",
+        );
+        let c = config_with_database(tmp.path(), "ROLLBACK_CLI_TEST_URL");
+        let wired = wire(&c, None).await.unwrap_or_else(|e| panic!("{e}"));
+        let shown = format!("{wired:?} {wired:#?} {c:?}");
+        assert!(!shown.contains("canary"), "{shown}");
+        assert!(wired.database.is_some() && wired.database_probe.is_some());
+        assert_eq!(wired.app.as_str(), "web");
+        assert!(tmp.path().join("state/checkpoints").is_dir());
+        watchdog(&wired, true).unwrap();
+        watchdog(&wired, false).unwrap();
+
+        // A webhook variable that is missing is named.
+        std::env::remove_var("ROLLBACK_CLI_TEST_URL_HOOK");
+        let e = wire(&c, None).await.unwrap_err();
+        assert!(
+            e.to_string().contains("ROLLBACK_CLI_TEST_URL_HOOK is not set"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn pgpass_gives_the_password_and_bad_settings_are_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let pgpass = tmp.path().join("pgpass");
+        std::fs::write(&pgpass, "127.0.0.1:5433:shop:app:canary-pw\n").unwrap();
+        std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = r#"app = "web"
+state_dir = "state"
+[database]
+pgpass = "pgpass"
+host = "127.0.0.1"
+port = 5433
+user = "app"
+dbname = "shop"
+snapshots_dir = "snapshots"
+bindir = "/usr/lib/postgresql/16/bin"
+[process]
+manager = "pm2"
+state_timeout = "1s"
+stability_window = "2s"
+"#;
+        let c = config::parse(text, &tmp.path().join("rollback.toml")).unwrap();
+        // The pgpass file was read; then pm2's settings are refused, naming the section.
+        let e = wire(&c, None).await.unwrap_err();
+        let shown = format!("{e} {e:?}");
+        assert!(
+            shown.contains("[process]") && shown.contains("stability window"),
+            "{shown}"
+        );
+        assert!(!shown.contains("canary-pw"), "{shown}");
+    }
+}
