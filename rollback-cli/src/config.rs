@@ -35,8 +35,7 @@
 //! assert!(e.to_string().starts_with("/r.toml:3:1: unknown key `statedir`"), "{e}");
 //! ```
 
-use rollback_core::automation::{Audience, EscalationLevel, ScheduledNotice};
-use rollback_core::{CommunicationPlan, Condition, Rule, Scope, Settings, Signal, SqlAssertion};
+use rollback_core::{CommunicationPlan, Rule, Scope, Settings, SqlAssertion};
 use serde::Deserialize;
 use std::fmt;
 use std::ops::Range;
@@ -936,74 +935,8 @@ struct RawWatchdog {
     #[serde(default)]
     auto_rollback: bool,
     scope: Option<Spanned<Vec<ScopePart>>>,
-    rules: Option<Vec<RawRule>>,
-    plan: Option<RawPlan>,
-}
-
-// Mirrors of the library's watchdog types, so that unknown keys in them are refused too.
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRule {
-    name: String,
-    condition: Condition,
-    window: Dur,
-    signal: Signal,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPlan {
-    #[serde(default)]
-    notices: Vec<RawNotice>,
-    #[serde(default)]
-    escalation: Vec<RawEscalation>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawNotice {
-    offset: Dur,
-    audience: String,
-    only: Audience,
-    repeat: Option<Dur>,
-    subject: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEscalation {
-    after: Dur,
-    role: String,
-    #[serde(default)]
-    critical_only: bool,
-}
-
-impl RawPlan {
-    fn into_plan(self) -> CommunicationPlan {
-        CommunicationPlan {
-            notices: self
-                .notices
-                .into_iter()
-                .map(|n| ScheduledNotice {
-                    offset: n.offset.0,
-                    audience: n.audience,
-                    only: n.only,
-                    repeat: dur(n.repeat),
-                    subject: n.subject,
-                })
-                .collect(),
-            escalation: self
-                .escalation
-                .into_iter()
-                .map(|e| EscalationLevel {
-                    after: e.after.0,
-                    role: e.role,
-                    critical_only: e.critical_only,
-                })
-                .collect(),
-        }
-    }
+    rules: Option<Vec<Rule>>,
+    plan: Option<CommunicationPlan>,
 }
 
 #[derive(Deserialize)]
@@ -1435,14 +1368,8 @@ impl RawWatchdog {
             cooldown: dur(self.cooldown).unwrap_or(defaults.cooldown),
             auto_rollback: self.auto_rollback,
             scope,
-            rules: match self.rules {
-                Some(rules) => rules
-                    .into_iter()
-                    .map(|r| Rule::new(r.name, r.condition, r.window.0, r.signal))
-                    .collect(),
-                None => defaults.rules,
-            },
-            plan: self.plan.map_or(defaults.plan, RawPlan::into_plan),
+            rules: self.rules.unwrap_or(defaults.rules),
+            plan: self.plan.unwrap_or(defaults.plan),
         })
     }
 }

@@ -316,6 +316,7 @@ impl IntegrityChecks {
 
 /// A named SQL assertion.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SqlAssertion {
     /// A short name shown in the report.
     pub name: String,
@@ -573,8 +574,53 @@ pub enum Severity {
     Critical,
 }
 
+/// What a [`Notice`] is about, for receivers that open and close alerts (PagerDuty
+/// triggers on an opening event and resolves on a closing one, by [`Notice::incident`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NoticeEvent {
+    /// The watchdog opened an incident.
+    IncidentOpened,
+    /// A scheduled update or an escalation while the incident lasts.
+    #[default]
+    IncidentUpdate,
+    /// The incident is over (the post-incident report).
+    IncidentResolved,
+    /// A rollback started (an opening event: the app is about to go down).
+    RollbackStarted,
+    /// A rollback finished well (a closing event).
+    RollbackSucceeded,
+    /// A rollback failed and the pre-rollback state was put back, or it was refused or
+    /// aborted: the app runs what it ran before, and the problem it was for is still there.
+    RollbackFailed,
+    /// A rollback halted: a human must take over now.
+    RollbackHalted,
+}
+
+impl NoticeEvent {
+    /// True for events after which nothing is open any more (a receiver resolves its
+    /// alert): the incident resolved, or a rollback that succeeded.
+    pub fn closes(self) -> bool {
+        matches!(
+            self,
+            NoticeEvent::IncidentResolved | NoticeEvent::RollbackSucceeded
+        )
+    }
+}
+
 /// A message for a [`Notifier`](crate::Notifier).
+///
+/// ```
+/// use rollback_core::{Notice, NoticeEvent, Severity};
+/// let notice = Notice::new("devops", Severity::High, "rollback started: web", "v2.4 broke checkout")
+///     .event(NoticeEvent::RollbackStarted)
+///     .incident("rb-20261126T101500.123456Z-0")
+///     .field("target", "the last good checkpoint");
+/// assert_eq!(notice.fields["target"], "the last good checkpoint");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Notice {
     /// Who it is for, e.g. `"devops"`, `"stakeholders"`, `"status-page"`.
     pub audience: String,
@@ -586,6 +632,62 @@ pub struct Notice {
     pub body: String,
     /// Extra fields for machine consumers.
     pub fields: BTreeMap<String, String>,
+    /// What it is about.
+    #[serde(default)]
+    pub event: NoticeEvent,
+    /// The incident or rollback it belongs to: the same for every notice of one incident
+    /// (a receiver's deduplication key).
+    #[serde(default)]
+    pub incident: Option<String>,
+    /// Who is responsible now and who is next in the escalation path, with how to reach
+    /// them, e.g. `"now: on-call engineer (Ana, +1 555 0100); next at +30 min: DevOps lead (Bo, @bo)"`.
+    #[serde(default)]
+    pub escalation: Option<String>,
+}
+
+impl Notice {
+    /// A notice with no fields, about an incident update, of no incident.
+    pub fn new(
+        audience: impl Into<String>,
+        severity: Severity,
+        subject: impl Into<String>,
+        body: impl Into<String>,
+    ) -> Self {
+        Self {
+            audience: audience.into(),
+            severity,
+            subject: subject.into(),
+            body: body.into(),
+            fields: BTreeMap::new(),
+            event: NoticeEvent::default(),
+            incident: None,
+            escalation: None,
+        }
+    }
+
+    /// Sets what it is about.
+    pub fn event(mut self, event: NoticeEvent) -> Self {
+        self.event = event;
+        self
+    }
+
+    /// Sets the incident (or rollback) it belongs to.
+    pub fn incident(mut self, id: impl Into<String>) -> Self {
+        self.incident = Some(id.into());
+        self
+    }
+
+    /// Sets who is responsible now and next.
+    pub fn escalation(mut self, who: impl Into<String>) -> Self {
+        self.escalation = Some(who.into());
+        self
+    }
+
+    /// Adds a field for machine consumers.
+    pub fn field(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.fields.insert(key.into(), value.into());
+        self
+    }
 }
 
 /// Who holds the rollback lock.

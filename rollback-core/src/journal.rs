@@ -109,6 +109,9 @@ pub struct Journal {
     pub recovery: Vec<ChecklistItem>,
     /// Notes for the report, in order.
     pub notes: Vec<String>,
+    /// The notices sent about this rollback.
+    #[serde(default)]
+    pub notices: Vec<crate::report::NoticeRecord>,
 }
 
 impl Journal {
@@ -137,6 +140,7 @@ impl Journal {
             log_matches: Vec::new(),
             recovery: Vec::new(),
             notes: Vec::new(),
+            notices: Vec::new(),
         }
     }
 

@@ -46,7 +46,9 @@ pub use journal::{Journal, JournalStatus};
 pub use orchestrator::{HealthGate, Orchestrator, OrchestratorBuilder, PruneReport};
 pub use plan::{Decision, PlannedStep, RollbackPlan, Step};
 pub use progress::{ProgressEvent, ProgressKind};
-pub use report::{ChecklistItem, DowntimeWindow, LogMatch, Outcome, RollbackReport, StepOutcome, StepRecord};
+pub use report::{
+    ChecklistItem, DowntimeWindow, LogMatch, NoticeRecord, Outcome, RollbackReport, StepOutcome, StepRecord,
+};
 pub use request::{
     Cancel, FailurePolicy, LogScan, PerformanceCheck, RollbackRequest, RollbackTarget, Settings,
     SignalPolicy, StepTimeouts, DEFAULT_LOG_PATTERNS,

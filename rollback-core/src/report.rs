@@ -228,6 +228,48 @@ pub struct RollbackReport {
     pub notes: Vec<String>,
     /// What a human should do next.
     pub next_actions: Vec<String>,
+    /// The notices sent about this rollback (started, finished, failed, halted), delivered
+    /// or not: the incident record's communication log.
+    #[serde(default)]
+    pub notices: Vec<NoticeRecord>,
+    /// The runbook's "post-rollback actions", to be ticked off by the team: document the
+    /// incident, find the root cause, plan preventive measures, update the procedures, hold
+    /// the post-mortem.
+    #[serde(default)]
+    pub post_rollback_actions: Vec<ChecklistItem>,
+    /// Lessons learned: empty until the team fills it in (the report is theirs to edit).
+    #[serde(default)]
+    pub lessons_learned: String,
+}
+
+/// One notice sent about a rollback, as the incident record keeps it (no body: who, what,
+/// when, and whether it arrived).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeRecord {
+    /// When it was sent.
+    pub at: DateTime<Utc>,
+    /// To whom.
+    pub audience: String,
+    /// Its subject.
+    pub subject: String,
+    /// What it was about.
+    pub event: crate::domain::NoticeEvent,
+    /// Why it did not arrive, when it did not.
+    pub error: Option<String>,
+}
+
+/// The runbook's post-rollback actions, none done yet.
+pub fn post_rollback_actions() -> Vec<ChecklistItem> {
+    [
+        "document the incident (this report is its start)",
+        "identify the root cause",
+        "plan preventive measures",
+        "update the deployment and rollback procedures",
+        "hold the post-mortem",
+    ]
+    .into_iter()
+    .map(ChecklistItem::not_done)
+    .collect()
 }
 
 impl RollbackReport {

@@ -1,7 +1,6 @@
 //! The HTTP probe and the webhook notifier against a real HTTP server on 127.0.0.1.
 
 use rollback_core::{HealthProbe, HttpProbe, Notice, Notifier, Severity, WebhookNotifier};
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -138,13 +137,13 @@ async fn http_probe_never_shows_credentials() {
 }
 
 fn notice() -> Notice {
-    Notice {
-        audience: "devops".into(),
-        severity: Severity::Critical,
-        subject: "incident opened: web down".into(),
-        body: "health failing for 300s".into(),
-        fields: BTreeMap::from([("signal".to_string(), "complete service failure".to_string())]),
-    }
+    Notice::new(
+        "devops",
+        Severity::Critical,
+        "incident opened: web down",
+        "health failing for 300s",
+    )
+    .field("signal", "complete service failure")
 }
 
 #[tokio::test]

@@ -291,6 +291,7 @@ async fn notices_go_out_at_their_offsets_in_order_and_stop_at_resolution() {
     let plan = CommunicationPlan::runbook();
     let notifier = RecordingNotifier::new();
     let incident = Incident {
+        id: "inc-test".into(),
         title: "web: health check failing for 300s".into(),
         severity: Severity::Critical,
         user_facing: true,
@@ -331,6 +332,7 @@ async fn notices_go_out_at_their_offsets_in_order_and_stop_at_resolution() {
     assert!(sent.last().unwrap().notice.body.contains("rolled back to v1"));
 
     let minor = Incident {
+        id: "inc-minor".into(),
         severity: Severity::Medium,
         user_facing: false,
         ..incident

@@ -2,7 +2,7 @@
 //! clock, and the escalation path.
 
 use super::matrix::Signal;
-use crate::domain::{Notice, Severity};
+use crate::domain::{Notice, NoticeEvent, Severity};
 use crate::traits::Notifier;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -27,6 +27,7 @@ pub enum Audience {
 
 /// One notice of the plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ScheduledNotice {
     /// When, after the incident opened.
     #[serde(with = "crate::duration_ms")]
@@ -44,6 +45,7 @@ pub struct ScheduledNotice {
 
 /// One level of the escalation path.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EscalationLevel {
     /// Reached this long after the incident opened.
     #[serde(with = "crate::duration_ms")]
@@ -54,18 +56,39 @@ pub struct EscalationLevel {
     pub critical_only: bool,
 }
 
-/// The communication plan: scheduled notices and the escalation path.
+/// Someone to reach in an emergency: the runbook's "Emergency Contacts".
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    /// The role, as the escalation path names it (`"on-call engineer"`, `"DevOps lead"`,
+    /// `"database admin"`, `"engineering manager"`).
+    pub role: String,
+    /// Who.
+    pub name: String,
+    /// How to reach them (a phone number, a chat handle, a pager).
+    pub reach: String,
+}
+
+/// The communication plan: scheduled notices, the escalation path and who fills each role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CommunicationPlan {
     /// The notices, any order.
     pub notices: Vec<ScheduledNotice>,
     /// The escalation path, by `after`.
     pub escalation: Vec<EscalationLevel>,
+    /// The emergency contacts: who fills each role of the path, and others to call
+    /// (the database admin). Empty in the runbook's plan: fill it in.
+    #[serde(default)]
+    pub contacts: Vec<Contact>,
 }
 
 /// An incident the plan runs for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Incident {
+    /// Unique to this incident: every notice of it carries it ([`Notice::incident`]).
+    #[serde(default)]
+    pub id: String,
     /// One line, e.g. "health check failing for 300s".
     pub title: String,
     /// How serious.
@@ -139,7 +162,60 @@ impl CommunicationPlan {
                 e(60, "engineering manager", false),
                 e(60, "CTO", true),
             ],
+            contacts: Vec::new(),
         }
+    }
+
+    /// A role with its contact, when one is configured: `"DevOps lead (Bo, @bo)"`.
+    fn who(&self, role: &str) -> String {
+        match self.contacts.iter().find(|c| c.role.eq_ignore_ascii_case(role)) {
+            Some(c) => format!("{role} ({}, {})", c.name, c.reach),
+            None => role.to_owned(),
+        }
+    }
+
+    /// Who is responsible `elapsed` into an incident of `severity`, and who is next with
+    /// when, each with their contact: what every notice says about the escalation.
+    ///
+    /// ```
+    /// use rollback_core::automation::{CommunicationPlan, Contact};
+    /// use rollback_core::Severity;
+    /// use std::time::Duration;
+    /// let mut plan = CommunicationPlan::runbook();
+    /// plan.contacts.push(Contact { role: "DevOps lead".into(), name: "Bo".into(), reach: "@bo".into() });
+    /// let line = plan.escalation_line(Duration::ZERO, Severity::High).unwrap();
+    /// assert_eq!(line, "now: on-call engineer; next at +30 min: DevOps lead (Bo, @bo)");
+    /// ```
+    pub fn escalation_line(&self, elapsed: Duration, severity: Severity) -> Option<String> {
+        let now: Vec<String> = self
+            .escalation_at(elapsed, severity)
+            .iter()
+            .map(|r| self.who(r))
+            .collect();
+        let next_at = self
+            .escalation
+            .iter()
+            .filter(|l| l.after > elapsed && (!l.critical_only || severity == Severity::Critical))
+            .map(|l| l.after)
+            .min();
+        let next: Vec<String> = self
+            .escalation
+            .iter()
+            .filter(|l| Some(l.after) == next_at && (!l.critical_only || severity == Severity::Critical))
+            .map(|l| self.who(&l.role))
+            .collect();
+        let mut parts = Vec::new();
+        if !now.is_empty() {
+            parts.push(format!("now: {}", now.join(" and ")));
+        }
+        if let Some(at) = next_at {
+            parts.push(format!(
+                "next at +{} min: {}",
+                at.as_secs() / MIN,
+                next.join(" and ")
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 
     /// Who is responsible `elapsed` into an incident of `severity`: the roles of the
@@ -220,7 +296,7 @@ impl CommunicationPlan {
                         at.as_secs() / MIN,
                         self.escalation_at(at, incident.severity).join(" and "),
                     );
-                    sent.push(send(incident, notifier, at, &audience, &subject, body).await);
+                    sent.push(send(self, incident, notifier, at, &audience, &subject, body).await);
                     if let Some(every) = repeat.filter(|d| !d.is_zero()) {
                         queue.push((at + every, order, audience, subject, repeat));
                     }
@@ -239,6 +315,7 @@ impl CommunicationPlan {
         let at = start.elapsed();
         let body = format!("{}\n\nResolution: {summary}", incident.title);
         send(
+            self,
             incident,
             notifier,
             at,
@@ -257,6 +334,7 @@ impl Default for CommunicationPlan {
 }
 
 async fn send(
+    plan: &CommunicationPlan,
     incident: &Incident,
     notifier: &dyn Notifier,
     at: Duration,
@@ -272,13 +350,23 @@ async fn send(
     if let Some(signal) = incident.signal {
         fields.insert("signal".to_string(), signal.to_string());
     }
-    let notice = Notice {
-        audience: audience.to_string(),
-        severity: incident.severity,
-        subject: format!("{subject}: {}", incident.title),
-        body,
-        fields,
+    let event = match (audience, at.is_zero()) {
+        ("post-incident", _) => NoticeEvent::IncidentResolved,
+        (_, true) => NoticeEvent::IncidentOpened,
+        _ => NoticeEvent::IncidentUpdate,
     };
+    let mut notice = Notice::new(
+        audience,
+        incident.severity,
+        format!("{subject}: {}", incident.title),
+        body,
+    )
+    .event(event)
+    .incident(incident.id.clone());
+    notice.fields = fields;
+    if let Some(who) = plan.escalation_line(at, incident.severity) {
+        notice = notice.escalation(who);
+    }
     let error = match tokio::time::timeout(Duration::from_secs(30), notifier.notify(&notice)).await {
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(e.to_string()),

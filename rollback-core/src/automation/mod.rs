@@ -12,7 +12,9 @@ mod probes;
 mod rules;
 mod watchdog;
 
-pub use comms::{Audience, CommunicationPlan, EscalationLevel, Incident, ScheduledNotice, SentNotice};
+pub use comms::{
+    Audience, CommunicationPlan, Contact, EscalationLevel, Incident, ScheduledNotice, SentNotice,
+};
 pub use matrix::{DecisionMatrix, MatrixEntry, Signal};
 pub use notifiers::TracingNotifier;
 #[cfg(feature = "http")]

@@ -67,6 +67,7 @@ impl Condition {
 
 /// A rule: a condition held for a window means a signal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Rule {
     /// Its name in reports and notices.
     pub name: String,

@@ -424,6 +424,11 @@ impl Watchdog {
     fn open_incident(&self, run: &mut WatchdogRun, firing: &Firing, decision: Decision) -> OpenIncident {
         let severity = severity_of(decision);
         let incident = Incident {
+            id: format!(
+                "inc-{}-{}",
+                self.orchestrator.app(),
+                chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+            ),
             title: format!("{}: {}", self.orchestrator.app(), firing.summary),
             severity,
             user_facing: decision != Decision::NoRollback,

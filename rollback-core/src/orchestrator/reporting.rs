@@ -122,5 +122,8 @@ pub(super) fn build_report(o: &Orchestrator, j: &Journal) -> RollbackReport {
         outcome,
         notes,
         next_actions,
+        notices: j.notices.clone(),
+        post_rollback_actions: crate::report::post_rollback_actions(),
+        lessons_learned: String::new(),
     }
 }
