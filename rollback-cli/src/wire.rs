@@ -336,6 +336,12 @@ pub async fn wire(config: &Config, progress: Option<ProgressSink>) -> Result<Wir
     if let Some(sink) = progress {
         builder = builder.progress(sink);
     }
+    // Every rollback, not only the watchdog's, is announced to the [[notify]] targets,
+    // naming who is responsible by the plan's escalation path and contacts.
+    for n in &notifiers {
+        builder = builder.notifier(n.clone());
+    }
+    builder = builder.communication_plan(config.watchdog.plan.clone());
     let orchestrator = builder.build().map_err(|source| WireError::Orchestrator {
         file: config.file.clone(),
         source: Box::new(source),

@@ -717,3 +717,27 @@ impl fmt::Display for LockHolder {
         )
     }
 }
+
+/// Where in a rollback a [`Hook`](crate::Hook) runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum HookPoint {
+    /// Right before the app is stopped (end of prepare): nothing changed yet.
+    BeforeStop,
+    /// Once the app answers again (post-verify, or after the pre-rollback state was put
+    /// back).
+    AfterStart,
+    /// Once the report is stored.
+    AfterReport,
+}
+
+impl fmt::Display for HookPoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HookPoint::BeforeStop => "before the stop",
+            HookPoint::AfterStart => "after the start",
+            HookPoint::AfterReport => "after the report",
+        })
+    }
+}

@@ -62,6 +62,10 @@ pub struct Artifacts {
     /// What the switch or the failure policy put aside (never deleted), with what it holds.
     #[serde(default)]
     pub put_aside: Vec<PutAside>,
+    /// True once the before-stop hooks began: the after-start hooks must run whatever
+    /// happens next (to take a maintenance page down, say).
+    #[serde(default)]
+    pub before_stop_hooks_ran: bool,
 }
 
 /// The journal of one rollback.

@@ -1,9 +1,11 @@
 //! The orchestrator: checkpoints before a deploy, and the twelve-step rollback.
 
 mod health_gate;
+mod hooks;
 mod housekeeping;
 mod investigate;
 mod lock;
+mod notices;
 mod planning;
 mod preflight;
 mod reporting;
@@ -59,9 +61,58 @@ pub struct OrchestratorBuilder {
     state: Option<Arc<dyn StateStore>>,
     settings: Settings,
     progress: Option<ProgressSink>,
+    communication: notices::Communication,
+    hooks: Vec<hooks::Registered>,
 }
 
 impl OrchestratorBuilder {
+    /// Adds a notifier: every rollback is announced to it when it starts and when it ends
+    /// (finished, failed, halted), each notice naming who is responsible now and next.
+    pub fn notifier(mut self, notifier: impl crate::traits::Notifier + 'static) -> Self {
+        self.communication.notifiers.push(Arc::new(notifier));
+        self
+    }
+
+    /// The communication plan whose escalation path and emergency contacts the notices
+    /// name (default: the runbook's, without contacts).
+    pub fn communication_plan(mut self, plan: crate::automation::CommunicationPlan) -> Self {
+        self.communication.plan = plan;
+        self
+    }
+
+    /// How long one notifier may take per notice (default 10 s); a slow one is recorded as
+    /// not delivered and never holds the rollback up longer.
+    pub fn notice_timeout(mut self, timeout: Duration) -> Self {
+        self.communication.timeout = timeout;
+        self
+    }
+
+    /// Adds a hook at `point` (see [`Hook`](crate::Hook) for what its failure does). Hooks
+    /// of one point run in the order they are added.
+    pub fn hook(mut self, point: crate::domain::HookPoint, hook: impl crate::traits::Hook + 'static) -> Self {
+        self.hooks.push(hooks::Registered {
+            point,
+            hook: Arc::new(hook),
+            required: false,
+        });
+        self
+    }
+
+    /// Adds an after-start hook whose failure fails post-verify (a smoke test the
+    /// rolled-back release must pass): the failure policy then applies.
+    pub fn required_hook(
+        mut self,
+        point: crate::domain::HookPoint,
+        hook: impl crate::traits::Hook + 'static,
+    ) -> Self {
+        self.hooks.push(hooks::Registered {
+            point,
+            hook: Arc::new(hook),
+            required: true,
+        });
+        self
+    }
+
     /// The database adapter.
     pub fn database(mut self, db: impl DatabaseSnapshot + 'static) -> Self {
         self.database = Some(Arc::new(db));
@@ -137,6 +188,8 @@ impl OrchestratorBuilder {
             metrics: self.metrics,
             settings: self.settings,
             progress: self.progress,
+            communication: self.communication,
+            hooks: self.hooks,
         })
     }
 }
@@ -173,6 +226,8 @@ pub struct Orchestrator {
     state: Arc<dyn StateStore>,
     settings: Settings,
     progress: Option<ProgressSink>,
+    communication: notices::Communication,
+    hooks: Vec<hooks::Registered>,
 }
 
 fn unique_id(prefix: &str) -> String {
@@ -198,6 +253,8 @@ impl Orchestrator {
             state: None,
             settings: Settings::default(),
             progress: None,
+            communication: notices::Communication::default(),
+            hooks: Vec::new(),
         }
     }
 
@@ -667,6 +724,8 @@ impl std::fmt::Debug for OrchestratorBuilder {
             )
             .field("health_probes", &self.probes.len())
             .field("settings", &self.settings)
+            .field("notifiers", &self.communication.notifiers.len())
+            .field("hooks", &self.hooks.len())
             .finish_non_exhaustive()
     }
 }
@@ -691,6 +750,8 @@ impl std::fmt::Debug for Orchestrator {
         d.field("app", &self.app).field("configured", &configured(all));
         d.field("health_probes", &self.probes.len())
             .field("settings", &self.settings);
+        d.field("notifiers", &self.communication.notifiers.len())
+            .field("hooks", &self.hooks.len());
         d.finish_non_exhaustive()
     }
 }

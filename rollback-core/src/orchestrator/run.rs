@@ -4,8 +4,10 @@ use super::health_gate::{wait_healthy, while_probing};
 use super::lock::{self, ActiveLock};
 use super::preflight::{access_warnings, preflight_checks, reload_decision};
 use super::reporting::build_report;
+use super::{hooks, notices};
 use super::{FailurePolicy, Orchestrator, RollbackRequest};
 use crate::domain::{Checkpoint, CodeStrategy};
+use crate::domain::{HookPoint, NoticeEvent};
 use crate::error::{AdapterError, ErrorKind, PreflightFailure, RollbackError};
 use crate::ids::RollbackId;
 use crate::journal::{Journal, JournalStatus};
@@ -126,6 +128,7 @@ impl<'a> Run<'a> {
             let _ = o.state.unlock(&run.lock.holder.token).await;
             return Err(RollbackError::State(e));
         }
+        run.announce_start().await;
         run.drive().await
     }
 
@@ -155,7 +158,50 @@ impl<'a> Run<'a> {
         if let Err(e) = run.save().await {
             return Err(RollbackError::State(e));
         }
+        run.announce_start().await;
         run.drive().await
+    }
+
+    /// Tells the notifiers that the rollback started (once: a resumed rollback that
+    /// already said so does not say it again).
+    async fn announce_start(&mut self) {
+        let said = self
+            .journal
+            .notices
+            .iter()
+            .any(|n| n.event == NoticeEvent::RollbackStarted);
+        if said {
+            return;
+        }
+        let notice = notices::started(self.o, &self.journal);
+        notices::send(self.o, &mut self.journal, notice).await;
+        if let Err(e) = self.save().await {
+            tracing::warn!(error = %e, "could not journal the notice sent");
+        }
+    }
+
+    /// Runs the after-start hooks on the pre-rollback release (after the failure policy
+    /// or an abort started it again), when before-stop hooks ran: their failures are
+    /// recorded, never decisive.
+    async fn after_start_hooks_on_the_old_release(&mut self) -> Vec<ChecklistItem> {
+        if !self.journal.artifacts.before_stop_hooks_ran {
+            return Vec::new();
+        }
+        let run = hooks::run(
+            self.o,
+            &self.journal,
+            HookPoint::AfterStart,
+            Step::PostVerify,
+            true,
+            None,
+        )
+        .await;
+        for f in &run.failures {
+            self.journal
+                .notes
+                .push(format!("after the pre-rollback release started again, {f}"));
+        }
+        run.items
     }
 
     async fn drive(&mut self) -> Result<RollbackReport, RollbackError> {
@@ -416,6 +462,23 @@ impl<'a> Run<'a> {
             }
             Some(Err(e)) => errors.push(e.context("building the code")),
             None => {}
+        }
+        if errors.is_empty() && hooks::any(o, HookPoint::BeforeStop) {
+            self.journal.artifacts.before_stop_hooks_ran = true;
+            self.save().await?;
+            let run = hooks::run(
+                o,
+                &self.journal,
+                HookPoint::BeforeStop,
+                Step::Prepare,
+                false,
+                None,
+            )
+            .await;
+            self.items.extend(run.items);
+            if let Some(e) = run.stopping {
+                errors.push(e);
+            }
         }
         match errors.len() {
             0 => Ok(()),
@@ -704,8 +767,24 @@ impl<'a> Run<'a> {
             checks.baseline = self.journal.checkpoint.snapshot.clone();
             self.integrity(Step::PostVerify, &checks).await?;
         }
-        match self.signals(true).await {
-            Some(why) => Err(failed(why)),
+        if let Some(why) = self.signals(true).await {
+            return Err(failed(why));
+        }
+        let run = hooks::run(
+            self.o,
+            &self.journal,
+            HookPoint::AfterStart,
+            Step::PostVerify,
+            false,
+            None,
+        )
+        .await;
+        self.items.extend(run.items);
+        for f in &run.failures {
+            self.journal.notes.push(f.clone());
+        }
+        match run.stopping {
+            Some(e) => Err(Failure::Step(e)),
             None => Ok(()),
         }
     }
@@ -750,6 +829,8 @@ impl<'a> Run<'a> {
                 return Err(RollbackError::Preflight { failures });
             }
             Failure::Cancelled => {
+                let items = self.after_start_hooks_on_the_old_release().await;
+                self.journal.recovery.extend(items);
                 self.finish(Outcome::Aborted { step, cause }).await;
                 return Err(RollbackError::Cancelled { step });
             }
@@ -763,10 +844,14 @@ impl<'a> Run<'a> {
             Failure::Step(error) => error,
         };
         let outcome = match step.row().on_failure {
-            OnFailure::Abort => Outcome::Aborted {
-                step,
-                cause: cause.clone(),
-            },
+            OnFailure::Abort => {
+                let items = self.after_start_hooks_on_the_old_release().await;
+                self.journal.recovery.extend(items);
+                Outcome::Aborted {
+                    step,
+                    cause: cause.clone(),
+                }
+            }
             OnFailure::StartAgain => {
                 // The app may be half-stopped: make sure it runs, changing nothing else.
                 let o = self.o;
@@ -778,6 +863,8 @@ impl<'a> Run<'a> {
                         self.journal
                             .recovery
                             .push(ChecklistItem::done("app started again after the failed stop"));
+                        let items = self.after_start_hooks_on_the_old_release().await;
+                        self.journal.recovery.extend(items);
                         Outcome::Aborted {
                             step,
                             cause: cause.clone(),
@@ -956,6 +1043,8 @@ impl<'a> Run<'a> {
                     e.message()
                 ))),
             }
+            let items = self.after_start_hooks_on_the_old_release().await;
+            log.items.extend(items);
         }
         self.journal.recovery = log.items.clone();
         let outcome = if log.problems.is_empty() {
@@ -1150,6 +1239,19 @@ impl<'a> Run<'a> {
             record.duration = elapsed_since(record.started_at);
             record.outcome = StepOutcome::Ok;
         }
+        let said = self.journal.notices.iter().any(|n| {
+            matches!(
+                n.event,
+                NoticeEvent::RollbackSucceeded | NoticeEvent::RollbackFailed | NoticeEvent::RollbackHalted
+            )
+        });
+        if !said {
+            if let Some(notice) =
+                notices::outcome(self.o, &self.journal, &build_report(self.o, &self.journal))
+            {
+                notices::send(self.o, &mut self.journal, notice).await;
+            }
+        }
         let mut report = build_report(self.o, &self.journal);
         match self.o.state.save_report(&report).await {
             Ok(location) => items.push(ChecklistItem::done(format!("report written to {location}"))),
@@ -1173,6 +1275,18 @@ impl<'a> Run<'a> {
         }
         self.emit(Step::Report, ProgressKind::Finished);
         tracing::info!(rollback = %report.id, outcome = %report.outcome, "rollback finished");
+        if hooks::any(self.o, HookPoint::AfterReport) {
+            let run = hooks::run(
+                self.o,
+                &self.journal,
+                HookPoint::AfterReport,
+                Step::Report,
+                false,
+                Some(&report.outcome),
+            )
+            .await;
+            report.notes.extend(run.failures);
+        }
         report
     }
 

@@ -5,6 +5,7 @@ mod code;
 mod config;
 mod database;
 mod health;
+mod hook;
 mod metrics;
 mod notifier;
 mod process;
@@ -14,6 +15,7 @@ pub use code::CodeVersion;
 pub use config::ConfigStore;
 pub use database::DatabaseSnapshot;
 pub use health::HealthProbe;
+pub use hook::{Hook, HookContext};
 pub use metrics::MetricsSource;
 pub use notifier::Notifier;
 pub use process::ProcessManager;
@@ -27,6 +29,8 @@ pub use config::MockConfigStore;
 pub use database::MockDatabaseSnapshot;
 #[cfg(feature = "mock")]
 pub use health::MockHealthProbe;
+#[cfg(feature = "mock")]
+pub use hook::MockHook;
 #[cfg(feature = "mock")]
 pub use metrics::MockMetricsSource;
 #[cfg(feature = "mock")]
