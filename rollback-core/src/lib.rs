@@ -27,6 +27,7 @@ pub mod plan;
 pub mod private_files;
 pub mod progress;
 pub mod report;
+mod report_html;
 pub mod request;
 pub mod secret;
 pub mod state;
@@ -38,7 +39,7 @@ pub use automation::{
     Watchdog, WatchdogEvent,
 };
 #[cfg(feature = "http")]
-pub use automation::{HttpProbe, WebhookNotifier};
+pub use automation::{HttpProbe, HttpProbeBuilder, WebhookFormat, WebhookNotifier, WebhookNotifierBuilder};
 pub use domain::*;
 pub use error::{AdapterError, ErrorKind, PreflightFailure, RollbackError};
 pub use ids::{AppName, CheckpointId, ConfigVersionId, RevisionId, RollbackId, SnapshotId};

@@ -1,5 +1,5 @@
-//! Health probes: SQL over [`DatabaseSnapshot::ping`], and (feature `http`) an HTTP GET that
-//! expects a 2xx, the runbook's `curl -f http://localhost:3000/api/health`.
+//! Health probes: SQL over [`DatabaseSnapshot::ping`], and (feature `http`) an HTTP or HTTPS
+//! GET that expects a 2xx, the runbook's `curl -f http://localhost:3000/api/health`.
 
 use crate::domain::ProbeResult;
 use crate::traits::{DatabaseSnapshot, HealthProbe};
@@ -55,24 +55,37 @@ impl HealthProbe for SqlProbe {
 }
 
 #[cfg(feature = "http")]
-pub(crate) use http::http_client;
-#[cfg(feature = "http")]
-pub use http::HttpProbe;
+pub use http::{HttpProbe, HttpProbeBuilder};
 
 #[cfg(feature = "http")]
 mod http {
     use super::*;
+    use crate::automation::http_client::{self, RootCa};
     use crate::error::{AdapterError, ErrorKind};
     use crate::secret::redact_url;
+    use std::path::PathBuf;
 
-    /// `GET url`, healthy on a 2xx within the timeout. Built on reqwest (plain HTTP).
+    /// `GET url`, healthy on a 2xx within the timeout. HTTP or HTTPS (rustls, trusting
+    /// Mozilla's root CAs and the CAs given to [`HttpProbeBuilder::root_ca_pem`] or
+    /// [`HttpProbeBuilder::root_ca_file`]).
+    ///
+    /// An unhealthy result's detail says why: `HTTP 503`, `no answer within 2000 ms`,
+    /// `connection refused or unreachable (..)`, or `TLS handshake failed: ..` naming the
+    /// certificate problem (an unknown CA, a host name the certificate does not list, an
+    /// expired certificate).
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), rollback_core::AdapterError> {
     /// use rollback_core::{HealthProbe, HttpProbe};
-    /// let probe = HttpProbe::new("http://localhost:3000/api/health", std::time::Duration::from_secs(2))?;
+    /// use std::time::Duration;
+    /// let probe = HttpProbe::new("http://localhost:3000/api/health", Duration::from_secs(2))?;
     /// let result = probe.probe().await;
     /// println!("{} healthy={} in {:?}: {}", result.probe, result.healthy, result.latency, result.detail);
+    ///
+    /// // An internal endpoint whose certificate is signed by the company's CA.
+    /// let internal = HttpProbe::builder("https://app.internal:8443/health", Duration::from_secs(2))
+    ///     .root_ca_file("/etc/ssl/company-ca.pem")
+    ///     .build()?;
     /// # Ok(()) }
     /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
@@ -82,14 +95,6 @@ mod http {
         url: reqwest::Url,
         shown: String,
         timeout: Duration,
-    }
-
-    /// A plain-HTTP client whose every request gives up after `timeout`.
-    pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, AdapterError> {
-        reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| AdapterError::new(ErrorKind::Failed, format!("could not build an HTTP client: {e}")))
     }
 
     impl std::fmt::Debug for HttpProbe {
@@ -102,21 +107,82 @@ mod http {
     }
 
     impl HttpProbe {
-        /// A probe of `url` (credentials in it are never shown) with a `timeout`.
+        /// A probe of `url` (credentials in it are never shown) with a `timeout`, trusting
+        /// the built-in root CAs: `HttpProbe::builder(url, timeout).build()`.
         pub fn new(url: &str, timeout: Duration) -> Result<Self, AdapterError> {
-            let shown = redact_url(url);
-            let url = reqwest::Url::parse(url).map_err(|e| {
+            Self::builder(url, timeout).build()
+        }
+
+        /// A probe of `url` with a `timeout`, to be given more settings (a private CA).
+        pub fn builder(url: impl Into<String>, timeout: Duration) -> HttpProbeBuilder {
+            HttpProbeBuilder {
+                url: url.into(),
+                timeout,
+                cas: Vec::new(),
+            }
+        }
+    }
+
+    /// Settings of an [`HttpProbe`]; [`build`](HttpProbeBuilder::build) checks them.
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    #[derive(Clone)]
+    pub struct HttpProbeBuilder {
+        url: String,
+        timeout: Duration,
+        cas: Vec<RootCa>,
+    }
+
+    impl std::fmt::Debug for HttpProbeBuilder {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("HttpProbeBuilder")
+                .field("url", &redact_url(&self.url))
+                .field("timeout", &self.timeout)
+                .field("root_cas", &self.cas)
+                .finish()
+        }
+    }
+
+    impl HttpProbeBuilder {
+        /// Also trusts the CA certificate(s) in `pem` (one or more `-----BEGIN
+        /// CERTIFICATE-----` blocks), e.g. an internal CA's. May be called more than once.
+        pub fn root_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+            self.cas.push(RootCa::Pem(pem.into()));
+            self
+        }
+
+        /// Also trusts the CA certificate(s) in the PEM file at `path`, read by
+        /// [`build`](HttpProbeBuilder::build). May be called more than once.
+        pub fn root_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+            self.cas.push(RootCa::File(path.into()));
+            self
+        }
+
+        /// The probe. Fails when the URL is not an `http` or `https` URL, or when a CA
+        /// cannot be read or holds no valid certificate (the error names the file).
+        ///
+        /// Reads the CA files: build probes when the program starts, not on a runtime's
+        /// thread in the middle of async work.
+        pub fn build(self) -> Result<HttpProbe, AdapterError> {
+            let shown = redact_url(&self.url);
+            let url = reqwest::Url::parse(&self.url).map_err(|e| {
                 AdapterError::new(
                     ErrorKind::InvalidInput,
                     format!("health URL {shown} is not a URL: {e}"),
                 )
             })?;
-            let client = http_client(timeout)?;
-            Ok(Self {
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(AdapterError::new(
+                    ErrorKind::InvalidInput,
+                    format!("health URL {shown} is not an http:// or https:// URL"),
+                ));
+            }
+            let client = http_client::client(self.timeout, &self.cas)
+                .map_err(|e| e.context(format_args!("the health probe of {shown}")))?;
+            Ok(HttpProbe {
                 client,
                 url,
                 shown,
-                timeout,
+                timeout: self.timeout,
             })
         }
     }
@@ -130,17 +196,17 @@ mod http {
         async fn probe(&self) -> ProbeResult {
             let started = tokio::time::Instant::now();
             let request = self.client.get(self.url.clone()).send();
+            let no_answer = || format!("no answer within {} ms", self.timeout.as_millis());
             let (healthy, detail) = match tokio::time::timeout(self.timeout, request).await {
                 Ok(Ok(resp)) => {
                     let status = resp.status();
                     (status.is_success(), format!("HTTP {}", status.as_u16()))
                 }
-                Ok(Err(e)) if e.is_timeout() => {
-                    (false, format!("no answer within {} ms", self.timeout.as_millis()))
-                }
-                Ok(Err(e)) if e.is_connect() => (false, "connection refused or unreachable".to_string()),
-                Ok(Err(e)) => (false, format!("request failed: {}", e.without_url())),
-                Err(_) => (false, format!("no answer within {} ms", self.timeout.as_millis())),
+                Ok(Err(e)) => match http_client::describe_failure(&e) {
+                    Some(failure) => (false, failure.detail),
+                    None => (false, no_answer()),
+                },
+                Err(_) => (false, no_answer()),
             };
             ProbeResult {
                 probe: self.name(),
