@@ -1,6 +1,7 @@
-//! The rollback report, as JSON (serde) and Markdown.
+//! The rollback report, as JSON (serde), Markdown and a self-contained HTML page: the
+//! runbook's incident record ("Rollback Documentation").
 
-use crate::domain::{CheckResult, Checkpoint, Finding, ProbeResult, Scenario, Scope};
+use crate::domain::{CheckResult, Checkpoint, Finding, NoticeEvent, ProbeResult, Scenario, Scope};
 use crate::ids::RollbackId;
 use crate::plan::Step;
 use chrono::{DateTime, Utc};
@@ -279,75 +280,53 @@ impl RollbackReport {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 
-    /// The report as Markdown, for a ticket or a chat message.
+    /// The report as Markdown, for a ticket or a chat message: the runbook's "Rollback
+    /// Documentation". In order: the outcome; when it was initiated, why and by what (the
+    /// trigger), the scope and the checkpoint; the total duration and the downtime window;
+    /// the steps taken, each with when it started, how long it took and how it ended, and
+    /// their checklists; the verification results (health, integrity, the checks of the
+    /// release after the start); the emergency backup; notes and next actions; the notices
+    /// sent (when, to whom, what, delivered or why not); the post-rollback actions as a
+    /// checklist (`- [ ]`) and "Lessons learned", with a placeholder until the team fills it.
+    ///
+    /// Text from the report is kept to one line where a line break would break the layout
+    /// (list items, table cells); lessons learned are kept as written.
     pub fn to_markdown(&self) -> String {
         let mut md = String::new();
         let _ = writeln!(md, "# Rollback report `{}`\n", self.id);
-        let _ = writeln!(md, "- **Outcome:** {}", self.outcome);
-        let _ = writeln!(md, "- **App:** {}", self.app);
-        let _ = writeln!(md, "- **Reason:** {}", self.reason);
+        let _ = writeln!(md, "**Outcome:** {}\n", one_line(&self.outcome.to_string()));
+        let _ = writeln!(md, "## Rollback documentation\n");
+        let _ = writeln!(md, "- **App:** {}", one_line(&self.app));
+        let _ = writeln!(md, "- **Initiated:** {}", stamp(self.started_at));
+        let _ = writeln!(md, "- **Reason:** {}", one_line(&self.reason));
         if let Some(s) = self.scenario {
             let _ = writeln!(md, "- **Scenario:** {s}");
         }
-        if let Some(t) = &self.trigger {
-            let _ = writeln!(md, "- **Trigger:** {t}");
-        }
+        let _ = writeln!(
+            md,
+            "- **Trigger:** {}",
+            self.trigger
+                .as_deref()
+                .map_or_else(|| "not recorded".to_owned(), one_line)
+        );
         let _ = writeln!(md, "- **Scope:** {}", self.scope);
         let _ = writeln!(
             md,
-            "- **Checkpoint:** `{}` ({}, data as of {}, finished {})",
+            "- **Checkpoint:** `{}` {}",
             self.checkpoint.id,
-            self.checkpoint.label,
-            self.checkpoint
-                .snapshot_taken_at
-                .unwrap_or(self.checkpoint.created_at)
-                .to_rfc3339(),
-            self.checkpoint.created_at.to_rfc3339()
+            one_line(&self.checkpoint_details())
         );
         for w in &self.checkpoint.warnings {
-            let _ = writeln!(md, "  - checkpoint warning: {w}");
+            let _ = writeln!(md, "  - checkpoint warning: {}", one_line(w));
         }
-        let _ = writeln!(md, "- **Started:** {}", self.started_at.to_rfc3339());
+        let _ = writeln!(md, "- **Finished:** {}", stamp(self.finished_at));
         let _ = writeln!(md, "- **Total duration:** {}", fmt_duration(self.total_duration));
-        match &self.downtime {
-            Some(DowntimeWindow {
-                stopped_at,
-                duration: Some(d),
-                post_verify,
-                ..
-            }) => {
-                let _ = writeln!(
-                    md,
-                    "- **Downtime:** {} (from the app's last answer at {} to its first passing health probe){}",
-                    fmt_duration(*d),
-                    stopped_at.to_rfc3339(),
-                    post_verify.map_or_else(String::new, |p| format!(
-                        "; post-verify took {} in all",
-                        fmt_duration(p)
-                    ))
-                );
-            }
-            Some(DowntimeWindow { stopped_at, .. }) => {
-                let _ = writeln!(
-                    md,
-                    "- **Downtime:** open: stopped {} and not verified healthy",
-                    stopped_at.to_rfc3339()
-                );
-            }
-            None => {
-                let _ = writeln!(md, "- **Downtime:** none (the app was not stopped)");
-            }
-        }
-        let _ = writeln!(md, "\n## Steps\n");
+        let _ = writeln!(md, "- **Downtime:** {}", self.downtime_text());
+
+        let _ = writeln!(md, "\n## Steps taken\n");
         let _ = writeln!(md, "| # | step | started | duration | outcome |");
         let _ = writeln!(md, "|---|------|---------|----------|---------|");
         for r in &self.steps {
-            let outcome = match &r.outcome {
-                StepOutcome::Started => "interrupted".to_owned(),
-                StepOutcome::Ok => "ok".to_owned(),
-                StepOutcome::Skipped(why) => format!("skipped: {why}"),
-                StepOutcome::Failed(why) => format!("FAILED: {why}"),
-            };
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} |",
@@ -355,54 +334,42 @@ impl RollbackReport {
                 r.step,
                 r.started_at.format("%H:%M:%S%.3f"),
                 fmt_duration(r.duration),
-                outcome.replace('|', "\\|")
+                one_line(&step_outcome_text(&r.outcome)).replace('|', "\\|")
             );
         }
-        let _ = writeln!(md, "\n## Checklist\n");
-        for r in &self.steps {
-            for item in &r.checklist {
-                let _ = writeln!(
-                    md,
-                    "- [{}] {}: {}",
-                    if item.checked { "x" } else { " " },
-                    r.step,
-                    item.text
-                );
+        if self.steps.iter().any(|r| !r.checklist.is_empty()) {
+            let _ = writeln!(md, "\n### Checklist\n");
+            for r in &self.steps {
+                for item in &r.checklist {
+                    let _ = writeln!(md, "- [{}] {}: {}", tick(item), r.step, one_line(&item.text));
+                }
             }
         }
-        if !self.health.is_empty() || !self.integrity.is_empty() || !self.verification.is_empty() {
-            let _ = writeln!(md, "\n## Verification\n");
-            for p in &self.health {
+
+        let _ = writeln!(md, "\n## Verification results\n");
+        if self.health.is_empty() && self.integrity.is_empty() && self.verification.is_empty() {
+            let _ = writeln!(md, "None recorded: post-verify did not run.");
+        }
+        for (title, lines) in self.verification_groups() {
+            if lines.is_empty() {
+                continue;
+            }
+            let _ = writeln!(md, "### {title}\n");
+            for (mark, text) in lines {
+                let _ = writeln!(md, "- {} {}", mark.symbol(), one_line(&text));
+            }
+            let _ = writeln!(md);
+        }
+        if !self.log_matches.is_empty() {
+            let _ = writeln!(md, "### Critical lines in the app's log since the start\n");
+            for m in &self.log_matches {
                 let _ = writeln!(
                     md,
-                    "- {} {}: {} ({})",
-                    if p.healthy { "✅" } else { "❌" },
-                    p.probe,
-                    p.detail,
-                    fmt_duration(p.latency)
+                    "- {} (`{}`): `{}`",
+                    one_line(&m.source),
+                    one_line(&m.pattern).replace('`', "'"),
+                    one_line(&m.line).replace('`', "'")
                 );
-            }
-            for c in self.integrity.iter().chain(&self.verification) {
-                let mark = if c.passed {
-                    "✅"
-                } else if c.detail.starts_with("not checked") {
-                    "➖"
-                } else {
-                    "❌"
-                };
-                let _ = writeln!(md, "- {} {}: {}", mark, c.name, c.detail);
-            }
-            if !self.log_matches.is_empty() {
-                let _ = writeln!(md, "\n### Critical lines in the app's log since the start\n");
-                for m in &self.log_matches {
-                    let _ = writeln!(
-                        md,
-                        "- {} (`{}`): `{}`",
-                        m.source,
-                        m.pattern.replace('`', "'"),
-                        m.line.replace('`', "'")
-                    );
-                }
             }
         }
         if !self.diagnosis.is_empty() {
@@ -412,39 +379,265 @@ impl RollbackReport {
                     md,
                     "- {} **{}**: {}",
                     if f.notable { "⚠️" } else { "ℹ️" },
-                    f.topic,
-                    f.summary
+                    one_line(&f.topic),
+                    one_line(&f.summary)
                 );
                 for item in &f.items {
-                    let _ = writeln!(md, "  - {}", item);
+                    let _ = writeln!(md, "  - {}", one_line(item));
                 }
             }
         }
         if !self.recovery.is_empty() {
             let _ = writeln!(md, "\n## Recovery (failure policy)\n");
             for item in &self.recovery {
-                let _ = writeln!(md, "- [{}] {}", if item.checked { "x" } else { " " }, item.text);
+                let _ = writeln!(md, "- [{}] {}", tick(item), one_line(&item.text));
             }
         }
-        if !self.emergency_backup.is_empty() {
-            let _ = writeln!(md, "\n## Emergency backup\n");
-            for b in &self.emergency_backup {
-                let _ = writeln!(md, "- {b}");
-            }
+        let _ = writeln!(md, "\n## Emergency backup\n");
+        if self.emergency_backup.is_empty() {
+            let _ = writeln!(md, "None taken.");
+        }
+        for b in &self.emergency_backup {
+            let _ = writeln!(md, "- {}", one_line(b));
         }
         if !self.notes.is_empty() {
             let _ = writeln!(md, "\n## Notes\n");
             for n in &self.notes {
-                let _ = writeln!(md, "- {n}");
+                let _ = writeln!(md, "- {}", one_line(n));
             }
         }
         if !self.next_actions.is_empty() {
             let _ = writeln!(md, "\n## Next actions\n");
             for n in &self.next_actions {
-                let _ = writeln!(md, "- {n}");
+                let _ = writeln!(md, "- {}", one_line(n));
             }
         }
+        let _ = writeln!(md, "\n## Notices sent\n");
+        if self.notices.is_empty() {
+            let _ = writeln!(md, "None.");
+        }
+        for n in &self.notices {
+            let _ = writeln!(
+                md,
+                "- {} to **{}** ({}): {}: {}",
+                stamp(n.at),
+                one_line(&n.audience),
+                notice_event_text(n.event),
+                one_line(&n.subject),
+                n.error.as_deref().map_or_else(
+                    || "delivered".to_owned(),
+                    |e| format!("NOT delivered: {}", one_line(e))
+                )
+            );
+        }
+        let _ = writeln!(md, "\n## Post-rollback actions\n");
+        for item in self.post_rollback_checklist() {
+            let _ = writeln!(md, "- [{}] {}", tick(&item), one_line(&item.text));
+        }
+        let _ = writeln!(md, "\n## Lessons learned\n");
+        if self.lessons_learned.trim().is_empty() {
+            let _ = writeln!(md, "_{LESSONS_PLACEHOLDER}_");
+        } else {
+            let _ = writeln!(md, "{}", self.lessons_learned.trim_end());
+        }
         md
+    }
+
+    /// The report as one self-contained HTML page (inline CSS and SVG, no script, no
+    /// external asset), for a browser, an attachment or a printout: the same content as
+    /// [`to_markdown`](Self::to_markdown), and a timeline drawing of the steps on a time
+    /// axis from the rollback's start to its end, each bar coloured by how the step ended,
+    /// with the window in which the app was down shaded over them.
+    ///
+    /// Every text from the report is escaped: a reason or a checklist line holding markup
+    /// comes out as text. Stable ids and classes for tools reading the page: `#outcome`,
+    /// the `svg#timeline` with one `rect.step` per step (also `.done`, `.skipped`,
+    /// `.failed` or `.interrupted`, id `step-<n>`), `#downtime` (the band, `.open` while
+    /// not verified healthy) and `#downtime-label`, and sections `#steps`,
+    /// `#verification`, `#notices`, `#post-rollback-actions` and `#lessons-learned`.
+    ///
+    /// ```
+    /// # fn demo(report: &rollback_core::RollbackReport) -> std::io::Result<()> {
+    /// std::fs::write("rollback-report.html", report.to_html())?;
+    /// # Ok(()) }
+    /// ```
+    pub fn to_html(&self) -> String {
+        crate::report_html::render(self)
+    }
+
+    /// What the checkpoint was, after its id: `(label, data as of .., finished ..)`.
+    pub(crate) fn checkpoint_details(&self) -> String {
+        format!(
+            "({}, data as of {}, finished {})",
+            self.checkpoint.label,
+            stamp(
+                self.checkpoint
+                    .snapshot_taken_at
+                    .unwrap_or(self.checkpoint.created_at)
+            ),
+            stamp(self.checkpoint.created_at)
+        )
+    }
+
+    /// The downtime window in words.
+    pub(crate) fn downtime_text(&self) -> String {
+        match &self.downtime {
+            Some(DowntimeWindow {
+                stopped_at,
+                healthy_at,
+                duration: Some(d),
+                post_verify,
+                ..
+            }) => format!(
+                "{} (from the app's last answer at {} to its first passing health probe{}){}",
+                fmt_duration(*d),
+                stamp(*stopped_at),
+                healthy_at.map_or_else(String::new, |h| format!(" at {}", stamp(h))),
+                post_verify.map_or_else(String::new, |p| format!(
+                    "; post-verify took {} in all",
+                    fmt_duration(p)
+                ))
+            ),
+            Some(DowntimeWindow { stopped_at, .. }) => {
+                format!("open: stopped {} and not verified healthy", stamp(*stopped_at))
+            }
+            None => "none (the app was not stopped)".to_owned(),
+        }
+    }
+
+    /// The verification results in groups (health, integrity, the release's checks), each
+    /// line with its mark.
+    pub(crate) fn verification_groups(&self) -> [(&'static str, Vec<(Mark, String)>); 3] {
+        let checks = |list: &[CheckResult]| {
+            list.iter()
+                .map(|c| (Mark::of_check(c), format!("{}: {}", c.name, c.detail)))
+                .collect::<Vec<_>>()
+        };
+        [
+            (
+                "Health",
+                self.health
+                    .iter()
+                    .map(|p| {
+                        (
+                            if p.healthy { Mark::Passed } else { Mark::Failed },
+                            format!("{}: {} ({})", p.probe, p.detail, fmt_duration(p.latency)),
+                        )
+                    })
+                    .collect(),
+            ),
+            ("Integrity", checks(&self.integrity)),
+            ("Verification of the release", checks(&self.verification)),
+        ]
+    }
+
+    /// The post-rollback actions to tick off: the report's, or the runbook's list when the
+    /// report has none (a report written before the field existed).
+    pub(crate) fn post_rollback_checklist(&self) -> Vec<ChecklistItem> {
+        if self.post_rollback_actions.is_empty() {
+            post_rollback_actions()
+        } else {
+            self.post_rollback_actions.clone()
+        }
+    }
+}
+
+/// What "Lessons learned" says until the team fills it in.
+pub(crate) const LESSONS_PLACEHOLDER: &str =
+    "To be filled in by the team: what went wrong, what went well, what to change.";
+
+/// How a verification line ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mark {
+    /// Passed.
+    Passed,
+    /// Did not pass.
+    Failed,
+    /// Not checked (no data, not configured).
+    NotChecked,
+}
+
+impl Mark {
+    fn of_check(c: &CheckResult) -> Self {
+        if c.passed {
+            Mark::Passed
+        } else if c.detail.starts_with("not checked") {
+            Mark::NotChecked
+        } else {
+            Mark::Failed
+        }
+    }
+
+    /// ✅, ❌ or ➖.
+    pub(crate) fn symbol(self) -> &'static str {
+        match self {
+            Mark::Passed => "✅",
+            Mark::Failed => "❌",
+            Mark::NotChecked => "➖",
+        }
+    }
+
+    /// ✓, ✗ or –: in common text fonts, for a page that may be shown without an emoji font.
+    pub(crate) fn plain_symbol(self) -> &'static str {
+        match self {
+            Mark::Passed => "✓",
+            Mark::Failed => "✗",
+            Mark::NotChecked => "–",
+        }
+    }
+
+    /// `passed`, `failed` or `not-checked`.
+    pub(crate) fn class(self) -> &'static str {
+        match self {
+            Mark::Passed => "passed",
+            Mark::Failed => "failed",
+            Mark::NotChecked => "not-checked",
+        }
+    }
+}
+
+/// A step's outcome in words: `ok`, `skipped: why`, `FAILED: why`, `interrupted`.
+pub(crate) fn step_outcome_text(outcome: &StepOutcome) -> String {
+    match outcome {
+        StepOutcome::Started => "interrupted".to_owned(),
+        StepOutcome::Ok => "ok".to_owned(),
+        StepOutcome::Skipped(why) => format!("skipped: {why}"),
+        StepOutcome::Failed(why) => format!("FAILED: {why}"),
+    }
+}
+
+/// A notice's event in words (`rollback started`), from its serialized name so that a new
+/// event needs no change here.
+pub(crate) fn notice_event_text(event: NoticeEvent) -> String {
+    serde_json::to_value(event)
+        .ok()
+        .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+        .unwrap_or_else(|| format!("{event:?}"))
+}
+
+/// A timestamp the way the report shows it: RFC 3339, UTC, to the millisecond.
+pub(crate) fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// `x` when ticked, a space when not.
+fn tick(item: &ChecklistItem) -> &'static str {
+    if item.checked {
+        "x"
+    } else {
+        " "
+    }
+}
+
+/// `s` with its line breaks made spaces: a list item or table cell stays one line.
+fn one_line(s: &str) -> String {
+    if s.contains(['\n', '\r']) {
+        s.split(['\n', '\r'])
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        s.to_owned()
     }
 }
 
