@@ -33,6 +33,7 @@
 
 pub mod conformance;
 pub mod fakes;
+mod fixture;
 pub mod integration;
 mod rig;
 pub mod temp_pm2;
@@ -43,6 +44,7 @@ pub use fakes::{
     FakeCode, FakeConfig, FakeDatabase, FakeHealthProbe, FakeMetrics, FakeProcessManager, MemoryStateStore,
     RecordingNotifier,
 };
+pub use fixture::FakeFixture;
 pub use rig::{Rig, APP, CANARY_CONFIG_SECRET, CANARY_DB_PASSWORD};
 pub use temp_postgres::TempPostgres;
 pub use world::{

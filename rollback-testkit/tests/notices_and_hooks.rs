@@ -158,12 +158,16 @@ async fn notifiers_that_fail_or_hang_are_recorded_and_never_hold_the_rollback() 
     }
 }
 
+/// What a hook saw: its name, where it ran, whether the app was online, whether it ran on
+/// the pre-rollback release, the outcome it was told.
+type Seen = Arc<Mutex<Vec<(String, HookPoint, bool, bool, Option<Outcome>)>>>;
+
 /// A hook that records what it saw and may fail.
 #[derive(Clone)]
 struct Probe {
     name: &'static str,
     rig_app_online: Arc<dyn Fn() -> bool + Send + Sync>,
-    seen: Arc<Mutex<Vec<(String, HookPoint, bool, bool, Option<Outcome>)>>>,
+    seen: Seen,
     fail: bool,
 }
 
@@ -191,12 +195,7 @@ impl Hook for Probe {
     }
 }
 
-fn hooks(
-    rig: &Rig,
-) -> (
-    impl Fn(&'static str, bool) -> Probe,
-    Arc<Mutex<Vec<(String, HookPoint, bool, bool, Option<Outcome>)>>>,
-) {
+fn hooks(rig: &Rig) -> (impl Fn(&'static str, bool) -> Probe, Seen) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let world = rig.world.clone();
     let online: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(move || {
