@@ -1,6 +1,6 @@
 //! [`PostgresSnapshot`]: the [`DatabaseSnapshot`] adapter.
 
-use crate::config::PgConfig;
+use crate::config::{PgConfig, SslMode};
 use crate::error::PgError;
 use crate::ident::{preserved_prefix, quote_ident};
 use crate::integrity;
@@ -19,7 +19,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{Client, NoTls, Socket};
 
 /// [`PreservedDatabase::method`] of a database kept aside by a rename.
 pub const METHOD_RENAME: &str = "renamed database";
@@ -276,36 +277,74 @@ impl PostgresSnapshot {
         Ok(report)
     }
 
+    /// A session on `dbname`, over TLS as [`PgConfig::sslmode`] says (libpq's meaning:
+    /// `prefer` falls back to a plain connection when the TLS handshake fails). A refusal
+    /// for a TLS reason says which (the CA, the host name, a server without TLS, a server
+    /// that takes TLS only, the client certificate).
     pub(crate) async fn connect(&self, dbname: &str) -> Result<Client, PgError> {
-        let cfg = self.config.driver_config(dbname)?;
+        let cfg = self.config.driver_config(dbname);
         let what = || {
             format!(
                 "cannot connect to database `{dbname}` at {}:{} as {}",
                 self.config.host, self.config.port, self.config.user
             )
         };
-        let connecting = cfg.connect(NoTls);
-        let (client, connection) = match tokio::time::timeout(
-            self.config.connect_timeout + Duration::from_secs(1),
-            connecting,
-        )
-        .await
-        {
-            Ok(Ok(pair)) => pair,
-            Ok(Err(e)) => return Err(PgError::connect(what(), e)),
-            Err(_) => {
-                return Err(PgError::new(
-                    ErrorKind::Timeout,
-                    format!("{}: no answer within {:?}", what(), self.config.connect_timeout),
-                ))
-            }
+        let limit = self.config.connect_timeout + Duration::from_secs(1);
+        let timed_out = || {
+            PgError::new(
+                ErrorKind::Timeout,
+                format!("{}: no answer within {:?}", what(), self.config.connect_timeout),
+            )
         };
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "postgres connection ended");
+        let Some(tls) = crate::tls::connector(&self.config).await? else {
+            return match open(&cfg, NoTls, limit).await {
+                None => Err(timed_out()),
+                Some(Ok(client)) => Ok(client),
+                Some(Err(e)) => {
+                    let why = crate::tls::explain(&e, &self.config, None);
+                    Err(PgError::connect_explained(what(), e, why))
+                }
+            };
+        };
+        match open(&cfg, tls.connector, limit).await {
+            None => Err(timed_out()),
+            Some(Ok(client)) => Ok(client),
+            Some(Err(e))
+                if self.config.sslmode == SslMode::Prefer && crate::tls::is_handshake_failure(&e) =>
+            {
+                let why = crate::tls::explain(&e, &self.config, Some(&tls.files));
+                tracing::warn!(
+                    database = dbname,
+                    "the TLS handshake failed ({}); sslmode=prefer: trying without TLS",
+                    why.as_ref().map(|(_, w)| w.as_str()).unwrap_or("no detail")
+                );
+                let mut plain = cfg.clone();
+                plain.ssl_mode(tokio_postgres::config::SslMode::Disable);
+                match open(&plain, NoTls, limit).await {
+                    None => Err(timed_out()),
+                    Some(Ok(client)) => Ok(client),
+                    Some(Err(e2)) => {
+                        let first = why.map(|(_, w)| w).unwrap_or_else(|| e.to_string());
+                        let (kind, second) =
+                            crate::tls::explain(&e2, &self.config, None).unwrap_or_else(|| {
+                                (
+                                    PgError::connect_kind(&e2),
+                                    "refused, the server's answer follows".to_owned(),
+                                )
+                            });
+                        Err(PgError::connect_explained(
+                            what(),
+                            e2,
+                            Some((kind, format!("over TLS: {first}; without TLS: {second}"))),
+                        ))
+                    }
+                }
             }
-        });
-        Ok(client)
+            Some(Err(e)) => {
+                let why = crate::tls::explain(&e, &self.config, Some(&tls.files));
+                Err(PgError::connect_explained(what(), e, why))
+            }
+        }
     }
 
     /// A session on the maintenance database (never the live one, which gets renamed),
@@ -643,8 +682,8 @@ impl PostgresSnapshot {
         Ok((done, pending))
     }
 
-    pub(crate) fn conninfo_arg(&self, dbname: &str) -> Result<OsString, PgError> {
-        Ok(format!("--dbname={}", self.config.conninfo(dbname)?).into())
+    pub(crate) fn conninfo_arg(&self, dbname: &str) -> OsString {
+        format!("--dbname={}", self.config.conninfo(dbname)).into()
     }
 
     /// `pg_dump` of `dbname` into `archive` (custom format unless `format` says otherwise).
@@ -671,11 +710,12 @@ impl PostgresSnapshot {
         let mut file = OsString::from("--file=");
         file.push(archive.as_os_str());
         args.push(file);
-        args.push(self.conninfo_arg(dbname)?);
+        args.push(self.conninfo_arg(dbname));
         tools::run(
             &self.tools.pg_dump,
             &args,
             self.config.password.as_ref(),
+            &self.config.tool_env(),
             self.options.dump_timeout,
         )
         .await
@@ -691,12 +731,13 @@ impl PostgresSnapshot {
     ) -> Result<(), PgError> {
         let mut args: Vec<OsString> = vec!["--no-password".into(), "--exit-on-error".into()];
         args.extend(extra.iter().map(OsString::from));
-        args.push(self.conninfo_arg(dbname)?);
+        args.push(self.conninfo_arg(dbname));
         args.push(archive.as_os_str().to_owned());
         tools::run(
             &self.tools.pg_restore,
             &args,
             self.config.password.as_ref(),
+            &self.config.tool_env(),
             self.options.restore_timeout,
         )
         .await
@@ -821,6 +862,33 @@ impl DatabaseSnapshot for PostgresSnapshot {
             .await
             .map_err(|e| PgError::sql(format!("SELECT 1 on {}", self.config.dbname), e))?;
         Ok(started.elapsed())
+    }
+}
+
+/// One connection attempt with `tls` within `limit`, its connection driven by a task of its
+/// own; `None` when it took too long.
+async fn open<T>(
+    cfg: &tokio_postgres::Config,
+    tls: T,
+    limit: Duration,
+) -> Option<Result<Client, tokio_postgres::Error>>
+where
+    T: MakeTlsConnect<Socket> + Send,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    match tokio::time::timeout(limit, cfg.connect(tls)).await {
+        Err(_) => None,
+        Ok(Err(e)) => Some(Err(e)),
+        Ok(Ok((client, connection))) => {
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "postgres connection ended");
+                }
+            });
+            Some(Ok(client))
+        }
     }
 }
 

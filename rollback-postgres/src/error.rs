@@ -104,14 +104,28 @@ impl PgError {
         }
     }
 
-    /// A failed connection attempt.
-    pub(crate) fn connect(what: impl std::fmt::Display, source: tokio_postgres::Error) -> Self {
+    /// A failed connection attempt, with what the TLS settings make of it (which problem,
+    /// what to do) before the driver's detail when it was a TLS problem.
+    pub(crate) fn connect_explained(
+        what: impl std::fmt::Display,
+        source: tokio_postgres::Error,
+        explanation: Option<(ErrorKind, String)>,
+    ) -> Self {
         let (kind, detail) = classify(&source, ErrorKind::Unavailable);
+        let (kind, message) = match explanation {
+            Some((kind, why)) => (kind, format!("{what}: {why} ({detail})")),
+            None => (kind, format!("{what}: {detail}")),
+        };
         PgError::Sql {
             kind,
-            message: format!("{what}: {detail}"),
+            message,
             source: Box::new(source),
         }
+    }
+
+    /// The kind of a failed connection attempt.
+    pub(crate) fn connect_kind(source: &tokio_postgres::Error) -> ErrorKind {
+        classify(source, ErrorKind::Unavailable).0
     }
 
     /// A failed file operation: `what` names the file; the kind comes from

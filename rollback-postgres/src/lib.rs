@@ -33,9 +33,19 @@
 //!   state file are replaced durably (temporary file, fsync, rename, fsync of the
 //!   directory), so a crash never leaves one torn.
 //!
+//! - TLS: `sslmode` disable / prefer (the default) / require / verify-ca / verify-full with
+//!   libpq's meaning (see [`SslMode`]: `require` encrypts without checking the server
+//!   unless a root certificate is given; `verify-full` checks the CA and the host name),
+//!   `sslrootcert`, and a client certificate (`sslcert`, `sslkey`), from the URL's query or
+//!   the [`PgConfig`] setters. The adapter's own connections use rustls (pure Rust);
+//!   `pg_dump` and `pg_restore` get the same settings as `PGSSLMODE`, `PGSSLROOTCERT`,
+//!   `PGSSLCERT` and `PGSSLKEY` in their environment, never on their command line. A
+//!   refused connection (`ping`, in pre-flight) says which TLS problem it was: a server
+//!   certificate not signed by the given CA, a host name the certificate does not hold, a
+//!   server without TLS, a server that takes TLS only, a key file others may read.
+//!
 //! What it is not: a physical backup (no WAL archiving, no point-in-time recovery), and it
-//! does not capture roles, which are cluster-wide. TLS is not built in: `sslmode=require`
-//! is refused with a clear error.
+//! does not capture roles, which are cluster-wide.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -45,6 +55,21 @@
 //! let db = PostgresSnapshot::new(config, "/var/lib/rollback/snapshots", PgTools::discover().await?);
 //! let snap = db.snapshot("before v2").await?;
 //! db.verify(&snap.id).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Over TLS, checking the server's certificate against its CA and host name (a managed
+//! service publishes its CA bundle):
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use rollback_core::DatabaseSnapshot;
+//! use rollback_postgres::{PgConfig, PgTools, PostgresSnapshot};
+//! let config = PgConfig::from_url(
+//!     "postgres://app:secret@db.example.com:5432/shop?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem",
+//! )?;
+//! let db = PostgresSnapshot::new(config, "/var/lib/rollback/snapshots", PgTools::discover().await?);
+//! db.ping().await?; // a wrong CA or host name is refused here, saying which
 //! # Ok(()) }
 //! ```
 
@@ -64,6 +89,7 @@ mod seal;
 mod snapshot;
 mod state;
 mod switch;
+mod tls;
 mod tools;
 
 #[cfg(test)]

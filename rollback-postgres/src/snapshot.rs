@@ -394,7 +394,7 @@ impl PostgresSnapshot {
         }
         let archive = manifest.archive(&dir);
         let args: Vec<OsString> = vec!["--list".into(), archive.as_os_str().to_owned()];
-        tools::run(&self.tools.pg_restore, &args, None, Duration::from_secs(600))
+        tools::run(&self.tools.pg_restore, &args, None, &[], Duration::from_secs(600))
             .await
             .map_err(|e| match e.kind() {
                 ErrorKind::NotFound | ErrorKind::Timeout => e,

@@ -88,12 +88,14 @@ fn has_tools(dir: &Path) -> bool {
 
 /// Runs `program` with `args` (never through a shell) by
 /// [`output_within`](rollback_core::sys::output_within): the password (if any) in
-/// `PGPASSWORD`, stdin closed, killed after `timeout` or when the future is dropped.
+/// `PGPASSWORD`, the TLS settings in `env` (libpq's variables: `Some` sets, `None`
+/// removes), stdin closed, killed after `timeout` or when the future is dropped.
 /// Returns stdout; a failure carries the tail of stderr, scrubbed of the password.
 pub(crate) async fn run(
     program: &Path,
     args: &[OsString],
     password: Option<&Secret>,
+    env: &[(&'static str, Option<OsString>)],
     timeout: Duration,
 ) -> Result<Vec<u8>, PgError> {
     let name = program
@@ -105,7 +107,14 @@ pub(crate) async fn run(
         // Settings from the caller's environment must not redirect the tool elsewhere.
         .env_remove("PGSERVICE")
         .env_remove("PGSERVICEFILE")
-        .env_remove("PGOPTIONS");
+        .env_remove("PGOPTIONS")
+        .env_remove("PGHOSTADDR");
+    for (name, value) in env {
+        match value {
+            Some(v) => cmd.env(name, v),
+            None => cmd.env_remove(name),
+        };
+    }
     match password {
         Some(pw) => cmd.env("PGPASSWORD", pw.expose()),
         None => cmd.env_remove("PGPASSWORD"),
@@ -141,7 +150,12 @@ pub(crate) async fn run(
     // Scrubbed before it is cut, so that a password cut in half cannot survive.
     let stderr = scrub(&String::from_utf8_lossy(&out.stderr), password);
     let tail = rollback_core::sys::stderr_tail(stderr.as_bytes(), STDERR_TAIL_CHARS);
-    let kind = if tail.contains("password authentication failed") || tail.contains("permission denied") {
+    let kind = if tail.contains("password authentication failed")
+        || tail.contains("permission denied")
+        || tail.contains("certificate")
+        || tail.contains("no encryption")
+        || tail.contains("does not support SSL")
+    {
         ErrorKind::PermissionDenied
     } else if tail.contains("could not connect") || tail.contains("Connection refused") {
         ErrorKind::Unavailable
@@ -162,15 +176,39 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn tls_settings_reach_the_tool_through_its_environment_and_the_callers_are_removed() {
+        // Only this test uses PGSSLCRL: the caller's own setting must not reach the tool.
+        std::env::set_var("PGSSLCRL", "/callers/crl.pem");
+        let env = crate::PgConfig::new("h", 1, "u", "d")
+            .sslmode(crate::SslMode::VerifyFull)
+            .sslrootcert("/etc/ca.pem")
+            .tool_env();
+        let args: Vec<OsString> = vec![
+            "-c".into(),
+            "printf '%s|%s|%s' \"$PGSSLMODE\" \"$PGSSLROOTCERT\" \"${PGSSLCRL-unset}\"".into(),
+        ];
+        let out = run(Path::new("/bin/sh"), &args, None, &env, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out), "verify-full|/etc/ca.pem|unset");
+    }
+
+    #[tokio::test]
     async fn failures_carry_the_scrubbed_stderr_tail_and_missing_tools_are_not_found() {
         let pw = Secret::new("canary-pw");
         let args: Vec<OsString> = vec![
             "-c".into(),
             "echo \"connection failed for $PGPASSWORD: permission denied\" >&2; exit 3".into(),
         ];
-        let e = run(Path::new("/bin/sh"), &args, Some(&pw), Duration::from_secs(10))
-            .await
-            .unwrap_err();
+        let e = run(
+            Path::new("/bin/sh"),
+            &args,
+            Some(&pw),
+            &[],
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
         assert!(e.to_string().starts_with("sh failed ("), "{e}");
         assert!(e.to_string().contains("[redacted]: permission denied"), "{e}");
@@ -180,6 +218,7 @@ mod tests {
             Path::new("/nonexistent/pg_dump"),
             &[],
             None,
+            &[],
             Duration::from_secs(10),
         )
         .await
@@ -191,14 +230,14 @@ mod tests {
         );
 
         let args: Vec<OsString> = vec!["5".into()];
-        let e = run(Path::new("sleep"), &args, None, Duration::from_millis(100))
+        let e = run(Path::new("sleep"), &args, None, &[], Duration::from_millis(100))
             .await
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
         assert!(e.to_string().contains("was stopped"), "{e}");
 
         let args: Vec<OsString> = vec!["-c".into(), "printf ok".into()];
-        let out = run(Path::new("/bin/sh"), &args, None, Duration::from_secs(10))
+        let out = run(Path::new("/bin/sh"), &args, None, &[], Duration::from_secs(10))
             .await
             .unwrap();
         assert_eq!(out, b"ok");
