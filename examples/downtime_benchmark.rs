@@ -21,7 +21,7 @@
 //! (`downtime-by-size.svg`, or the path in `DOWNTIME_CHART`).
 
 use rollback_core::{HealthProbe, HttpProbe, RollbackRequest, RollbackTarget, Scope, Step};
-use rollback_examples::{missing_requirements, run, DemoError, DemoOptions, DemoWorld, DB};
+use rollback_examples::{run, DemoError, DemoOptions, DemoWorld, DB};
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -141,18 +141,7 @@ fn check_v1_live(world: &DemoWorld, what: &str) -> Result<(), DemoError> {
 
 #[tokio::main]
 async fn main() {
-    let missing = missing_requirements();
-    if !missing.is_empty() {
-        eprintln!(
-            "The benchmark needs real PostgreSQL, git, node and pm2. Missing: {}",
-            missing.join("; ")
-        );
-        std::process::exit(2);
-    }
-    if let Err(e) = bench().await {
-        eprintln!("benchmark failed: {e}");
-        std::process::exit(1);
-    }
+    rollback_examples::run_benchmark(bench).await;
 }
 
 /// What one database size gave.

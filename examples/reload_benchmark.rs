@@ -11,7 +11,7 @@
 //! (default 5).
 
 use rollback_core::{RollbackRequest, RollbackTarget, Scope};
-use rollback_examples::{missing_requirements, DemoError, DemoOptions, DemoWorld};
+use rollback_examples::{DemoError, DemoOptions, DemoWorld};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -141,18 +141,7 @@ async fn one_round(
 
 #[tokio::main]
 async fn main() {
-    let missing = missing_requirements();
-    if !missing.is_empty() {
-        eprintln!(
-            "The benchmark needs real PostgreSQL, git, node and pm2. Missing: {}",
-            missing.join("; ")
-        );
-        std::process::exit(2);
-    }
-    if let Err(e) = bench().await {
-        eprintln!("benchmark failed: {e}");
-        std::process::exit(1);
-    }
+    rollback_examples::run_benchmark(bench).await;
 }
 
 async fn bench() -> Result<(), DemoError> {

@@ -34,6 +34,23 @@ pub const APP: &str = "web";
 /// The app database's name.
 pub const DB: &str = "app";
 
+/// Runs a benchmark's body: exits 2 naming what to install when a real component is
+/// missing, 1 with the error when the body fails. The benchmarks' `main`.
+pub async fn run_benchmark<F: std::future::Future<Output = Result<(), DemoError>>>(body: impl FnOnce() -> F) {
+    let missing = missing_requirements();
+    if !missing.is_empty() {
+        eprintln!(
+            "The benchmark needs real PostgreSQL, git, node and pm2. Missing: {}",
+            missing.join("; ")
+        );
+        std::process::exit(2);
+    }
+    if let Err(e) = body().await {
+        eprintln!("benchmark failed: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// What is missing to run the demo, with the command that installs it; empty when ready.
 pub fn missing_requirements() -> Vec<String> {
     let mut missing = Vec::new();
