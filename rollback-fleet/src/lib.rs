@@ -10,19 +10,25 @@
 //! - [`AgentConnection`], [`RemoteHost`]: the orchestrator's side; a connection refuses an
 //!   agent of another protocol version, naming both.
 //!
-//! What it is not (yet): the fleet-wide adapters (database once, code, config and process
-//! on every host with bounded parallelism, rolling reloads behind a load balancer) and a
-//! shared state store are the next step; see the crate's README.
+//! - [`Fleet`]: the hosts as one set of adapters ([`FleetCode`], [`FleetConfig`],
+//!   [`FleetProcess`], [`FleetHealth`]) for one orchestrator, whose own database adapter
+//!   switches the shared database once; `reload` rolls host by host, health-gated.
+//!
+//! What it is not (yet): a state store shared between deploy boxes; see the README.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 pub mod agent;
+mod fleet;
 pub mod protocol;
 mod remote;
+pub mod ssh;
 
 pub use agent::{serve, HostAdapters};
+pub use fleet::{Fleet, FleetCode, FleetConfig, FleetHealth, FleetHost, FleetProcess};
 pub use remote::{AgentConnection, RemoteHost};
+pub use ssh::{HostKeyPolicy, SshHost, SshHostBuilder};
 
 /// What went wrong between the orchestrator and an agent.
 #[derive(Debug, thiserror::Error)]

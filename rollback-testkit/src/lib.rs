@@ -38,6 +38,7 @@ pub mod integration;
 mod rig;
 pub mod temp_pm2;
 pub mod temp_postgres;
+pub mod temp_sshd;
 mod world;
 
 pub use fakes::{

@@ -1,0 +1,705 @@
+//! A fleet of app hosts as one set of adapters, so that one orchestrator (and one
+//! journal) rolls them all back: the database, shared, is switched once by the
+//! orchestrator's own database adapter; code, config and the process manager act on every
+//! host, a bounded number at a time; health is every host's.
+//!
+//! What each composite does:
+//! - reads (`current`, `resolve`, `status`, `verify`, `diff`) ask every host and refuse when
+//!   hosts disagree, naming them: pre-flight covers every host before anything stops;
+//! - changes (`prepare`, `activate`, `stop`, `start`, `restore`) run on every host; each
+//!   adapter's change is idempotent, so a resumed or repeated call finishes the hosts that
+//!   had not done it, and the failure policy's `reinstate` puts every host back;
+//! - what a host prepared or kept aside is remembered per host inside the value the
+//!   journal stores (a [`PreparedRevision`]'s location, a [`ConfigVersion`]'s id, as JSON
+//!   keyed by host), so a resume after a crash knows each host's;
+//! - [`ProcessManager::reload`] rolls: one host at a time, each health-gated before the
+//!   next, so a load balancer keeps serving from the others. The orchestrator reloads
+//!   instead of stopping when the database is not in scope and the code switches
+//!   atomically under a running app (a releases layout).
+
+use async_trait::async_trait;
+use rollback_core::{
+    AdapterError, AppName, CodeVersion, ConfigCheck, ConfigDiff, ConfigStore, ConfigVersion, ConfigVersionId,
+    ErrorKind, HealthProbe, PreparedRevision, ProbeResult, ProcessManager, ProcessState, ProcessStatus,
+    Revision, RevisionId,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One host of a fleet: its name and its adapters (a [`RemoteHost`](crate::RemoteHost)
+/// for each, or local ones in tests).
+#[derive(Clone)]
+pub struct FleetHost {
+    /// How errors and reports name it.
+    pub name: String,
+    /// Its code adapter.
+    pub code: Option<Arc<dyn CodeVersion>>,
+    /// Its config adapter.
+    pub config: Option<Arc<dyn ConfigStore>>,
+    /// Its process manager.
+    pub process: Arc<dyn ProcessManager>,
+    /// Its health (its own app, probed from the host or through the balancer's view of it).
+    pub health: Option<Arc<dyn HealthProbe>>,
+}
+
+impl std::fmt::Debug for FleetHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetHost")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FleetHost {
+    /// A host served by its agent: every adapter through the one connection.
+    pub fn remote(host: crate::RemoteHost) -> Self {
+        let has = |what: &str| host.0.hello().has.iter().any(|h| h == what);
+        let shared = Arc::new(host.clone());
+        Self {
+            name: host.0.host().to_owned(),
+            code: has("code").then(|| shared.clone() as Arc<dyn CodeVersion>),
+            config: has("config").then(|| shared.clone() as Arc<dyn ConfigStore>),
+            process: shared.clone(),
+            health: has("health").then_some(shared as Arc<dyn HealthProbe>),
+        }
+    }
+}
+
+/// The hosts, and how many change at once.
+#[derive(Clone, Debug)]
+pub struct Fleet {
+    hosts: Arc<Vec<FleetHost>>,
+    parallelism: usize,
+    health_timeout: Duration,
+}
+
+impl Fleet {
+    /// A fleet of `hosts` (at least one, names unique), changing `parallelism` hosts at
+    /// once (at least 1), waiting at most `health_timeout` for each host in a rolling
+    /// reload.
+    pub fn new(
+        hosts: Vec<FleetHost>,
+        parallelism: usize,
+        health_timeout: Duration,
+    ) -> Result<Self, AdapterError> {
+        if hosts.is_empty() {
+            return Err(AdapterError::new(
+                ErrorKind::InvalidInput,
+                "a fleet needs at least one host",
+            ));
+        }
+        let mut names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(AdapterError::new(
+                ErrorKind::InvalidInput,
+                format!("host `{}` is named twice: give every host its own name", w[0]),
+            ));
+        }
+        Ok(Self {
+            hosts: Arc::new(hosts),
+            parallelism: parallelism.max(1),
+            health_timeout,
+        })
+    }
+
+    /// The hosts.
+    pub fn hosts(&self) -> &[FleetHost] {
+        &self.hosts
+    }
+
+    /// The fleet's code, when every host has a code adapter.
+    pub fn code(&self) -> Option<FleetCode> {
+        self.hosts
+            .iter()
+            .all(|h| h.code.is_some())
+            .then(|| FleetCode(self.clone()))
+    }
+
+    /// The fleet's config, when every host has a config adapter.
+    pub fn config(&self) -> Option<FleetConfig> {
+        self.hosts
+            .iter()
+            .all(|h| h.config.is_some())
+            .then(|| FleetConfig(self.clone()))
+    }
+
+    /// The fleet's process manager.
+    pub fn process(&self) -> FleetProcess {
+        FleetProcess(self.clone())
+    }
+
+    /// The fleet's health: healthy when every host is.
+    pub fn health(&self) -> FleetHealth {
+        FleetHealth(self.clone())
+    }
+
+    /// Runs `f` on every host, `parallelism` at once; each result with its host's name, in
+    /// the hosts' order.
+    async fn each<'a, T, F, Fut>(&'a self, f: F) -> Vec<(&'a str, Result<T, AdapterError>)>
+    where
+        F: Fn(&'a FleetHost) -> Fut,
+        Fut: Future<Output = Result<T, AdapterError>> + 'a,
+    {
+        let limit = tokio::sync::Semaphore::new(self.parallelism);
+        let limit = &limit;
+        let runs = self.hosts.iter().map(|h| {
+            let fut = f(h);
+            async move {
+                // A closed semaphore cannot happen (it lives here); run anyway if it did.
+                let _permit = limit.acquire().await.ok();
+                (h.name.as_str(), fut.await)
+            }
+        });
+        futures::future::join_all(runs).await
+    }
+
+    /// Every host's result, or one error naming each host that failed (with the kind of the
+    /// first failure).
+    async fn all<'a, T, F, Fut>(&'a self, what: &str, f: F) -> Result<BTreeMap<String, T>, AdapterError>
+    where
+        F: Fn(&'a FleetHost) -> Fut,
+        Fut: Future<Output = Result<T, AdapterError>> + 'a,
+    {
+        let mut ok = BTreeMap::new();
+        let mut failed: Vec<(String, AdapterError)> = Vec::new();
+        for (name, r) in self.each(f).await {
+            match r {
+                Ok(v) => {
+                    ok.insert(name.to_owned(), v);
+                }
+                Err(e) => failed.push((name.to_owned(), e)),
+            }
+        }
+        match failed.first() {
+            None => Ok(ok),
+            Some((_, first)) => Err(AdapterError::new(
+                first.kind(),
+                format!(
+                    "{what} failed on {} of {} host(s): {}",
+                    failed.len(),
+                    self.hosts.len(),
+                    failed
+                        .iter()
+                        .map(|(n, e)| format!("{n}: {e}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            )),
+        }
+    }
+}
+
+/// The prefix of values that hold one value per host.
+const PER_HOST: &str = "fleet:";
+
+fn pack<T: Serialize>(per_host: &BTreeMap<String, T>) -> Result<String, AdapterError> {
+    serde_json::to_string(per_host)
+        .map(|json| format!("{PER_HOST}{json}"))
+        .map_err(|e| AdapterError::new(ErrorKind::Failed, format!("cannot record the hosts' values: {e}")))
+}
+
+fn unpack<T: DeserializeOwned>(packed: &str, fleet: &Fleet) -> Result<BTreeMap<String, T>, AdapterError> {
+    let json = packed.strip_prefix(PER_HOST).ok_or_else(|| {
+        AdapterError::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "`{packed}` was not made by this fleet (it holds no value per host): take a new checkpoint"
+            ),
+        )
+    })?;
+    let map: BTreeMap<String, T> = serde_json::from_str(json)
+        .map_err(|e| AdapterError::new(ErrorKind::Corrupt, format!("a fleet value is damaged: {e}")))?;
+    let missing: Vec<&str> = fleet
+        .hosts
+        .iter()
+        .map(|h| h.name.as_str())
+        .filter(|n| !map.contains_key(*n))
+        .collect();
+    if !missing.is_empty() {
+        return Err(AdapterError::new(
+            ErrorKind::NotFound,
+            format!(
+                "the checkpoint holds nothing for host(s) {}: they joined the fleet after it was taken; take a new checkpoint",
+                missing.join(", ")
+            ),
+        ));
+    }
+    Ok(map)
+}
+
+fn one<'a, T>(map: &'a BTreeMap<String, T>, host: &FleetHost) -> Result<&'a T, AdapterError> {
+    map.get(&host.name)
+        .ok_or_else(|| AdapterError::not_found(format!("nothing recorded for host {}", host.name)))
+}
+
+/// Every host must agree on `key`; else an error naming what each has.
+fn agree<T, K: PartialEq + std::fmt::Display>(
+    what: &str,
+    map: BTreeMap<String, T>,
+    key: impl Fn(&T) -> K,
+) -> Result<T, AdapterError> {
+    let mut values = map.into_iter();
+    let Some((_, first)) = values.next() else {
+        return Err(AdapterError::new(
+            ErrorKind::InvalidInput,
+            "a fleet needs at least one host",
+        ));
+    };
+    let rest: Vec<(String, T)> = values.collect();
+    if rest.iter().all(|(_, v)| key(v) == key(&first)) {
+        return Ok(first);
+    }
+    let mut seen = vec![format!("{}", key(&first))];
+    seen.extend(rest.iter().map(|(n, v)| format!("{n}: {}", key(v))));
+    Err(AdapterError::new(
+        ErrorKind::Conflict,
+        format!(
+            "the hosts disagree on {what} ({}): bring them to one before rolling back",
+            seen.join(", ")
+        ),
+    ))
+}
+
+fn code(h: &FleetHost) -> Result<&Arc<dyn CodeVersion>, AdapterError> {
+    h.code
+        .as_ref()
+        .ok_or_else(|| AdapterError::unsupported(format!("host {} has no code adapter", h.name)))
+}
+
+fn config(h: &FleetHost) -> Result<&Arc<dyn ConfigStore>, AdapterError> {
+    h.config
+        .as_ref()
+        .ok_or_else(|| AdapterError::unsupported(format!("host {} has no config adapter", h.name)))
+}
+
+/// Every host's code ([`CodeVersion`]).
+#[derive(Clone, Debug)]
+pub struct FleetCode(Fleet);
+
+#[async_trait]
+impl CodeVersion for FleetCode {
+    async fn current(&self) -> Result<Revision, AdapterError> {
+        let all = self
+            .0
+            .all("reading the live revision", |h| async move {
+                code(h)?.current().await
+            })
+            .await?;
+        agree("the live revision", all, |r| r.id.clone())
+    }
+
+    async fn resolve(&self, spec: &str) -> Result<Revision, AdapterError> {
+        let all = self
+            .0
+            .all(&format!("resolving `{spec}`"), |h| async move {
+                code(h)?.resolve(spec).await
+            })
+            .await?;
+        agree(&format!("what `{spec}` is"), all, |r| r.id.clone())
+    }
+
+    async fn history(&self, n: usize) -> Result<Vec<Revision>, AdapterError> {
+        code(&self.0.hosts[0])?.history(n).await
+    }
+
+    async fn prepare(&self, revision: &RevisionId) -> Result<PreparedRevision, AdapterError> {
+        let all = self
+            .0
+            .all("preparing the revision", |h| async move {
+                code(h)?.prepare(revision).await
+            })
+            .await?;
+        per_host_revision(revision, &all)
+    }
+
+    async fn check_activate(&self, revision: &RevisionId) -> Result<(), AdapterError> {
+        self.0
+            .all("checking the switch", |h| async move {
+                code(h)?.check_activate(revision).await
+            })
+            .await
+            .map(drop)
+    }
+
+    fn switches_under_a_running_app(&self) -> bool {
+        self.0
+            .hosts
+            .iter()
+            .all(|h| h.code.as_ref().is_some_and(|c| c.switches_under_a_running_app()))
+    }
+
+    async fn preserve_current(&self) -> Result<PreparedRevision, AdapterError> {
+        let all = self
+            .0
+            .all("keeping the live release", |h| async move {
+                code(h)?.preserve_current().await
+            })
+            .await?;
+        let revision = all
+            .values()
+            .next()
+            .map(|p| p.revision.clone())
+            .unwrap_or_else(|| RevisionId::new(""));
+        per_host_revision(&revision, &all)
+    }
+
+    async fn activate(&self, prepared: &PreparedRevision) -> Result<(), AdapterError> {
+        let map: BTreeMap<String, PreparedRevision> = unpack(&prepared.location, &self.0)?;
+        let map = &map;
+        self.0
+            .all("activating the release", |h| async move {
+                code(h)?.activate(one(map, h)?).await
+            })
+            .await
+            .map(drop)
+    }
+
+    async fn reinstate(&self, preserved: &PreparedRevision) -> Result<(), AdapterError> {
+        let map: BTreeMap<String, PreparedRevision> = unpack(&preserved.location, &self.0)?;
+        let map = &map;
+        self.0
+            .all("putting the previous release back", |h| async move {
+                code(h)?.reinstate(one(map, h)?).await
+            })
+            .await
+            .map(drop)
+    }
+
+    async fn revert(&self, commits: &[RevisionId]) -> Result<Revision, AdapterError> {
+        let _ = commits;
+        Err(AdapterError::unsupported(
+            "reverting commits across a fleet would make different commits on every host: revert in the shared repository, deploy that, or check out a previous revision",
+        ))
+    }
+}
+
+fn per_host_revision(
+    revision: &RevisionId,
+    all: &BTreeMap<String, PreparedRevision>,
+) -> Result<PreparedRevision, AdapterError> {
+    Ok(PreparedRevision {
+        revision: revision.clone(),
+        location: pack(all)?,
+        build_log_tail: all
+            .iter()
+            .flat_map(|(host, p)| p.build_log_tail.iter().map(move |l| format!("{host}: {l}")))
+            .collect(),
+    })
+}
+
+/// Every host's config ([`ConfigStore`]). A version of the fleet is one version per host;
+/// its id holds them all.
+#[derive(Clone, Debug)]
+pub struct FleetConfig(Fleet);
+
+impl FleetConfig {
+    fn versions(&self, all: BTreeMap<String, ConfigVersion>) -> Result<ConfigVersion, AdapterError> {
+        let ids: BTreeMap<String, ConfigVersionId> =
+            all.iter().map(|(n, v)| (n.clone(), v.id.clone())).collect();
+        let first = all
+            .values()
+            .next()
+            .cloned()
+            .ok_or_else(|| AdapterError::new(ErrorKind::InvalidInput, "no host"))?;
+        Ok(ConfigVersion {
+            id: ConfigVersionId::new(pack(&ids)?),
+            label: first.label,
+            created_at: all
+                .values()
+                .map(|v| v.created_at)
+                .max()
+                .unwrap_or(first.created_at),
+            location: all
+                .iter()
+                .map(|(n, v)| format!("{n}: {}", v.location))
+                .collect::<Vec<_>>()
+                .join("; "),
+        })
+    }
+
+    fn ids(&self, id: &ConfigVersionId) -> Result<BTreeMap<String, ConfigVersionId>, AdapterError> {
+        unpack(id.as_str(), &self.0)
+    }
+}
+
+#[async_trait]
+impl ConfigStore for FleetConfig {
+    async fn current(&self) -> Result<ConfigVersion, AdapterError> {
+        let all = self
+            .0
+            .all("reading the live config", |h| async move {
+                config(h)?.current().await
+            })
+            .await?;
+        self.versions(all)
+    }
+
+    async fn backup(&self, label: &str) -> Result<ConfigVersion, AdapterError> {
+        let all = self
+            .0
+            .all("backing the config up", |h| async move {
+                config(h)?.backup(label).await
+            })
+            .await?;
+        self.versions(all)
+    }
+
+    async fn list(&self) -> Result<Vec<ConfigVersion>, AdapterError> {
+        Err(AdapterError::unsupported(
+            "a fleet keeps one version per host: list each host's versions on the host (`rollback list` there)",
+        ))
+    }
+
+    async fn verify(&self, version: &ConfigVersionId) -> Result<ConfigCheck, AdapterError> {
+        let ids = self.ids(version)?;
+        let ids = &ids;
+        let all = self
+            .0
+            .all("verifying the config", |h| async move {
+                config(h)?.verify(one(ids, h)?).await
+            })
+            .await?;
+        let mut check = ConfigCheck::default();
+        for (host, c) in all {
+            for k in c.keys {
+                if !check.keys.contains(&k) {
+                    check.keys.push(k);
+                }
+            }
+            check
+                .warnings
+                .extend(c.warnings.into_iter().map(|w| format!("{host}: {w}")));
+        }
+        Ok(check)
+    }
+
+    async fn restore(&self, version: &ConfigVersionId) -> Result<(), AdapterError> {
+        let ids = self.ids(version)?;
+        let ids = &ids;
+        self.0
+            .all("restoring the config", |h| async move {
+                config(h)?.restore(one(ids, h)?).await
+            })
+            .await
+            .map(drop)
+    }
+
+    async fn diff(&self, a: &ConfigVersionId, b: &ConfigVersionId) -> Result<ConfigDiff, AdapterError> {
+        let (a, b) = (self.ids(a)?, self.ids(b)?);
+        let (a, b) = (&a, &b);
+        let all = self
+            .0
+            .all("comparing configs", |h| async move {
+                config(h)?.diff(one(a, h)?, one(b, h)?).await
+            })
+            .await?;
+        let mut diff = ConfigDiff::default();
+        for (host, d) in all {
+            let tag = |keys: Vec<String>| {
+                keys.into_iter()
+                    .map(|k| format!("{host}: {k}"))
+                    .collect::<Vec<_>>()
+            };
+            diff.added.extend(tag(d.added));
+            diff.removed.extend(tag(d.removed));
+            diff.changed.extend(tag(d.changed));
+        }
+        Ok(diff)
+    }
+
+    async fn remove(&self, version: &ConfigVersionId) -> Result<(), AdapterError> {
+        let ids = self.ids(version)?;
+        let ids = &ids;
+        self.0
+            .all("removing a config backup", |h| async move {
+                config(h)?.remove(one(ids, h)?).await
+            })
+            .await
+            .map(drop)
+    }
+}
+
+/// Every host's process manager ([`ProcessManager`]); `reload` rolls host by host.
+#[derive(Clone, Debug)]
+pub struct FleetProcess(Fleet);
+
+fn worst(a: ProcessState, b: ProcessState) -> ProcessState {
+    let rank = |s: ProcessState| match s {
+        ProcessState::Online => 0,
+        ProcessState::Stopped => 1,
+        ProcessState::Retrying => 2,
+        ProcessState::Errored => 3,
+        _ => 4,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
+#[async_trait]
+impl ProcessManager for FleetProcess {
+    /// Online only when every host is; otherwise the worst state, the detail naming each
+    /// host's. No pid (there are several).
+    async fn status(&self, app: &AppName) -> Result<ProcessStatus, AdapterError> {
+        let all = self
+            .0
+            .all("reading the app's status", |h| async move {
+                h.process.status(app).await
+            })
+            .await?;
+        let mut statuses = all.into_iter();
+        let Some((_, mut status)) = statuses.next() else {
+            return Err(AdapterError::new(
+                ErrorKind::InvalidInput,
+                "a fleet needs at least one host",
+            ));
+        };
+        let mut restarts = status.restarts;
+        for (_, s) in statuses {
+            status.state = worst(status.state, s.state);
+            restarts = match (restarts, s.restarts) {
+                (Some(a), Some(b)) => Some(a + b),
+                _ => None,
+            };
+        }
+        status.restarts = restarts;
+        if self.0.hosts.len() > 1 {
+            status.pid = None;
+            status.uptime = None;
+        }
+        Ok(status)
+    }
+
+    async fn stop(&self, app: &AppName) -> Result<(), AdapterError> {
+        self.0
+            .all("stopping the app", |h| async move { h.process.stop(app).await })
+            .await
+            .map(drop)
+    }
+
+    async fn start(&self, app: &AppName) -> Result<(), AdapterError> {
+        self.0
+            .all("starting the app", |h| async move { h.process.start(app).await })
+            .await
+            .map(drop)
+    }
+
+    async fn restart(&self, app: &AppName) -> Result<(), AdapterError> {
+        self.0
+            .all(
+                "restarting the app",
+                |h| async move { h.process.restart(app).await },
+            )
+            .await
+            .map(drop)
+    }
+
+    /// A fleet of several hosts can always roll (the others serve meanwhile); one host can
+    /// when its manager can.
+    async fn can_reload(&self, app: &AppName) -> Result<bool, AdapterError> {
+        if self.0.hosts.len() > 1 {
+            return Ok(true);
+        }
+        self.0.hosts[0].process.can_reload(app).await
+    }
+
+    /// Host by host: the host's graceful reload where its manager has one, else a restart;
+    /// then its health, before the next host. The first host that does not come back
+    /// healthy ends the roll (the hosts after it still run the previous release) with an
+    /// error naming it.
+    async fn reload(&self, app: &AppName) -> Result<(), AdapterError> {
+        for h in self.0.hosts.iter() {
+            let graceful = h.process.can_reload(app).await.unwrap_or(false);
+            let r = if graceful {
+                h.process.reload(app).await
+            } else {
+                h.process.restart(app).await
+            };
+            r.map_err(|e| e.context(format!("rolling reload stopped at host {}", h.name)))?;
+            if let Some(health) = &h.health {
+                wait_healthy(h, health.as_ref(), self.0.health_timeout).await?;
+            }
+            tracing::info!(host = %h.name, "host reloaded and healthy");
+        }
+        Ok(())
+    }
+}
+
+async fn wait_healthy(
+    h: &FleetHost,
+    health: &dyn HealthProbe,
+    timeout: Duration,
+) -> Result<(), AdapterError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        let r = health.probe().await;
+        if r.healthy {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(AdapterError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "rolling reload stopped at host {}: not healthy within {}s ({}); the hosts after it still run the previous release",
+                    h.name,
+                    timeout.as_secs_f64(),
+                    r.detail
+                ),
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// Every host's health ([`HealthProbe`]).
+#[derive(Clone, Debug)]
+pub struct FleetHealth(Fleet);
+
+#[async_trait]
+impl HealthProbe for FleetHealth {
+    fn name(&self) -> String {
+        format!("health of all {} host(s)", self.0.hosts.len())
+    }
+
+    async fn probe(&self) -> ProbeResult {
+        let started = tokio::time::Instant::now();
+        let results = self
+            .0
+            .each(|h| async move {
+                match &h.health {
+                    Some(p) => Ok(p.probe().await),
+                    None => Err(AdapterError::unsupported("no health probe")),
+                }
+            })
+            .await;
+        let mut healthy = true;
+        let mut detail = Vec::new();
+        for (host, r) in results {
+            match r {
+                Ok(r) => {
+                    healthy &= r.healthy;
+                    detail.push(format!(
+                        "{host}: {}",
+                        if r.healthy { "healthy".to_owned() } else { r.detail }
+                    ));
+                }
+                Err(_) => detail.push(format!("{host}: no probe")),
+            }
+        }
+        ProbeResult {
+            probe: self.name(),
+            healthy,
+            latency: started.elapsed(),
+            detail: detail.join("; "),
+        }
+    }
+}
