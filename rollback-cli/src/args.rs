@@ -134,9 +134,9 @@ pub enum Command {
         #[arg(long)]
         shadow: bool,
     },
-    /// Print a rollback's report.
+    /// Print a rollback's report (the incident record), or write it to a file.
     #[command(
-        after_help = "Examples:\n  rollback report --last\n  rollback report rb-20261126T101500.123456Z-0 --format json"
+        after_help = "Examples:\n  rollback report --last\n  rollback report rb-20261126T101500.123456Z-0 --format json\n  rollback report --last --format html --output incident.html"
     )]
     Report {
         /// The rollback id (`rollback status` shows the last).
@@ -144,9 +144,28 @@ pub enum Command {
         /// The newest rollback.
         #[arg(long, conflicts_with = "id")]
         last: bool,
-        /// Markdown or JSON.
-        #[arg(long, value_enum, default_value = "md")]
-        format: ReportFormat,
+        /// Markdown, JSON, or HTML (one self-contained page with a timeline of the steps and
+        /// the downtime). Default: Markdown, or JSON with --json (on stdout, --json prints
+        /// JSON whatever the format).
+        #[arg(long, value_enum)]
+        format: Option<ReportFormat>,
+        /// Write the report to this file instead of stdout; it must not exist yet.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// With --output: replace the file if it exists.
+        #[arg(long, requires = "output")]
+        force: bool,
+    },
+    /// Serve this host's code, config, process manager and health probes to an
+    /// orchestrator over the agent protocol on stdin and stdout (ssh runs it; only protocol
+    /// lines go to stdout, logs to stderr).
+    #[command(
+        after_help = "Example (from the orchestrator's host, which runs it through ssh):\n  ssh deploy@web-2 rollback agent --stdio --config /srv/web/rollback.toml"
+    )]
+    Agent {
+        /// Speak the protocol on stdin and stdout (the only transport).
+        #[arg(long)]
+        stdio: bool,
     },
 }
 
@@ -157,6 +176,8 @@ pub enum ReportFormat {
     Md,
     /// JSON.
     Json,
+    /// One self-contained HTML page with a timeline.
+    Html,
 }
 
 /// Where to go back to, and what goes back.

@@ -14,6 +14,7 @@ use rollback_core::{
 };
 use serde_json::json;
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -23,7 +24,10 @@ pub async fn dispatch(cli: Cli, printer: &mut Printer) -> u8 {
     if let Command::Init { dir, force } = &cli.command {
         return init_file(dir, *force, printer);
     }
-    let config = match config::load(&cli.config) {
+    if let Command::Agent { stdio } = cli.command {
+        return agent(&cli.config, stdio).await;
+    }
+    let config = match load(&cli.config).await {
         Ok(c) => c,
         Err(e) => {
             printer.warn(format!("{e}"));
@@ -31,7 +35,7 @@ pub async fn dispatch(cli: Cli, printer: &mut Printer) -> u8 {
         }
     };
     let code = match cli.command {
-        Command::Init { .. } => exit::OK,
+        Command::Init { .. } | Command::Agent { .. } => exit::OK,
         Command::Check => check(&config, printer).await,
         Command::Checkpoint { label } => checkpoint(&config, &label, printer).await,
         Command::MarkGood { id } => mark_good(&config, &id, printer).await,
@@ -44,10 +48,31 @@ pub async fn dispatch(cli: Cli, printer: &mut Printer) -> u8 {
         Command::Unlock => unlock(&config, printer).await,
         Command::Investigate { reason } => investigate(&config, &reason, printer).await,
         Command::Watch { shadow } => watch(&config, shadow, printer).await,
-        Command::Report { id, last, format } => report(&config, id, last, format, printer).await,
+        Command::Report {
+            id,
+            last,
+            format,
+            output,
+            force,
+        } => {
+            let to = output.map(|path| Output { path, force });
+            report(&config, id, last, format, to, printer).await
+        }
     };
     printer.finish();
     code
+}
+
+/// Reads and checks the config file, on a blocking thread.
+async fn load(path: &Path) -> Result<Config, config::ConfigError> {
+    let owned = path.to_path_buf();
+    match tokio::task::spawn_blocking(move || config::load(&owned)).await {
+        Ok(loaded) => loaded,
+        Err(e) => Err(config::ConfigError::Read {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(format!("reading the config file stopped: {e}")),
+        }),
+    }
 }
 
 /// A failure of a command, printed once, with its exit code.
@@ -693,12 +718,21 @@ async fn watch(config: &Config, shadow: bool, printer: &mut Printer) -> u8 {
     .await)
 }
 
-/// `id`, or the newest rollback without one (`--last` says so explicitly).
+/// Where `report --output` writes.
+struct Output {
+    path: PathBuf,
+    /// Replace an existing file.
+    force: bool,
+}
+
+/// `id`, or the newest rollback without one (`--last` says so explicitly); printed, or
+/// written to `output`.
 async fn report(
     config: &Config,
     id: Option<String>,
     _last: bool,
-    format: ReportFormat,
+    format: Option<ReportFormat>,
+    output: Option<Output>,
     printer: &mut Printer,
 ) -> u8 {
     code_of(
@@ -716,12 +750,166 @@ async fn report(
                 },
             };
             let report = o.report_of(&id).await.map_err(|e| library(printer, &e))?;
-            match (format, printer.mode()) {
-                (ReportFormat::Json, _) | (_, crate::output::Mode::Json) => println!("{}", report.to_json()),
-                (ReportFormat::Md, _) => println!("{}", report.to_markdown()),
-            }
+            let json_mode = printer.mode() == crate::output::Mode::Json;
+            let Some(output) = output else {
+                // On stdout, --json means JSON whatever the format.
+                let text = match format {
+                    _ if json_mode => report.to_json(),
+                    Some(ReportFormat::Json) => report.to_json(),
+                    Some(ReportFormat::Html) => report.to_html(),
+                    Some(ReportFormat::Md) | None => report.to_markdown(),
+                };
+                println!("{text}");
+                return Ok(exit::OK);
+            };
+            let format = format.unwrap_or(if json_mode {
+                ReportFormat::Json
+            } else {
+                ReportFormat::Md
+            });
+            let text = match format {
+                ReportFormat::Json => report.to_json(),
+                ReportFormat::Html => report.to_html(),
+                ReportFormat::Md => report.to_markdown(),
+            };
+            write_report(&output, text.into_bytes())
+                .await
+                .map_err(|(code, message)| {
+                    printer.warn(message);
+                    Failed(code)
+                })?;
+            let name = match format {
+                ReportFormat::Json => "json",
+                ReportFormat::Html => "html",
+                ReportFormat::Md => "md",
+            };
+            printer.result(
+                "report",
+                &json!({ "id": report.id, "format": name, "path": output.path }),
+                format!("wrote the report of {} to {}", report.id, output.path.display()),
+            );
             Ok(exit::OK)
         }
         .await,
     )
+}
+
+/// Writes `bytes` to the new file `output.path` (readable by others: a report holds no
+/// secret), or over an existing one with `force` (replaced atomically). An error is the
+/// exit code and what to say.
+async fn write_report(output: &Output, bytes: Vec<u8>) -> Result<(), (u8, String)> {
+    const MODE: u32 = 0o644;
+    let (path, force) = (output.path.clone(), output.force);
+    let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        if force {
+            return rollback_core::sys::write_durable(&path, &bytes, MODE);
+        }
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, MODE);
+        let mut file = options.open(&path)?;
+        let done = file.write_all(&bytes).and_then(|()| file.sync_all());
+        if done.is_err() {
+            // No half-written report left behind.
+            let _ = std::fs::remove_file(&path);
+        }
+        done
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(format!("writing stopped: {e}"))));
+    written.map_err(|e| {
+        let shown = output.path.display();
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            (
+                exit::REFUSED,
+                format!("{shown} exists: nothing was written; name another file, or replace it with --force"),
+            )
+        } else {
+            (exit::SOFTWARE, format!("cannot write the report to {shown}: {e}"))
+        }
+    })
+}
+
+/// `rollback agent`: serves this host's adapters over the agent protocol on stdin and
+/// stdout until stdin ends. Nothing but protocol lines goes to stdout; what a human should
+/// read goes to stderr (the log).
+async fn agent(config_path: &Path, stdio: bool) -> u8 {
+    if !stdio {
+        eprintln!(
+            "rollback agent: the agent only speaks over stdio: run `rollback agent --stdio` (an orchestrator \
+             runs it through ssh, e.g. `ssh deploy@web-2 rollback agent --stdio --config /srv/web/rollback.toml`)"
+        );
+        return exit::USAGE;
+    }
+    let adapters = match load(config_path).await {
+        Ok(config) => wire::host_adapters(&config)
+            .await
+            .map_err(|e| (e.to_string(), exit::CONFIG)),
+        Err(e) => Err((e.to_string(), exit::CONFIG)),
+    };
+    let adapters = match adapters {
+        Ok(a) => a,
+        Err((message, code)) => {
+            eprintln!("rollback agent: cannot serve: {message}");
+            // The orchestrator reads stdout only: it is told why in the answer to its hello.
+            refuse_first_request(&format!("the agent cannot serve: {message}")).await;
+            return code;
+        }
+    };
+    tracing::info!(app = %adapters.app, "agent serving on stdio");
+    match rollback_fleet::serve(tokio::io::stdin(), tokio::io::stdout(), adapters).await {
+        Ok(()) => exit::OK,
+        Err(e @ rollback_fleet::FleetError::VersionMismatch { .. }) => {
+            eprintln!("rollback agent: {e}");
+            exit::REFUSED
+        }
+        Err(e) => {
+            eprintln!("rollback agent: {e}");
+            exit::SOFTWARE
+        }
+    }
+}
+
+/// How long an agent that cannot serve waits for the request it answers with why.
+const REFUSAL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Answers the first request on stdin (the orchestrator's hello) with `message`, an error
+/// of kind `invalid_input`.
+async fn refuse_first_request(message: &str) {
+    use rollback_fleet::protocol::{Outcome, Response, WireError};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let first = async {
+        loop {
+            match lines.next_line().await {
+                Ok(Some(line)) if line.trim().is_empty() => continue,
+                Ok(Some(line)) => return Some(line),
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    };
+    let Ok(Some(line)) = tokio::time::timeout(REFUSAL_WAIT, first).await else {
+        return;
+    };
+    let id = serde_json::from_str::<serde_json::Value>(&line)
+        .ok()
+        .and_then(|v| v.get("id").and_then(serde_json::Value::as_u64))
+        .unwrap_or(0);
+    let response = Response {
+        id,
+        result: Outcome::Err(WireError {
+            kind: rollback_core::ErrorKind::InvalidInput,
+            message: message.to_owned(),
+        }),
+    };
+    let Ok(mut bytes) = serde_json::to_vec(&response) else {
+        return;
+    };
+    bytes.push(b'\n');
+    let mut stdout = tokio::io::stdout();
+    if stdout.write_all(&bytes).await.is_ok() {
+        let _ = stdout.flush().await;
+    }
 }

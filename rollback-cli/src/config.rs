@@ -11,8 +11,9 @@
 //!
 //! Secrets never live in the file: the database connection string comes from an
 //! environment variable ([`Connection::UrlEnv`]) or a pgpass file ([`Connection::Pgpass`]),
-//! a webhook URL from an environment variable. A `url` or `password` key in `[database]` is
-//! refused with its own error, and a quoted line never shows such a value.
+//! a webhook URL and a PagerDuty routing key from environment variables. A `url` or
+//! `password` key in `[database]`, and a `url` or `routing_key` key in `[[notify]]`, are
+//! refused with their own error, and a quoted line never shows such a value.
 //!
 //! ```
 //! use std::path::Path;
@@ -35,6 +36,7 @@
 //! assert!(e.to_string().starts_with("/r.toml:3:1: unknown key `statedir`"), "{e}");
 //! ```
 
+use rollback_core::automation::{Contact, EscalationLevel, ScheduledNotice};
 use rollback_core::{CommunicationPlan, Rule, Scope, Settings, SqlAssertion};
 use serde::Deserialize;
 use std::fmt;
@@ -248,6 +250,9 @@ pub enum HealthConfig {
         url: String,
         /// How long one probe may take (`timeout`, default 5 s).
         timeout: Duration,
+        /// A PEM file of CA certificates trusted besides the system's, for an `https://`
+        /// URL served with an internal CA's certificate (`ca_file`).
+        ca_file: Option<PathBuf>,
     },
     /// `sql = true`: the database answers a ping.
     Sql {
@@ -259,10 +264,15 @@ pub enum HealthConfig {
 impl fmt::Debug for HealthConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HealthConfig::Http { url, timeout } => f
+            HealthConfig::Http {
+                url,
+                timeout,
+                ca_file,
+            } => f
                 .debug_struct("Http")
                 .field("url", &rollback_core::secret::redact_url(url))
                 .field("timeout", timeout)
+                .field("ca_file", ca_file)
                 .finish(),
             HealthConfig::Sql { timeout } => f.debug_struct("Sql").field("timeout", timeout).finish(),
         }
@@ -284,8 +294,11 @@ pub struct WatchdogConfig {
     pub scope: Scope,
     /// The rules (`[[watchdog.rules]]`, default the runbook's, [`Rule::runbook`]).
     pub rules: Vec<Rule>,
-    /// The communication plan (`[watchdog.plan]`, default the runbook's,
-    /// [`CommunicationPlan::runbook`]).
+    /// The communication plan (`[watchdog.plan]`): its scheduled notices, escalation path
+    /// and emergency contacts. `notices` and `escalation` default to the runbook's
+    /// ([`CommunicationPlan::runbook`]) when the table does not give them, so that a file
+    /// may give only its `contacts`. Every rollback's notices (not only the watchdog's)
+    /// name who is responsible now and next from it.
     pub plan: CommunicationPlan,
 }
 
@@ -302,19 +315,61 @@ impl Default for WatchdogConfig {
     }
 }
 
-/// One `[[notify]]` target.
+/// One `[[notify]]` target. Each rollback's notices (started, finished or failed, halted)
+/// and the watchdog's go to every target.
+///
+/// The URLs and the routing key are secrets: the file names the environment variables
+/// that hold them, never the values.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NotifyConfig {
-    /// `kind = "webhook"`: notices POSTed as JSON to the URL in an environment variable.
+    /// `kind = "webhook"`: notices POSTed to the URL in an environment variable as the
+    /// generic JSON body, schema `rollback.notice/1` ([`rollback_core::WebhookFormat::Json`]).
     Webhook {
         /// The variable holding the URL (`url_env`).
         url_env: String,
         /// How long one notice may take (`timeout`, default 10 s).
         timeout: Duration,
+        /// A PEM file of CA certificates trusted besides the system's (`ca_file`).
+        ca_file: Option<PathBuf>,
+    },
+    /// `kind = "slack"`: a Slack incoming-webhook message, to the webhook URL
+    /// (`https://hooks.slack.com/services/...`) in an environment variable.
+    Slack {
+        /// The variable holding the webhook URL (`url_env`).
+        url_env: String,
+        /// How long one notice may take (`timeout`, default 10 s).
+        timeout: Duration,
+        /// A PEM file of CA certificates trusted besides the system's (`ca_file`).
+        ca_file: Option<PathBuf>,
+    },
+    /// `kind = "pagerduty"`: PagerDuty Events API v2 events (trigger on an incident or a
+    /// failed rollback, resolve on recovery, one dedup key per incident).
+    PagerDuty {
+        /// The variable holding the integration's routing key (`routing_key_env`).
+        routing_key_env: String,
+        /// The variable holding another Events API URL (`url_env`: an EU account's, a
+        /// proxy's); PagerDuty's own when absent.
+        url_env: Option<String>,
+        /// How long one notice may take (`timeout`, default 10 s).
+        timeout: Duration,
+        /// A PEM file of CA certificates trusted besides the system's (`ca_file`).
+        ca_file: Option<PathBuf>,
     },
     /// `kind = "log"`: notices written to the log.
     Log,
+}
+
+impl NotifyConfig {
+    /// How long one notice may take (none for the log).
+    pub fn timeout(&self) -> Option<Duration> {
+        match self {
+            NotifyConfig::Webhook { timeout, .. }
+            | NotifyConfig::Slack { timeout, .. }
+            | NotifyConfig::PagerDuty { timeout, .. } => Some(*timeout),
+            NotifyConfig::Log => None,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -535,10 +590,11 @@ impl Doc<'_> {
         let message = e.message();
         if let Some(rest) = message.strip_prefix("unknown field `") {
             let (key, allowed) = rest.split_once('`').unwrap_or((rest, ""));
-            // `url` and `password` are known to [database] only to refuse them.
+            // `url`, `password` and `routing_key` are known to [database] and [[notify]]
+            // only to refuse them.
             let allowed: Vec<&str> = backticked(allowed)
                 .into_iter()
-                .filter(|k| !(REFUSED_DB_KEYS.contains(k) && allowed.contains("`url_env`")))
+                .filter(|k| !(REFUSED_KEYS.contains(k) && allowed.contains("`url_env`")))
                 .collect();
             let place = where_(&table);
             let expected = if allowed.is_empty() {
@@ -556,7 +612,7 @@ impl Doc<'_> {
                 format!("key `{key}`")
             };
             let problem = format!("missing required {what} {}", where_(&table));
-            let expected = Some(missing_hint(key));
+            let expected = Some(missing_hint(key, &table));
             if table.is_empty() {
                 // No line to point at: the whole file lacks it.
                 return ConfigError::Invalid {
@@ -639,8 +695,9 @@ const TABLES: &[&str] = &["process"];
 /// What a hidden value is shown as.
 const REDACTED: &str = "[redacted]";
 
-/// Keys of `[database]` that exist only to be refused.
-const REFUSED_DB_KEYS: &[&str] = &["url", "password"];
+/// Keys of `[database]` and `[[notify]]` that exist only to be refused (their values are
+/// secrets, never quoted).
+const REFUSED_KEYS: &[&str] = &["url", "password", "routing_key"];
 
 /// How a duration is written, for messages.
 const DURATION: &str = "a duration such as \"30s\", \"5m\", \"1h 30m\", \"250ms\", or whole milliseconds";
@@ -696,8 +753,12 @@ fn type_name(wanted: &str) -> String {
 }
 
 /// What a missing key looks like when given.
-fn missing_hint(key: &str) -> String {
+fn missing_hint(key: &str, table: &[String]) -> String {
+    let in_contacts = table.last().is_some_and(|t| t == "contacts");
     let example = match key {
+        "role" if in_contacts => "role = \"DevOps lead\" (as the escalation path names it)",
+        "name" if in_contacts => "name = \"Bo Berg\" (who fills the role)",
+        "reach" if in_contacts => "reach = \"+1 555 0101, @bo\" (how to reach them)",
         "app" => "app = \"web\" (the app's name)",
         "state_dir" => "state_dir = \"/srv/web/rollback\" (checkpoints, journals, reports and the lock)",
         "process" => "[process] with at least manager = \"pm2\"",
@@ -708,7 +769,9 @@ fn missing_hint(key: &str) -> String {
         "file" => "file = \"/srv/web/shared/.env.production\"",
         "name" => "name = \"users exist\"",
         "sql" => "sql = \"SELECT COUNT(*) > 0 FROM users\"",
-        "kind" => "kind = \"webhook\" (with url_env) or kind = \"log\"",
+        "kind" => {
+            "kind = \"webhook\" or \"slack\" (with url_env), \"pagerduty\" (with routing_key_env) or \"log\""
+        }
         _ => "",
     };
     if example.is_empty() {
@@ -718,15 +781,66 @@ fn missing_hint(key: &str) -> String {
     }
 }
 
-/// A line as quoted in an error: secrets in it hidden.
+/// A line as quoted in an error: secrets in it hidden. The value of a refused key
+/// (`url`, `password`, `routing_key`) is hidden wherever it is on the line (`key = value`
+/// or in an inline table `{ kind = "pagerduty", routing_key = "..." }`).
 fn redact_line(line: &str) -> String {
     let key = line.trim_start().split(['=', ' ', '\t']).next().unwrap_or("");
-    if REFUSED_DB_KEYS.contains(&key.trim_matches('"')) {
+    if REFUSED_KEYS.contains(&key.trim_matches('"')) {
         if let Some((head, _)) = line.split_once('=') {
-            return format!("{head}= [redacted]");
+            return format!("{head}= {REDACTED}");
         }
     }
-    rollback_core::secret::redact_text(line)
+    rollback_core::secret::redact_text(&redact_inline_values(line))
+}
+
+/// `line` with the value after each `<refused key> =` (a quoted string, or a bare word up
+/// to `,`, `}` or a space) replaced by `[redacted]`.
+fn redact_inline_values(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    'scan: while !rest.is_empty() {
+        for key in REFUSED_KEYS {
+            let Some(after_key) = rest.strip_prefix(key) else {
+                continue;
+            };
+            // A whole key: not the end of a longer name (`db_url`), not the start of one.
+            let before = out.chars().next_back();
+            if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                continue;
+            }
+            let spaced = after_key.trim_start_matches([' ', '\t', '"']);
+            let Some(value) = spaced.strip_prefix('=') else {
+                continue;
+            };
+            let value = value.trim_start_matches([' ', '\t']);
+            let end = match value.chars().next() {
+                Some(q @ ('"' | '\'')) => {
+                    let mut escaped = false;
+                    value
+                        .char_indices()
+                        .skip(1)
+                        .find(|&(_, c)| {
+                            let closes = c == q && !escaped;
+                            escaped = q == '"' && c == '\\' && !escaped;
+                            closes
+                        })
+                        .map_or(value.len(), |(i, _)| i + 1)
+                }
+                _ => value.find([',', '}', ' ', '\t']).unwrap_or(value.len()),
+            };
+            out.push_str(&rest[..rest.len() - value.len()]);
+            out.push_str(REDACTED);
+            rest = &value[end..];
+            continue 'scan;
+        }
+        let mut chars = rest.chars();
+        if let Some(c) = chars.next() {
+            out.push(c);
+        }
+        rest = chars.as_str();
+    }
+    out
 }
 
 /// Whether `name` can be an environment variable's name (and so is not a URL pasted in).
@@ -917,6 +1031,7 @@ struct RawHealth {
     url: Option<Spanned<String>>,
     sql: Option<Spanned<bool>>,
     timeout: Option<Dur>,
+    ca_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -936,7 +1051,17 @@ struct RawWatchdog {
     auto_rollback: bool,
     scope: Option<Spanned<Vec<ScopePart>>>,
     rules: Option<Vec<Rule>>,
-    plan: Option<CommunicationPlan>,
+    plan: Option<RawPlan>,
+}
+
+/// `[watchdog.plan]`: the runbook's notices and escalation path unless given.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlan {
+    notices: Option<Vec<ScheduledNotice>>,
+    escalation: Option<Vec<EscalationLevel>>,
+    #[serde(default)]
+    contacts: Vec<Spanned<Contact>>,
 }
 
 #[derive(Deserialize)]
@@ -944,9 +1069,13 @@ struct RawWatchdog {
 struct RawNotify {
     kind: Spanned<String>,
     url_env: Option<Spanned<String>>,
+    routing_key_env: Option<Spanned<String>>,
     timeout: Option<Dur>,
-    // Refused with its own error: webhook URLs carry their token.
+    ca_file: Option<Spanned<String>>,
+    // Refused with their own error: webhook URLs carry their token, and a routing key is
+    // one.
     url: Option<Spanned<toml::Value>>,
+    routing_key: Option<Spanned<toml::Value>>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1309,11 +1438,27 @@ fn resolve_health(
                     Some("a URL such as \"http://127.0.0.1:3000/api/health\"".into()),
                 ));
             }
+            let ca_file = match &h.ca_file {
+                Some(ca) if !matches!(parsed, Some(("https", _))) => {
+                    return Err(doc.error(
+                        ca.span(),
+                        "`ca_file` is for an https:// probe, and this URL is http://",
+                        Some("an https:// URL, or no ca_file".into()),
+                    ))
+                }
+                other => doc.opt_path(other, "ca_file")?,
+            };
             Ok(HealthConfig::Http {
                 url: url.into_inner(),
                 timeout,
+                ca_file,
             })
         }
+        (None, Some(_)) if h.ca_file.is_some() => Err(doc.error(
+            h.ca_file.as_ref().map_or(span, Spanned::span),
+            "`ca_file` goes with an https:// probe, not `sql = true`",
+            Some("url = \"https://...\" with ca_file, or sql = true alone".into()),
+        )),
         (None, Some(sql)) if !has_database => Err(doc.error(
             sql.span(),
             "`sql = true` probes the database, and there is no [database]",
@@ -1369,8 +1514,43 @@ impl RawWatchdog {
             auto_rollback: self.auto_rollback,
             scope,
             rules: self.rules.unwrap_or(defaults.rules),
-            plan: self.plan.unwrap_or(defaults.plan),
+            plan: match self.plan {
+                Some(plan) => plan.resolve(doc)?,
+                None => defaults.plan,
+            },
         })
+    }
+}
+
+impl RawPlan {
+    fn resolve(self, doc: &Doc<'_>) -> Result<CommunicationPlan, ConfigError> {
+        let mut plan = CommunicationPlan::runbook();
+        if let Some(notices) = self.notices {
+            plan.notices = notices;
+        }
+        if let Some(escalation) = self.escalation {
+            plan.escalation = escalation;
+        }
+        for contact in self.contacts {
+            let span = contact.span();
+            let c = contact.into_inner();
+            let blank = [("role", &c.role), ("name", &c.name), ("reach", &c.reach)]
+                .into_iter()
+                .find(|(_, v)| v.trim().is_empty());
+            if let Some((key, _)) = blank {
+                return Err(doc.error(
+                    span,
+                    format!("an emergency contact with an empty `{key}`"),
+                    Some(
+                        "{ role = \"DevOps lead\", name = \"Bo Berg\", reach = \"+1 555 0101, @bo\" }: \
+                         the role as the escalation path names it, who, and how to reach them"
+                            .into(),
+                    ),
+                ));
+            }
+            plan.contacts.push(c);
+        }
+        Ok(plan)
     }
 }
 
@@ -1384,32 +1564,113 @@ fn resolve_notify(doc: &Doc<'_>, n: Spanned<RawNotify>) -> Result<NotifyConfig, 
             Some("url_env = \"ROLLBACK_WEBHOOK_URL\", an environment variable holding the URL".into()),
         ));
     }
-    match n.kind.get_ref().as_str() {
-        "webhook" => {
+    if let Some(key) = &n.routing_key {
+        return Err(doc.error_hiding(
+            key.span(),
+            "`routing_key` in [[notify]]: a PagerDuty routing key is a secret and never goes in the config file",
+            Some(ROUTING_KEY_ENV.into()),
+        ));
+    }
+    let kind = n.kind.get_ref().as_str();
+    let goes_with = |key: &str, at: Range<usize>, with: &str, instead: &str| {
+        doc.error(at, format!("`{key}` goes with {with}"), Some(instead.to_owned()))
+    };
+    let timeout = || {
+        let timeout = dur(n.timeout).unwrap_or(DEFAULT_NOTIFY_TIMEOUT);
+        if timeout.is_zero() {
+            return Err(doc.error(
+                span.clone(),
+                format!("a {kind} notifier with a zero timeout"),
+                Some(DURATION.to_owned()),
+            ));
+        }
+        Ok(timeout)
+    };
+    match kind {
+        "webhook" | "slack" => {
+            if let Some(v) = &n.routing_key_env {
+                return Err(goes_with(
+                    "routing_key_env",
+                    v.span(),
+                    "kind = \"pagerduty\"",
+                    &format!("url_env alone for kind = \"{kind}\""),
+                ));
+            }
             let var = n.url_env.as_ref().ok_or_else(|| {
                 doc.error(
                     n.kind.span(),
-                    "kind = \"webhook\" needs `url_env`",
-                    Some(
-                        "url_env = \"ROLLBACK_WEBHOOK_URL\", an environment variable holding the URL".into(),
-                    ),
+                    format!("kind = \"{kind}\" needs `url_env`"),
+                    Some(if kind == "slack" {
+                        "url_env = \"SLACK_WEBHOOK_URL\", an environment variable holding the incoming \
+                         webhook's URL (https://hooks.slack.com/services/...)"
+                            .into()
+                    } else {
+                        "url_env = \"ROLLBACK_WEBHOOK_URL\", an environment variable holding the URL".into()
+                    }),
                 )
             })?;
-            let timeout = dur(n.timeout).unwrap_or(DEFAULT_NOTIFY_TIMEOUT);
-            if timeout.is_zero() {
-                return Err(doc.error(span, "a webhook with a zero timeout", Some(DURATION.to_owned())));
+            let holds = if kind == "slack" {
+                "the Slack webhook URL"
+            } else {
+                "the webhook URL"
+            };
+            let url_env = check_env_name(doc, var, "url_env", holds)?;
+            let (timeout, ca_file) = (timeout()?, doc.opt_path(&n.ca_file, "ca_file")?);
+            Ok(if kind == "slack" {
+                NotifyConfig::Slack {
+                    url_env,
+                    timeout,
+                    ca_file,
+                }
+            } else {
+                NotifyConfig::Webhook {
+                    url_env,
+                    timeout,
+                    ca_file,
+                }
+            })
+        }
+        "pagerduty" => {
+            let var = n.routing_key_env.as_ref().ok_or_else(|| {
+                doc.error(
+                    n.kind.span(),
+                    "kind = \"pagerduty\" needs `routing_key_env`",
+                    Some(ROUTING_KEY_ENV.into()),
+                )
+            })?;
+            if looks_like_a_routing_key(var.get_ref()) {
+                return Err(doc.error_hiding(
+                    var.span(),
+                    "`routing_key_env` holds what looks like a routing key: it names the environment \
+                     variable that holds the key, never the key",
+                    Some(ROUTING_KEY_ENV.into()),
+                ));
             }
-            Ok(NotifyConfig::Webhook {
-                url_env: check_env_name(doc, var, "url_env", "the webhook URL")?,
-                timeout,
+            let routing_key_env = check_env_name(doc, var, "routing_key_env", "the PagerDuty routing key")?;
+            let url_env = n
+                .url_env
+                .as_ref()
+                .map(|v| check_env_name(doc, v, "url_env", "the Events API URL, when not PagerDuty's own"))
+                .transpose()?;
+            Ok(NotifyConfig::PagerDuty {
+                routing_key_env,
+                url_env,
+                timeout: timeout()?,
+                ca_file: doc.opt_path(&n.ca_file, "ca_file")?,
             })
         }
         "log" => {
-            if let Some(v) = &n.url_env {
-                return Err(doc.error(
+            let http_only = [
+                ("url_env", &n.url_env),
+                ("routing_key_env", &n.routing_key_env),
+                ("ca_file", &n.ca_file),
+            ];
+            if let Some((key, Some(v))) = http_only.into_iter().find(|(_, v)| v.is_some()) {
+                return Err(goes_with(
+                    key,
                     v.span(),
-                    "`url_env` goes with kind = \"webhook\"",
-                    Some("kind = \"log\" alone".into()),
+                    "kind = \"webhook\", \"slack\" or \"pagerduty\"",
+                    "kind = \"log\" alone",
                 ));
             }
             Ok(NotifyConfig::Log)
@@ -1417,7 +1678,20 @@ fn resolve_notify(doc: &Doc<'_>, n: Spanned<RawNotify>) -> Result<NotifyConfig, 
         other => Err(doc.error(
             n.kind.span(),
             format!("unknown notification kind `{other}`"),
-            Some("one of: webhook, log".into()),
+            Some(format!("one of: {}", NOTIFY_KINDS.join(", "))),
         )),
     }
+}
+
+/// The `kind`s of `[[notify]]`.
+pub const NOTIFY_KINDS: &[&str] = &["webhook", "slack", "pagerduty", "log"];
+
+/// What `routing_key_env` should look like, for messages.
+const ROUTING_KEY_ENV: &str = "routing_key_env = \"PAGERDUTY_ROUTING_KEY\", an environment variable holding \
+     the integration key of the service's Events API v2 integration";
+
+/// Whether `name` looks like a PagerDuty integration key (32 hexadecimal characters)
+/// rather than a variable's name.
+fn looks_like_a_routing_key(name: &str) -> bool {
+    name.len() == 32 && name.chars().all(|c| c.is_ascii_hexdigit())
 }

@@ -80,6 +80,11 @@ timeout = "5s"
 sql = true
 timeout = "5s"
 
+[[health]]
+# An HTTPS endpoint whose certificate an internal CA signed: trust it too.
+url = "https://web.internal/api/health"
+ca_file = "/etc/ssl/company-ca.pem"
+
 [settings]
 failure_policy = "restore_pre_rollback_state"   # or "halt"
 health_timeout = "2m"
@@ -109,6 +114,8 @@ condition = { error_rate_above = 0.10 }
 window = "10m"
 signal = "complete_failure"
 
+# The communication plan: the runbook's notices and escalation path unless given here.
+# Every notice (each rollback's, the watchdog's) names who is responsible now and next.
 [watchdog.plan]
 notices = [
   { offset = "0s", audience = "devops", only = "always", subject = "incident opened" },
@@ -116,13 +123,35 @@ notices = [
 ]
 escalation = [
   { after = "0s", role = "on-call engineer", critical_only = false },
+  { after = "30m", role = "DevOps lead", critical_only = false },
+  { after = "1h", role = "engineering manager", critical_only = false },
   { after = "1h", role = "CTO", critical_only = true },
 ]
+# The emergency contacts: who fills each role, and how to reach them.
+contacts = [
+  { role = "on-call engineer", name = "Ana Alves", reach = "+1 555 0100, @ana" },
+  { role = "DevOps lead", name = "Bo Berg", reach = "+1 555 0101, @bo" },
+  { role = "database admin", name = "Chen Wu", reach = "+1 555 0102" },
+  { role = "engineering manager", name = "Dana Diaz", reach = "+1 555 0103" },
+]
 
+# The generic JSON body (schema rollback.notice/1) to the URL in ROLLBACK_WEBHOOK_URL.
 [[notify]]
 kind = "webhook"
 url_env = "ROLLBACK_WEBHOOK_URL"
 timeout = "10s"
+ca_file = "/etc/ssl/company-ca.pem"
+
+# A Slack incoming webhook (https://hooks.slack.com/services/...).
+[[notify]]
+kind = "slack"
+url_env = "SLACK_WEBHOOK_URL"
+
+# PagerDuty Events API v2: triggers on an incident, resolves on recovery.
+[[notify]]
+kind = "pagerduty"
+routing_key_env = "PAGERDUTY_ROUTING_KEY"
+# url_env = "PAGERDUTY_EVENTS_URL"   # another Events API URL (EU account, proxy)
 
 [[notify]]
 kind = "log"
@@ -361,8 +390,8 @@ fn render(f: &Found) -> String {
     line(&format!("# {}.", dir.display()));
     line("# Check it with `rollback check`.");
     line("# Relative paths are resolved against this file's directory; durations read \"30s\", \"5m\", \"1h 30m\".");
-    line("# Secrets never go in this file: the database connection string and webhook URLs come");
-    line("# from environment variables named here.");
+    line("# Secrets never go in this file: the database connection string, webhook URLs and");
+    line("# PagerDuty routing keys come from environment variables named here.");
     line("");
     line(&format!(
         "# The app's name (from {app_from}): names checkpoints and reports, and the pm2 app"
@@ -540,8 +569,9 @@ fn render(f: &Found) -> String {
     // [[health]]
     line("# --- Health: post-verify waits until every probe passes; the watchdog watches them.");
     line("# [[health]]");
-    line("# url = \"http://127.0.0.1:3000/api/health\"   # a GET answering 2xx");
+    line("# url = \"http://127.0.0.1:3000/api/health\"   # a GET answering 2xx (http:// or https://)");
     line("# timeout = \"5s\"");
+    line("# ca_file = \"/etc/ssl/company-ca.pem\"   # https:// signed by an internal CA: trust it too");
     line("# [[health]]");
     line("# sql = true                     # the database answers (needs [database])");
     line("");
@@ -569,14 +599,42 @@ fn render(f: &Found) -> String {
     line("# window = \"5m\"");
     line("# signal = \"complete_failure\"");
     line("");
+    line("# The communication plan. Escalation (the runbook's): on-call engineer from 0, DevOps");
+    line("# lead from 30 min, engineering manager from 60 min, CTO from 60 min for critical");
+    line("# incidents only. Every notice (each rollback's, the watchdog's) names who is");
+    line("# responsible now and who is next, with the contact given here. `notices` and");
+    line("# `escalation` keep the runbook's unless given; fill in the contacts.");
+    line("# [watchdog.plan]");
+    line("# contacts = [");
+    line("#   { role = \"on-call engineer\", name = \"...\", reach = \"phone, chat handle or pager\" },");
+    line("#   { role = \"DevOps lead\", name = \"...\", reach = \"...\" },");
+    line("#   { role = \"database admin\", name = \"...\", reach = \"...\" },");
+    line("#   { role = \"engineering manager\", name = \"...\", reach = \"...\" },");
+    line("# ]");
+    line("# escalation = [");
+    line("#   { after = \"0s\", role = \"on-call engineer\", critical_only = false },");
+    line("#   { after = \"30m\", role = \"DevOps lead\", critical_only = false },");
+    line("#   { after = \"1h\", role = \"engineering manager\", critical_only = false },");
+    line("#   { after = \"1h\", role = \"CTO\", critical_only = true },");
+    line("# ]");
+    line("");
 
     // [[notify]]
-    line("# --- Where notices go (the log when none is given).");
+    line("# --- Where notices go: when a rollback starts, finishes, fails or halts, and the");
+    line("# watchdog's incidents (the log when none is given). URLs and routing keys are secrets:");
+    line("# name the environment variables that hold them.");
     line("# [[notify]]");
-    line("# kind = \"webhook\"");
+    line("# kind = \"webhook\"                # JSON, schema rollback.notice/1");
     line(
         "# url_env = \"ROLLBACK_WEBHOOK_URL\"   # environment variable holding the URL (it carries a token)",
     );
+    line("# ca_file = \"/etc/ssl/company-ca.pem\"   # an internal HTTPS endpoint's CA");
+    line("# [[notify]]");
+    line("# kind = \"slack\"                  # a Slack incoming webhook");
+    line("# url_env = \"SLACK_WEBHOOK_URL\"");
+    line("# [[notify]]");
+    line("# kind = \"pagerduty\"              # Events API v2: trigger, then resolve on recovery");
+    line("# routing_key_env = \"PAGERDUTY_ROUTING_KEY\"");
     line("# [[notify]]");
     line("# kind = \"log\"");
     o
@@ -604,10 +662,53 @@ mod tests {
     fn the_example_uses_every_key_and_parses() {
         let c = config::parse(EXAMPLE, Path::new("/srv/web/rollback.toml")).unwrap_or_else(|e| panic!("{e}"));
         assert!(c.database.is_some() && c.code.is_some() && c.env_file.is_some());
-        assert_eq!(c.health.len(), 2);
-        assert_eq!(c.notify.len(), 2);
+        assert_eq!(c.health.len(), 3);
+        assert!(matches!(
+            &c.health[2],
+            config::HealthConfig::Http { ca_file: Some(_), .. }
+        ));
+        assert_eq!(c.notify.len(), 4);
+        assert!(matches!(
+            &c.notify[0],
+            config::NotifyConfig::Webhook { ca_file: Some(_), .. }
+        ));
+        assert!(matches!(&c.notify[1], config::NotifyConfig::Slack { .. }));
+        assert!(matches!(
+            &c.notify[2],
+            config::NotifyConfig::PagerDuty { url_env: None, .. }
+        ));
         assert_eq!(c.watchdog.rules.len(), 2);
+        assert_eq!(c.watchdog.plan.contacts.len(), 4);
+        assert_eq!(c.watchdog.plan.escalation.len(), 4);
         assert_eq!(c.settings.integrity.assertions.len(), 1);
+    }
+
+    #[test]
+    fn the_commented_sections_of_a_written_file_parse_once_uncommented() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("shop");
+        std::fs::create_dir(&dir).unwrap();
+        let text = init_text(&dir);
+        // The plan and the notifiers, uncommented as an operator would.
+        let mut uncommented = String::new();
+        let mut on = false;
+        for l in text.lines() {
+            on = (on || l.starts_with("# [watchdog.plan]") || l.starts_with("# [[notify]]")) && !l.is_empty();
+            let l = if on { l.strip_prefix("# ").unwrap_or(l) } else { l };
+            uncommented.push_str(l);
+            uncommented.push('\n');
+        }
+        let c = parse(&dir, &uncommented);
+        assert_eq!(c.watchdog.plan.contacts.len(), 4, "{uncommented}");
+        assert_eq!(c.watchdog.plan.contacts[1].role, "DevOps lead");
+        assert_eq!(c.watchdog.plan.escalation.len(), 4);
+        assert_eq!(
+            c.watchdog.plan.notices,
+            rollback_core::CommunicationPlan::runbook().notices,
+            "notices not given keep the runbook's"
+        );
+        assert_eq!(c.notify.len(), 4, "{uncommented}");
+        assert!(matches!(&c.notify[2], config::NotifyConfig::PagerDuty { .. }));
     }
 
     #[test]

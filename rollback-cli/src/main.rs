@@ -29,7 +29,13 @@ fn main() -> std::process::ExitCode {
         }
     };
     let mut printer = output::Printer::new(output::Mode::detect(cli.json));
+    let agent = matches!(cli.command, args::Command::Agent { .. });
     let code = runtime.block_on(commands::dispatch(cli, &mut printer));
+    if agent {
+        // A read of stdin may still be pending on a blocking thread (the orchestrator left
+        // without closing it): it cannot be cancelled, so do not wait for it.
+        runtime.shutdown_background();
+    }
     std::process::ExitCode::from(code)
 }
 

@@ -3,12 +3,14 @@
 //! [`wire`] builds them: [`PostgresSnapshot`] (its connection from the environment variable
 //! or the pgpass file the config names), [`GitCode`], [`EnvFileStore`],
 //! [`Pm2ProcessManager`] with its metrics, the health probes, the [`DirStateStore`] and the
-//! notifiers; [`watchdog`] puts the watchdog over them. Nothing here decides anything about
-//! a rollback: that is the orchestrator's.
+//! notifiers (webhooks in the generic JSON, Slack or PagerDuty format, the log);
+//! [`watchdog`] puts the watchdog over them. [`host_adapters`] builds what
+//! `rollback agent --stdio` serves for one host. Nothing here decides anything about a
+//! rollback: that is the orchestrator's.
 //!
 //! Errors name what could not be built and what to do. No secret appears in an error or in
 //! `Debug` output: not the connection string, not the password from a pgpass file, not a
-//! webhook URL.
+//! webhook URL, not a routing key.
 
 use crate::config::{
     CodeLayout, Config, Connection, DatabaseConfig, DumpFormat, HealthConfig, NotifyConfig,
@@ -20,15 +22,17 @@ use rollback_core::progress::ProgressSink;
 use rollback_core::{
     AdapterError, AppName, CodeVersion, ConfigStore, DatabaseSnapshot, DirStateStore, ErrorKind, HealthProbe,
     HttpProbe, MetricsSource, Notice, Notifier, Orchestrator, ProcessManager, RollbackError, Secret,
-    SqlProbe, StateStore, TracingNotifier, Watchdog, WebhookNotifier,
+    SqlProbe, StateStore, TracingNotifier, Watchdog, WebhookFormat, WebhookNotifier,
 };
 use rollback_envfile::EnvFileStore;
+use rollback_fleet::HostAdapters;
 use rollback_git::{GitCode, InPlaceOptions};
 use rollback_pm2::{AppSpec, Pm2ProcessManager};
 use rollback_postgres::{Options, PgConfig, PgTools, PostgresSnapshot};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Everything a command needs, built from a [`Config`] by [`wire`].
 #[non_exhaustive]
@@ -151,161 +155,46 @@ pub enum WireError {
 ///
 /// Touches the system only to check: the state directory is created if missing, the git
 /// repository and build tools are looked at, `pg_dump`/`pg_restore` are found (in
-/// `[database] bindir`, else on the system), the pgpass file is read. No database, pm2 or
-/// HTTP connection is made.
+/// `[database] bindir`, else on the system), the pgpass file and the CA files (`ca_file`)
+/// are read. No database, pm2 or HTTP connection is made.
+///
+/// Every `[[notify]]` target is given to the orchestrator as well as to the watchdog: every
+/// rollback is announced (started, finished or failed, halted), naming who is responsible
+/// now and next by `[watchdog.plan]`'s escalation path and emergency contacts.
 pub async fn wire(config: &Config, progress: Option<ProgressSink>) -> Result<Wired, WireError> {
-    let file = config.file.clone();
-    let adapter = |part: &str, section: &str| {
-        let (part, section, file) = (part.to_owned(), section.to_owned(), file.clone());
-        move |source: AdapterError| WireError::Adapter {
-            part,
-            section,
-            file,
-            source,
-        }
-    };
     let app = AppName::new(config.process.app.as_str());
 
     let state = DirStateStore::open(&config.state_dir)
         .await
-        .map_err(adapter("the state directory", "state_dir"))?;
+        .map_err(adapter_error(config, "the state directory", "state_dir"))?;
     let state: Arc<dyn StateStore> = Arc::new(state);
 
     let database: Option<Arc<dyn DatabaseSnapshot>> = match &config.database {
         Some(db) => Some(Arc::new(postgres(config, db).await?)),
         None => None,
     };
+    let code = code_adapter(config).await?;
+    let config_store = config_store(config);
+    let (process, metrics) = process_manager(config, &app)?;
+    let probes = http_probes(config).await?;
 
-    let code: Option<Arc<dyn CodeVersion>> = match &config.code {
-        Some(c) => {
-            let mut builder = GitCode::builder(&c.repo).allow_dirty(c.allow_dirty);
-            builder = match &c.layout {
-                CodeLayout::Releases {
-                    releases_dir,
-                    current_link,
-                } => builder.releases(releases_dir, current_link),
-                CodeLayout::InPlace {
-                    worktrees_dir,
-                    artifacts,
-                    reset_branch,
-                } => {
-                    let mut options = InPlaceOptions::new().artifacts(artifacts.iter().cloned());
-                    if let Some(dir) = worktrees_dir {
-                        options = options.worktrees_dir(dir);
-                    }
-                    if let Some(branch) = reset_branch {
-                        options = options.reset_branch(branch);
-                    }
-                    builder.in_place(options)
-                }
-            };
-            for argv in &c.build {
-                builder = builder.build_command(argv.iter().cloned());
-            }
-            if let Some(t) = c.build_timeout {
-                builder = builder.build_timeout(t);
-            }
-            if let Some(n) = c.keep {
-                builder = builder.keep(n);
-            }
-            if let Some(b) = &c.branch {
-                builder = builder.branch(b);
-            }
-            // Checking the repository and the build tools is blocking file system work.
-            let code = tokio::task::spawn_blocking(move || builder.build())
-                .await
-                .map_err(|e| {
-                    AdapterError::new(ErrorKind::Failed, format!("checking the repository stopped: {e}"))
-                })
-                .and_then(|built| built)
-                .map_err(adapter("the code adapter (git)", "[code]"))?;
-            Some(Arc::new(code))
-        }
-        None => None,
-    };
-
-    let config_store: Option<Arc<dyn ConfigStore>> = config.env_file.as_ref().map(|e| {
-        let mut store = EnvFileStore::new(&e.file).require_keys(e.required_keys.iter().cloned());
-        if let Some(dir) = &e.history_dir {
-            store = store.history_dir(dir);
-        }
-        if e.allow_history_in_worktree {
-            store = store.allow_history_in_worktree();
-        }
-        if let Some(n) = e.keep {
-            store = store.keep_last(n);
-        }
-        Arc::new(store) as Arc<dyn ConfigStore>
-    });
-
-    let (process, metrics): (Arc<dyn ProcessManager>, Option<Arc<dyn MetricsSource>>) =
-        match config.process.manager {
-            ProcessManagerKind::Pm2 => {
-                let p = &config.process;
-                let mut builder = Pm2ProcessManager::builder();
-                if let Some(home) = &p.pm2_home {
-                    builder = builder.home(home);
-                }
-                if let Some(binary) = &p.binary {
-                    builder = builder.binary(binary);
-                }
-                if let Some(t) = p.state_timeout {
-                    builder = builder.state_timeout(t);
-                }
-                if let Some(t) = p.stability_window {
-                    builder = builder.stability_window(t);
-                }
-                if let Some(t) = p.command_timeout {
-                    builder = builder.command_timeout(t);
-                }
-                if let Some(file) = &p.ecosystem {
-                    builder = builder.app(app.clone(), AppSpec::Ecosystem { file: file.clone() });
-                }
-                let pm2 = builder
-                    .build()
-                    .map_err(adapter("the process manager (pm2)", "[process]"))?;
-                let metrics: Arc<dyn MetricsSource> = Arc::new(pm2.metrics());
-                (Arc::new(pm2), Some(metrics))
-            }
-        };
-
-    let mut probes: Vec<Arc<dyn HealthProbe>> = Vec::new();
     let mut database_probe: Option<Arc<dyn HealthProbe>> = None;
     for h in &config.health {
-        match h {
-            HealthConfig::Http { url, timeout } => {
-                let probe =
-                    HttpProbe::new(url, *timeout).map_err(adapter("an HTTP health probe", "[[health]]"))?;
-                probes.push(Arc::new(probe));
-            }
-            HealthConfig::Sql { timeout } => {
-                // config::parse refuses `sql = true` without a [database].
-                let Some(db) = &database else {
-                    return Err(adapter("the SQL health probe", "[[health]]")(AdapterError::new(
+        if let HealthConfig::Sql { timeout } = h {
+            // config::parse refuses `sql = true` without a [database].
+            let Some(db) = &database else {
+                return Err(adapter_error(config, "the SQL health probe", "[[health]]")(
+                    AdapterError::new(
                         ErrorKind::InvalidInput,
                         "`sql = true` needs a [database] to probe",
-                    )));
-                };
-                database_probe = Some(Arc::new(SqlProbe::new(db.clone(), *timeout)));
-            }
+                    ),
+                ));
+            };
+            database_probe = Some(Arc::new(SqlProbe::new(db.clone(), *timeout)));
         }
     }
 
-    let mut notifiers: Vec<Arc<dyn Notifier>> = Vec::new();
-    for n in &config.notify {
-        match n {
-            NotifyConfig::Webhook { url_env, timeout } => {
-                let url = env_value(config, url_env, "a webhook URL", "[[notify]] url_env")?;
-                let hook = WebhookNotifier::new(url.expose(), *timeout)
-                    .map_err(adapter(&format!("the webhook in {url_env}"), "[[notify]]"))?;
-                notifiers.push(Arc::new(hook));
-            }
-            NotifyConfig::Log => notifiers.push(Arc::new(TracingNotifier)),
-        }
-    }
-    if notifiers.is_empty() {
-        notifiers.push(Arc::new(TracingNotifier));
-    }
+    let notifiers = notifiers(config).await?;
 
     let mut settings = config.settings.clone();
     if let Some(db) = &config.database {
@@ -342,6 +231,11 @@ pub async fn wire(config: &Config, progress: Option<ProgressSink>) -> Result<Wir
         builder = builder.notifier(n.clone());
     }
     builder = builder.communication_plan(config.watchdog.plan.clone());
+    // The orchestrator's limit per notice is a backstop: each webhook's own `timeout` (and
+    // its error, which says what happened) comes first.
+    if let Some(longest) = config.notify.iter().filter_map(NotifyConfig::timeout).max() {
+        builder = builder.notice_timeout(longest + NOTICE_TIMEOUT_MARGIN);
+    }
     let orchestrator = builder.build().map_err(|source| WireError::Orchestrator {
         file: config.file.clone(),
         source: Box::new(source),
@@ -361,6 +255,260 @@ pub async fn wire(config: &Config, progress: Option<ProgressSink>) -> Result<Wir
         notifiers,
         watchdog: config.watchdog.clone(),
     })
+}
+
+/// How much longer than the longest `[[notify]] timeout` the orchestrator waits for a
+/// notice.
+const NOTICE_TIMEOUT_MARGIN: Duration = Duration::from_secs(2);
+
+/// The adapters `rollback agent --stdio` serves for this host: `[code]`, `[config]`,
+/// `[process]` and the HTTP `[[health]]` probes (the app's own endpoint, probed from the
+/// host itself).
+///
+/// What the orchestrator's host does once is not built: no `[database]` (nor its SQL
+/// probe), no state directory, no notifiers. So the agent needs none of their secrets and
+/// creates nothing; like [`wire`], it connects to nothing.
+pub async fn host_adapters(config: &Config) -> Result<HostAdapters, WireError> {
+    let app = AppName::new(config.process.app.as_str());
+    let code = code_adapter(config).await?;
+    let store = config_store(config);
+    let (process, _) = process_manager(config, &app)?;
+    let probes = http_probes(config).await?;
+    Ok(HostAdapters {
+        app,
+        code,
+        config: store,
+        process,
+        probes,
+    })
+}
+
+/// Makes a [`WireError::Adapter`] for `part`, to fix in `section` of the config file.
+fn adapter_error(config: &Config, part: &str, section: &str) -> impl FnOnce(AdapterError) -> WireError {
+    let (part, section, file) = (part.to_owned(), section.to_owned(), config.file.clone());
+    move |source| WireError::Adapter {
+        part,
+        section,
+        file,
+        source,
+    }
+}
+
+/// Runs `build` (which reads files: CA certificates, the repository) on a blocking
+/// thread.
+async fn blocking<T: Send + 'static>(
+    build: impl FnOnce() -> Result<T, AdapterError> + Send + 'static,
+) -> Result<T, AdapterError> {
+    tokio::task::spawn_blocking(build)
+        .await
+        .map_err(|e| AdapterError::new(ErrorKind::Failed, format!("the check stopped: {e}")))
+        .and_then(|built| built)
+}
+
+/// The code adapter of `[code]`.
+async fn code_adapter(config: &Config) -> Result<Option<Arc<dyn CodeVersion>>, WireError> {
+    let Some(c) = &config.code else {
+        return Ok(None);
+    };
+    let mut builder = GitCode::builder(&c.repo).allow_dirty(c.allow_dirty);
+    builder = match &c.layout {
+        CodeLayout::Releases {
+            releases_dir,
+            current_link,
+        } => builder.releases(releases_dir, current_link),
+        CodeLayout::InPlace {
+            worktrees_dir,
+            artifacts,
+            reset_branch,
+        } => {
+            let mut options = InPlaceOptions::new().artifacts(artifacts.iter().cloned());
+            if let Some(dir) = worktrees_dir {
+                options = options.worktrees_dir(dir);
+            }
+            if let Some(branch) = reset_branch {
+                options = options.reset_branch(branch);
+            }
+            builder.in_place(options)
+        }
+    };
+    for argv in &c.build {
+        builder = builder.build_command(argv.iter().cloned());
+    }
+    if let Some(t) = c.build_timeout {
+        builder = builder.build_timeout(t);
+    }
+    if let Some(n) = c.keep {
+        builder = builder.keep(n);
+    }
+    if let Some(b) = &c.branch {
+        builder = builder.branch(b);
+    }
+    // Checking the repository and the build tools is blocking file system work.
+    let code = blocking(move || builder.build()).await.map_err(adapter_error(
+        config,
+        "the code adapter (git)",
+        "[code]",
+    ))?;
+    Ok(Some(Arc::new(code)))
+}
+
+/// The env file store of `[config]`.
+fn config_store(config: &Config) -> Option<Arc<dyn ConfigStore>> {
+    config.env_file.as_ref().map(|e| {
+        let mut store = EnvFileStore::new(&e.file).require_keys(e.required_keys.iter().cloned());
+        if let Some(dir) = &e.history_dir {
+            store = store.history_dir(dir);
+        }
+        if e.allow_history_in_worktree {
+            store = store.allow_history_in_worktree();
+        }
+        if let Some(n) = e.keep {
+            store = store.keep_last(n);
+        }
+        Arc::new(store) as Arc<dyn ConfigStore>
+    })
+}
+
+/// The process manager of `[process]`, with its metrics.
+#[allow(clippy::type_complexity)]
+fn process_manager(
+    config: &Config,
+    app: &AppName,
+) -> Result<(Arc<dyn ProcessManager>, Option<Arc<dyn MetricsSource>>), WireError> {
+    match config.process.manager {
+        ProcessManagerKind::Pm2 => {
+            let p = &config.process;
+            let mut builder = Pm2ProcessManager::builder();
+            if let Some(home) = &p.pm2_home {
+                builder = builder.home(home);
+            }
+            if let Some(binary) = &p.binary {
+                builder = builder.binary(binary);
+            }
+            if let Some(t) = p.state_timeout {
+                builder = builder.state_timeout(t);
+            }
+            if let Some(t) = p.stability_window {
+                builder = builder.stability_window(t);
+            }
+            if let Some(t) = p.command_timeout {
+                builder = builder.command_timeout(t);
+            }
+            if let Some(file) = &p.ecosystem {
+                builder = builder.app(app.clone(), AppSpec::Ecosystem { file: file.clone() });
+            }
+            let pm2 =
+                builder
+                    .build()
+                    .map_err(adapter_error(config, "the process manager (pm2)", "[process]"))?;
+            let metrics: Arc<dyn MetricsSource> = Arc::new(pm2.metrics());
+            Ok((Arc::new(pm2), Some(metrics)))
+        }
+    }
+}
+
+/// The HTTP probes of `[[health]]` (`url = ...`), each trusting its `ca_file` too.
+async fn http_probes(config: &Config) -> Result<Vec<Arc<dyn HealthProbe>>, WireError> {
+    let mut probes: Vec<Arc<dyn HealthProbe>> = Vec::new();
+    for h in &config.health {
+        if let HealthConfig::Http {
+            url,
+            timeout,
+            ca_file,
+        } = h
+        {
+            let mut builder = HttpProbe::builder(url.clone(), *timeout);
+            if let Some(ca) = ca_file {
+                builder = builder.root_ca_file(ca);
+            }
+            let probe = blocking(move || builder.build()).await.map_err(adapter_error(
+                config,
+                "an HTTP health probe",
+                "[[health]]",
+            ))?;
+            probes.push(Arc::new(probe));
+        }
+    }
+    Ok(probes)
+}
+
+/// The `[[notify]]` targets (the log when there is none). The URLs and routing keys are
+/// read from their environment variables as secrets, and never shown.
+async fn notifiers(config: &Config) -> Result<Vec<Arc<dyn Notifier>>, WireError> {
+    let mut notifiers: Vec<Arc<dyn Notifier>> = Vec::new();
+    for n in &config.notify {
+        let (part, builder, ca_file) = match n {
+            NotifyConfig::Webhook {
+                url_env,
+                timeout,
+                ca_file,
+            } => {
+                let url = env_value(config, url_env, "a webhook URL", "[[notify]] url_env")?;
+                (
+                    format!("the webhook in {url_env}"),
+                    WebhookNotifier::builder(url, *timeout).format(WebhookFormat::Json),
+                    ca_file,
+                )
+            }
+            NotifyConfig::Slack {
+                url_env,
+                timeout,
+                ca_file,
+            } => {
+                let url = env_value(
+                    config,
+                    url_env,
+                    "a Slack incoming webhook's URL (https://hooks.slack.com/services/...)",
+                    "[[notify]] url_env",
+                )?;
+                (
+                    format!("the Slack webhook in {url_env}"),
+                    WebhookNotifier::builder(url, *timeout).format(WebhookFormat::Slack),
+                    ca_file,
+                )
+            }
+            NotifyConfig::PagerDuty {
+                routing_key_env,
+                url_env,
+                timeout,
+                ca_file,
+            } => {
+                let key = env_value(
+                    config,
+                    routing_key_env,
+                    "a PagerDuty Events API v2 routing key (the integration key)",
+                    "[[notify]] routing_key_env",
+                )?;
+                let mut builder = WebhookNotifier::pagerduty(key, *timeout);
+                if let Some(var) = url_env {
+                    let url = env_value(config, var, "the PagerDuty Events API URL", "[[notify]] url_env")?;
+                    builder = builder.url(url);
+                }
+                (
+                    format!("PagerDuty (the routing key in {routing_key_env})"),
+                    builder,
+                    ca_file,
+                )
+            }
+            NotifyConfig::Log => {
+                notifiers.push(Arc::new(TracingNotifier));
+                continue;
+            }
+        };
+        let builder = match ca_file {
+            Some(ca) => builder.root_ca_file(ca),
+            None => builder,
+        };
+        let hook =
+            blocking(move || builder.build())
+                .await
+                .map_err(adapter_error(config, &part, "[[notify]]"))?;
+        notifiers.push(Arc::new(hook));
+    }
+    if notifiers.is_empty() {
+        notifiers.push(Arc::new(TracingNotifier));
+    }
+    Ok(notifiers)
 }
 
 /// The watchdog over `wired`: its probes, metrics, rules, plan and notifiers. With
@@ -769,6 +917,162 @@ url_env = "{var}_HOOK"
             e.to_string().contains("ROLLBACK_CLI_TEST_URL_HOOK is not set"),
             "{e}"
         );
+    }
+
+    fn config_with_notifiers(dir: &Path, prefix: &str, extra: &str) -> Config {
+        let text = format!(
+            r#"app = "web"
+state_dir = "state"
+
+[process]
+manager = "pm2"
+pm2_home = "pm2"
+
+[[notify]]
+kind = "slack"
+url_env = "{prefix}_SLACK"
+
+[[notify]]
+kind = "pagerduty"
+routing_key_env = "{prefix}_PD_KEY"
+url_env = "{prefix}_PD_URL"
+timeout = "20s"
+{extra}"#
+        );
+        config::parse(&text, &dir.join("rollback.toml")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn slack_and_pagerduty_are_wired_from_their_variables_and_never_shown() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = "ROLLBACK_CLI_TEST_NOTIFY";
+        std::env::set_var(
+            format!("{p}_SLACK"),
+            "https://hooks.slack.example/services/T0/B0/canary-slack",
+        );
+        std::env::set_var(format!("{p}_PD_KEY"), "canarykey0123456789abcdef0123456");
+        std::env::set_var(
+            format!("{p}_PD_URL"),
+            "https://events.eu.example/v2/enqueue?canary-q",
+        );
+        let c = config_with_notifiers(tmp.path(), p, "");
+        let wired = wire(&c, None).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            wired.notifiers.len(),
+            2,
+            "the log is not added when targets are given"
+        );
+        let shown = format!("{wired:?} {wired:#?} {c:?} {:?}", wired.notifiers.len());
+        assert!(!shown.contains("canary"), "{shown}");
+
+        // A missing routing key is named by its variable, with what it must hold.
+        let q = "ROLLBACK_CLI_TEST_NOTIFY_UNSET";
+        std::env::set_var(
+            format!("{q}_SLACK"),
+            "https://hooks.slack.example/services/T0/B0/canary-slack",
+        );
+        let e = wire(&config_with_notifiers(tmp.path(), q, ""), None)
+            .await
+            .unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains(&format!("{q}_PD_KEY is not set"))
+                && m.contains("routing key")
+                && m.contains("routing_key_env"),
+            "{m}"
+        );
+
+        // An Events API URL that is not http(s) is refused, its value not shown.
+        std::env::set_var(format!("{q}_PD_KEY"), "canarykey0123456789abcdef0123456");
+        std::env::set_var(format!("{q}_PD_URL"), "ftp://events.example/canary-path");
+        let e = wire(&config_with_notifiers(tmp.path(), q, ""), None)
+            .await
+            .unwrap_err();
+        let shown = format!("{e} {e:?}");
+        assert!(
+            shown.contains("PagerDuty") && shown.contains("[[notify]]"),
+            "{shown}"
+        );
+        assert!(!shown.contains("canary"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn a_ca_file_is_read_and_one_without_a_certificate_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = "ROLLBACK_CLI_TEST_CA";
+        std::env::set_var(
+            format!("{p}_SLACK"),
+            "https://hooks.slack.example/services/T0/B0/x",
+        );
+        std::env::set_var(format!("{p}_PD_KEY"), "k");
+        std::env::set_var(format!("{p}_PD_URL"), "https://events.example/v2/enqueue");
+        let not_a_ca = tmp.path().join("not-a-ca.pem");
+        std::fs::write(&not_a_ca, "no certificate here\n").unwrap();
+
+        // Without the CA files, it wires: the file is what is refused below.
+        wire(&config_with_notifiers(tmp.path(), p, ""), None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+
+        let hook = "[[notify]]\nkind = \"webhook\"\nurl_env = \"ROLLBACK_CLI_TEST_CA_SLACK\"\nca_file = \"not-a-ca.pem\"\n";
+        let e = wire(&config_with_notifiers(tmp.path(), p, hook), None)
+            .await
+            .unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains("not-a-ca.pem") && m.contains("[[notify]]"), "{m}");
+
+        let probe = "[[health]]\nurl = \"https://127.0.0.1:3443/health\"\nca_file = \"missing-ca.pem\"\n";
+        let e = wire(&config_with_notifiers(tmp.path(), p, probe), None)
+            .await
+            .unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains("missing-ca.pem") && m.contains("[[health]]"), "{m}");
+    }
+
+    #[tokio::test]
+    async fn an_agent_gets_the_hosts_adapters_and_needs_no_database_secret() {
+        let tmp = tempfile::tempdir().unwrap();
+        let text = r#"app = "web"
+state_dir = "state"
+
+[database]
+url_env = "ROLLBACK_CLI_TEST_AGENT_UNSET_URL"
+snapshots_dir = "snapshots"
+
+[config]
+file = "app.env"
+
+[process]
+manager = "pm2"
+app = "web-api"
+pm2_home = "pm2"
+
+[[health]]
+url = "http://127.0.0.1:3000/api/health"
+
+[[health]]
+sql = true
+
+[[notify]]
+kind = "webhook"
+url_env = "ROLLBACK_CLI_TEST_AGENT_UNSET_HOOK"
+"#;
+        let c = config::parse(text, &tmp.path().join("rollback.toml")).unwrap();
+        let host = host_adapters(&c).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(host.app.as_str(), "web-api");
+        assert!(host.config.is_some() && host.code.is_none());
+        assert_eq!(
+            host.probes.len(),
+            1,
+            "the HTTP probe only: the database is not the host's"
+        );
+        assert!(
+            !tmp.path().join("state").exists(),
+            "an agent creates no state directory"
+        );
+        // The whole wiring needs the database's variable.
+        let e = wire(&c, None).await.unwrap_err();
+        assert!(e.to_string().contains("ROLLBACK_CLI_TEST_AGENT_UNSET_URL"), "{e}");
     }
 
     #[tokio::test]

@@ -176,3 +176,143 @@ fn errors_name_line_and_column() {
     let at = e.location().expect("a location");
     assert_eq!((at.line, at.column), (9, 11), "{e}");
 }
+
+#[test]
+fn a_routing_key_is_refused_without_showing_it() {
+    let text = format!(
+        "{BASE}\n[[notify]]\nkind = \"pagerduty\"\nrouting_key = \"c0ffee00canary00000000000000beef\"\n"
+    );
+    let m = message(&text);
+    assert!(!m.contains("canary"), "{m}");
+    insta::assert_snapshot!(m);
+}
+
+#[test]
+fn a_routing_key_in_routing_key_env_is_refused_without_showing_it() {
+    let text = format!(
+        "{BASE}\n[[notify]]\nkind = \"pagerduty\"\nrouting_key_env = \"c0ffee0012345678900000000000beef\"\n"
+    );
+    let m = message(&text);
+    assert!(!m.contains("c0ffee"), "{m}");
+    insta::assert_snapshot!(m);
+}
+
+#[test]
+fn a_secret_in_an_inline_table_is_not_quoted_with_another_error() {
+    // The error is the timeout's; the line quoted holds the routing key and a URL.
+    let text = format!(
+        "notify = [{{ kind = \"pagerduty\", routing_key_env = \"PD_KEY\", timeout = \"soon\", routing_key = \"c0ffee-canary\" }}, {{ kind = \"webhook\", \"url\" = 'https://hooks.example/canary-token' }}]\n{BASE}"
+    );
+    let m = message(&text);
+    assert!(!m.contains("canary"), "{m}");
+    assert!(m.contains("timeout") && m.contains("not a duration"), "{m}");
+    insta::assert_snapshot!(m);
+}
+
+#[test]
+fn unknown_key_in_notify() {
+    let m = message(&format!(
+        "{BASE}\n[[notify]]\nkind = \"slack\"\nurl_env = \"SLACK_WEBHOOK_URL\"\nchannel = \"#ops\"\n"
+    ));
+    assert!(
+        !m.contains(" url,") && !m.contains("routing_key,"),
+        "refused keys are not offered: {m}"
+    );
+    insta::assert_snapshot!(m);
+}
+
+#[test]
+fn unknown_notification_kind() {
+    insta::assert_snapshot!(message(&format!(
+        "{BASE}\n[[notify]]\nkind = \"opsgenie\"\nurl_env = \"OPSGENIE_URL\"\n"
+    )));
+}
+
+#[test]
+fn pagerduty_without_routing_key_env() {
+    insta::assert_snapshot!(message(&format!(
+        "{BASE}\n[[notify]]\nkind = \"pagerduty\"\nurl_env = \"PAGERDUTY_EVENTS_URL\"\n"
+    )));
+}
+
+#[test]
+fn a_routing_key_env_with_a_slack_webhook() {
+    insta::assert_snapshot!(message(&format!(
+        "{BASE}\n[[notify]]\nkind = \"slack\"\nurl_env = \"SLACK_WEBHOOK_URL\"\nrouting_key_env = \"PAGERDUTY_ROUTING_KEY\"\n"
+    )));
+}
+
+#[test]
+fn a_ca_file_on_an_http_probe() {
+    insta::assert_snapshot!(message(&format!(
+        "{BASE}\n[[health]]\nurl = \"http://127.0.0.1:3000/api/health\"\nca_file = \"/etc/ssl/company-ca.pem\"\n"
+    )));
+}
+
+#[test]
+fn an_emergency_contact_without_a_way_to_reach_them() {
+    insta::assert_snapshot!(message(&format!(
+        "{BASE}\n[watchdog.plan]\ncontacts = [\n  {{ role = \"DevOps lead\", name = \"Bo Berg\", reach = \"\" }},\n]\n"
+    )));
+}
+
+#[test]
+fn unknown_key_in_an_emergency_contact() {
+    insta::assert_snapshot!(message(&format!(
+        "{BASE}\n[watchdog.plan]\ncontacts = [{{ role = \"DevOps lead\", name = \"Bo Berg\", phone = \"+1 555 0101\" }}]\n"
+    )));
+}
+
+#[test]
+fn notifiers_and_contacts_resolve() {
+    use rollback_cli::config::{HealthConfig, NotifyConfig};
+    use std::time::Duration;
+    let c = config::parse(
+        &format!(
+            "{BASE}\n[[health]]\nurl = \"https://web.internal/health\"\nca_file = \"certs/ca.pem\"\n\n\
+             [watchdog.plan]\ncontacts = [{{ role = \"on-call engineer\", name = \"Ana\", reach = \"+1 555 0100\" }}]\n\n\
+             [[notify]]\nkind = \"pagerduty\"\nrouting_key_env = \"PAGERDUTY_ROUTING_KEY\"\nca_file = \"certs/ca.pem\"\n\n\
+             [[notify]]\nkind = \"slack\"\nurl_env = \"SLACK_WEBHOOK_URL\"\ntimeout = \"3s\"\n"
+        ),
+        Path::new("/etc/rollback/rollback.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ca = Path::new("/etc/rollback/certs/ca.pem").to_path_buf();
+    assert!(matches!(&c.health[0], HealthConfig::Http { ca_file: Some(f), .. } if *f == ca));
+    assert_eq!(
+        c.notify[0],
+        NotifyConfig::PagerDuty {
+            routing_key_env: "PAGERDUTY_ROUTING_KEY".into(),
+            url_env: None,
+            timeout: Duration::from_secs(10),
+            ca_file: Some(ca),
+        }
+    );
+    assert_eq!(
+        c.notify[1],
+        NotifyConfig::Slack {
+            url_env: "SLACK_WEBHOOK_URL".into(),
+            timeout: Duration::from_secs(3),
+            ca_file: None,
+        }
+    );
+    // Only the contacts given: the runbook's notices and escalation path stay.
+    let runbook = rollback_core::CommunicationPlan::runbook();
+    assert_eq!(c.watchdog.plan.notices, runbook.notices);
+    assert_eq!(c.watchdog.plan.escalation, runbook.escalation);
+    assert_eq!(c.watchdog.plan.contacts[0].name, "Ana");
+    assert_eq!(
+        c.watchdog
+            .plan
+            .escalation_line(Duration::ZERO, rollback_core::Severity::High)
+            .as_deref(),
+        Some("now: on-call engineer (Ana, +1 555 0100); next at +30 min: DevOps lead")
+    );
+}
+
+#[test]
+fn an_emergency_contact_without_a_name() {
+    insta::assert_snapshot!(message(&format!(
+        "{BASE}\n[watchdog.plan]\ncontacts = [{{ role = \"DevOps lead\", reach = \"+1 555 0101\" }}]\n"
+    )));
+}
