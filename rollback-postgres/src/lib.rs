@@ -44,6 +44,12 @@
 //!   certificate not signed by the given CA, a host name the certificate does not hold, a
 //!   server without TLS, a server that takes TLS only, a key file others may read.
 //!
+//! - Shared state: [`PgStateStore`] is a [`StateStore`](rollback_core::StateStore) in
+//!   PostgreSQL (checkpoints, journals, reports and the rollback lock in the tables of one
+//!   schema), for teams that roll back from more than one deploy box: they share one lock,
+//!   so two operators cannot run at once, and either box resumes what the other left
+//!   unfinished. Keep it in a database of its own, never the app's live one.
+//!
 //! What it is not: a physical backup (no WAL archiving, no point-in-time recovery), and it
 //! does not capture roles, which are cluster-wide.
 //!
@@ -88,6 +94,7 @@ mod manifest;
 mod seal;
 mod snapshot;
 mod state;
+mod state_store;
 mod switch;
 mod tls;
 mod tools;
@@ -100,4 +107,5 @@ pub use config::{PgConfig, SslMode};
 pub use error::PgError;
 pub use manifest::DumpFormat;
 pub use seal::PROOF_CHECK;
+pub use state_store::PgStateStore;
 pub use tools::PgTools;
