@@ -147,6 +147,17 @@ async fn check(config: &Config, printer: &mut Printer) -> u8 {
                 printer.mark(true),
                 config.file.display()
             ));
+            for h in &w.hosts {
+                let hello = h.hello();
+                printer.say(format!(
+                    "{} host {}: agent reached over ssh, serving app {} ({})",
+                    printer.mark(true),
+                    h.host(),
+                    hello.app,
+                    hello.has.join(", ")
+                ));
+            }
+            let hosts: Vec<&str> = w.hosts.iter().map(|h| h.host()).collect();
             match w.orchestrator.check_ready().await {
                 Ok(items) => {
                     for i in &items {
@@ -154,7 +165,7 @@ async fn check(config: &Config, printer: &mut Printer) -> u8 {
                     }
                     printer.result(
                         "check",
-                        &json!({ "ready": true, "checks": items }),
+                        &json!({ "ready": true, "checks": items, "hosts": hosts }),
                         "ready to roll back",
                     );
                     Ok(exit::OK)

@@ -76,12 +76,88 @@ pub struct Config {
     pub watchdog: WatchdogConfig,
     /// `[[notify]]`: where the communication plan's notices go.
     pub notify: Vec<NotifyConfig>,
+    /// `[[hosts]]`: the app hosts, each reached over ssh and configured by its own
+    /// `rollback.toml` there. Empty for one local host. With hosts, this file has no
+    /// `[code]`, `[config]` or `[process]` (each host's file configures its own), and
+    /// [`Config::process`] only carries the top-level `app`.
+    pub hosts: Vec<HostConfig>,
+    /// `[fleet]`: how the hosts are rolled (used only with `[[hosts]]`).
+    pub fleet: FleetSettings,
 }
 
 impl Config {
     /// The directory the config file is in (relative paths in it were resolved there).
     pub fn dir(&self) -> &Path {
         self.file.parent().unwrap_or(Path::new("/"))
+    }
+}
+
+/// One `[[hosts]]` entry: an app host, reached over the system `ssh`, running
+/// `rollback agent --stdio` over its own `rollback.toml`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HostConfig {
+    /// How errors, progress and reports name it (`name`; the ssh destination when absent).
+    pub name: String,
+    /// The ssh destination (`ssh`): `user@host`, `host`, or an alias of the ssh config.
+    pub ssh: String,
+    /// The ssh port (`port`; ssh's configured one when absent).
+    pub port: Option<u16>,
+    /// The only identity offered (`identity_file`).
+    pub identity_file: Option<PathBuf>,
+    /// The ssh configuration file read instead of `~/.ssh/config` (`ssh_config`).
+    pub ssh_config: Option<PathBuf>,
+    /// The `known_hosts` file checked instead of ssh's (`known_hosts`).
+    pub known_hosts: Option<PathBuf>,
+    /// How the host's key is checked (`host_key_policy`: `"strict"`, the default, or
+    /// `"accept_new"`).
+    pub host_key_policy: HostKeyPolicy,
+    /// The `rollback.toml` on that host (`config`, an absolute path there), which
+    /// configures its `[code]`, `[config]`, `[process]` and `[[health]]`.
+    pub config: String,
+    /// The agent's command on that host (`command`; default
+    /// `rollback agent --stdio --config <config>`).
+    pub command: Option<Vec<String>>,
+}
+
+/// `host_key_policy` in `[[hosts]]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum HostKeyPolicy {
+    /// The key must already be in `known_hosts` (the default).
+    #[default]
+    Strict,
+    /// A host not yet known is trusted on first use; a changed key is still refused.
+    AcceptNew,
+}
+
+/// `[fleet]`: how the `[[hosts]]` are rolled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FleetSettings {
+    /// How many hosts change at once (`parallelism`, default 2).
+    pub parallelism: usize,
+    /// How long a host may take to become healthy in a rolling reload, before the next
+    /// (`health_timeout`, default 60 s).
+    pub health_timeout: Duration,
+    /// How long connecting to a host's agent and its hello may take (`hello_timeout`,
+    /// default 30 s).
+    pub hello_timeout: Duration,
+    /// Where ssh's control sockets are made (`control_dir`; the `openssh` crate's default,
+    /// `$XDG_STATE_HOME` or `~/.local/state`, when absent). Keep it short: a unix socket
+    /// path has about 100 bytes.
+    pub control_dir: Option<PathBuf>,
+}
+
+impl Default for FleetSettings {
+    fn default() -> Self {
+        Self {
+            parallelism: 2,
+            health_timeout: Duration::from_secs(60),
+            hello_timeout: Duration::from_secs(30),
+            control_dir: None,
+        }
     }
 }
 
@@ -687,6 +763,25 @@ impl Doc<'_> {
     fn opt_path(&self, value: &Option<Spanned<String>>, key: &str) -> Result<Option<PathBuf>, ConfigError> {
         value.as_ref().map(|v| self.path(v, key)).transpose()
     }
+
+    /// The span of the `[table]` header line's name, when the file has one.
+    fn table_header(&self, table: &str) -> Option<Range<usize>> {
+        let mut offset = 0;
+        for line in self.text.split_inclusive('\n') {
+            let trimmed = line.trim_start();
+            let indent = line.len() - trimmed.len();
+            if let Some(rest) = trimmed.strip_prefix('[') {
+                let name = rest.split(']').next().unwrap_or("").trim();
+                if name == table && !rest.starts_with('[') {
+                    let start = offset + indent;
+                    let end = start + trimmed.find(']').map_or(1, |i| i + 1);
+                    return Some(start..end);
+                }
+            }
+            offset += line.len();
+        }
+        None
+    }
 }
 
 /// The required keys that are tables.
@@ -901,15 +996,42 @@ struct RawConfig {
     database: Option<RawDatabase>,
     code: Option<RawCode>,
     config: Option<RawEnvFile>,
-    process: RawProcess,
+    process: Option<RawProcess>,
     #[serde(default)]
     health: Vec<Spanned<RawHealth>>,
+    #[serde(default)]
+    hosts: Vec<Spanned<RawHost>>,
+    fleet: Option<RawFleet>,
     #[serde(default)]
     settings: Settings,
     #[serde(default)]
     watchdog: RawWatchdog,
     #[serde(default)]
     notify: Vec<Spanned<RawNotify>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    name: Option<Spanned<String>>,
+    ssh: Option<Spanned<String>>,
+    port: Option<Spanned<u16>>,
+    identity_file: Option<Spanned<String>>,
+    ssh_config: Option<Spanned<String>>,
+    known_hosts: Option<Spanned<String>>,
+    #[serde(default)]
+    host_key_policy: HostKeyPolicy,
+    config: Option<Spanned<String>>,
+    command: Option<Spanned<Argv>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFleet {
+    parallelism: Option<Spanned<usize>>,
+    health_timeout: Option<Spanned<Dur>>,
+    hello_timeout: Option<Spanned<Dur>>,
+    control_dir: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -1090,9 +1212,68 @@ impl RawConfig {
         check_app_name(doc, &self.app, "app")?;
         let state_dir = doc.path(&self.state_dir, "state_dir")?;
         let database = self.database.map(|d| d.resolve(doc)).transpose()?;
+        if !self.hosts.is_empty() {
+            // Each host's own file configures its code, config and process manager.
+            let local = [
+                ("process", self.process.as_ref().map(|p| p.manager.span())),
+                ("code", self.code.as_ref().map(|c| c.repo.span())),
+                ("config", self.config.as_ref().map(|c| c.file.span())),
+            ];
+            if let Some((table, Some(fallback))) = local.into_iter().find(|(_, s)| s.is_some()) {
+                let span = doc.table_header(table).unwrap_or(fallback);
+                return Err(doc.error(
+                    span,
+                    format!(
+                        "[{table}] together with [[hosts]]: with hosts, each host's own rollback.toml (its `config`) configures its [{table}]"
+                    ),
+                    Some(format!(
+                        "either [[hosts]] with [database], [[health]] and [fleet] here, and [{table}] in each host's file; or no [[hosts]] (one local host)"
+                    )),
+                ));
+            }
+        }
+        if let (None, Some(fleet)) = (self.hosts.first(), &self.fleet) {
+            if let Some(span) = doc.table_header("fleet").or_else(|| fleet.first_span()) {
+                return Err(doc.error(
+                    span,
+                    "[fleet] without [[hosts]]: it says how hosts are rolled, and there are none",
+                    Some("[[hosts]] entries with name, ssh and config, or no [fleet]".into()),
+                ));
+            }
+        }
+        let hosts = resolve_hosts(doc, self.hosts)?;
+        let fleet = match self.fleet {
+            Some(f) => f.resolve(doc)?,
+            None => FleetSettings::default(),
+        };
         let code = self.code.map(|c| c.resolve(doc)).transpose()?;
         let env_file = self.config.map(|c| c.resolve(doc)).transpose()?;
-        let process = self.process.resolve(doc, self.app.get_ref())?;
+        let process = match self.process {
+            Some(p) => p.resolve(doc, self.app.get_ref())?,
+            None if !hosts.is_empty() => ProcessConfig {
+                manager: ProcessManagerKind::Pm2,
+                app: self.app.get_ref().clone(),
+                pm2_home: None,
+                binary: None,
+                ecosystem: None,
+                state_timeout: None,
+                stability_window: None,
+                command_timeout: None,
+            },
+            None => {
+                // No line to point at: the whole file lacks it.
+                return Err(ConfigError::Invalid {
+                    at: Location {
+                        file: doc.file.to_path_buf(),
+                        line: 1,
+                        column: 1,
+                    },
+                    problem: "missing required table [process] at the top level".into(),
+                    expected: Some(missing_hint("process", &[])),
+                    excerpt: String::new(),
+                });
+            }
+        };
         let health = self
             .health
             .into_iter()
@@ -1116,8 +1297,169 @@ impl RawConfig {
             settings: self.settings,
             watchdog,
             notify,
+            hosts,
+            fleet,
         })
     }
+}
+
+impl RawFleet {
+    /// The span of its first key, to point at when its header cannot be found.
+    fn first_span(&self) -> Option<Range<usize>> {
+        self.parallelism
+            .as_ref()
+            .map(Spanned::span)
+            .or_else(|| self.health_timeout.as_ref().map(Spanned::span))
+            .or_else(|| self.hello_timeout.as_ref().map(Spanned::span))
+            .or_else(|| self.control_dir.as_ref().map(Spanned::span))
+    }
+
+    fn resolve(self, doc: &Doc<'_>) -> Result<FleetSettings, ConfigError> {
+        let defaults = FleetSettings::default();
+        let parallelism = match self.parallelism {
+            Some(p) if *p.get_ref() == 0 => {
+                return Err(doc.error(
+                    p.span(),
+                    "`parallelism` is 0: no host would ever change",
+                    Some("1 or more hosts changed at once (default 2)".into()),
+                ))
+            }
+            Some(p) => p.into_inner(),
+            None => defaults.parallelism,
+        };
+        let positive = |d: Option<Spanned<Dur>>, key: &str, default: Duration| match d {
+            Some(d) if d.get_ref().0 < Duration::from_secs(1) => Err(doc.error(
+                d.span(),
+                format!("`{key}` is under a second"),
+                Some(format!("{DURATION}, of at least a second")),
+            )),
+            Some(d) => Ok(d.into_inner().0),
+            None => Ok(default),
+        };
+        Ok(FleetSettings {
+            parallelism,
+            health_timeout: positive(self.health_timeout, "health_timeout", defaults.health_timeout)?,
+            hello_timeout: positive(self.hello_timeout, "hello_timeout", defaults.hello_timeout)?,
+            control_dir: doc.opt_path(&self.control_dir, "control_dir")?,
+        })
+    }
+}
+
+/// The `[[hosts]]`: each with an ssh destination and its config path, names unique.
+fn resolve_hosts(doc: &Doc<'_>, raw: Vec<Spanned<RawHost>>) -> Result<Vec<HostConfig>, ConfigError> {
+    let mut hosts: Vec<HostConfig> = Vec::with_capacity(raw.len());
+    let mut names: Vec<(String, Range<usize>)> = Vec::new();
+    for entry in raw {
+        let span = entry.span();
+        let h = entry.into_inner();
+        let shown = h.name.as_ref().map_or_else(
+            || "a [[hosts]] entry".to_owned(),
+            |n| format!("host `{}`", n.get_ref()),
+        );
+        let Some(ssh) = h.ssh else {
+            let at = h.name.as_ref().map_or(span, Spanned::span);
+            return Err(doc.error(
+                at,
+                format!("{shown} has no `ssh`: how would it be reached?"),
+                Some(
+                    "ssh = \"deploy@web-2\" (what `ssh` takes: user@host, host, or an alias of your ssh config)"
+                        .into(),
+                ),
+            ));
+        };
+        let destination = ssh.get_ref();
+        if destination.is_empty()
+            || destination.starts_with('-')
+            || destination.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(doc.error(
+                ssh.span(),
+                format!("`ssh` of {shown} is not an ssh destination"),
+                Some(
+                    "user@host, host, or an alias of your ssh config (no spaces, not starting with `-`)"
+                        .into(),
+                ),
+            ));
+        }
+        let (name, name_span) = match &h.name {
+            Some(n) if n.get_ref().trim().is_empty() => {
+                return Err(doc.error(
+                    n.span(),
+                    "a host's `name` is empty",
+                    Some("name = \"web-1\" (how errors and reports name the host)".into()),
+                ))
+            }
+            Some(n) => (n.get_ref().clone(), n.span()),
+            None => (destination.clone(), ssh.span()),
+        };
+        if names.iter().any(|(n, _)| *n == name) {
+            return Err(doc.error(
+                name_span,
+                format!("host `{name}` is named twice in [[hosts]]"),
+                Some("a name of its own for every host (`name`; the ssh destination when absent)".into()),
+            ));
+        }
+        if let Some(p) = &h.port {
+            if *p.get_ref() == 0 {
+                return Err(doc.error(
+                    p.span(),
+                    "`port` is 0",
+                    Some("the host's ssh port, e.g. 22".into()),
+                ));
+            }
+        }
+        let Some(config) = h.config else {
+            return Err(doc.error(
+                ssh.span(),
+                format!("host `{name}` has no `config`"),
+                Some(
+                    "config = \"/srv/web/rollback.toml\": the rollback.toml on that host, configuring its [code], [config], [process] and [[health]]"
+                        .into(),
+                ),
+            ));
+        };
+        if !config.get_ref().starts_with('/') {
+            return Err(doc.error(
+                config.span(),
+                format!("`config` of host `{name}` is not an absolute path"),
+                Some(
+                    "the absolute path of the rollback.toml on that host, e.g. \"/srv/web/rollback.toml\""
+                        .into(),
+                ),
+            ));
+        }
+        let command = match h.command {
+            Some(c) => {
+                let span = c.span();
+                let argv = c.into_inner().0;
+                if argv.first().is_none_or(|p| p.trim().is_empty()) {
+                    return Err(doc.error(
+                        span,
+                        format!("the `command` of host `{name}` names no program"),
+                        Some(
+                            "an argument list such as [\"/usr/local/bin/rollback\", \"agent\", \"--stdio\", \"--config\", \"/srv/web/rollback.toml\"]"
+                                .into(),
+                        ),
+                    ));
+                }
+                Some(argv)
+            }
+            None => None,
+        };
+        names.push((name.clone(), name_span));
+        hosts.push(HostConfig {
+            name,
+            ssh: destination.clone(),
+            port: h.port.map(Spanned::into_inner),
+            identity_file: doc.opt_path(&h.identity_file, "identity_file")?,
+            ssh_config: doc.opt_path(&h.ssh_config, "ssh_config")?,
+            known_hosts: doc.opt_path(&h.known_hosts, "known_hosts")?,
+            host_key_policy: h.host_key_policy,
+            config: config.into_inner(),
+            command,
+        });
+    }
+    Ok(hosts)
 }
 
 fn check_app_name(doc: &Doc<'_>, name: &Spanned<String>, key: &str) -> Result<(), ConfigError> {

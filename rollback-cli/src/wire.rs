@@ -13,8 +13,8 @@
 //! webhook URL, not a routing key.
 
 use crate::config::{
-    CodeLayout, Config, Connection, DatabaseConfig, DumpFormat, HealthConfig, NotifyConfig,
-    ProcessManagerKind, WatchdogConfig,
+    CodeLayout, Config, Connection, DatabaseConfig, DumpFormat, HealthConfig, HostConfig, HostKeyPolicy,
+    NotifyConfig, ProcessManagerKind, WatchdogConfig,
 };
 use async_trait::async_trait;
 use rollback_core::automation::WatchdogBuilder;
@@ -25,7 +25,7 @@ use rollback_core::{
     SqlProbe, StateStore, TracingNotifier, Watchdog, WebhookFormat, WebhookNotifier,
 };
 use rollback_envfile::EnvFileStore;
-use rollback_fleet::HostAdapters;
+use rollback_fleet::{ssh, AgentConnection, Fleet, FleetError, FleetHost, HostAdapters, RemoteHost, SshHost};
 use rollback_git::{GitCode, InPlaceOptions};
 use rollback_pm2::{AppSpec, Pm2ProcessManager};
 use rollback_postgres::{Options, PgConfig, PgTools, PostgresSnapshot};
@@ -63,6 +63,9 @@ pub struct Wired {
     pub notifiers: Vec<Arc<dyn Notifier>>,
     /// The watchdog's settings (`[watchdog]`).
     pub watchdog: WatchdogConfig,
+    /// The agents of `[[hosts]]`, connected, in the file's order (empty for one local
+    /// host). The orchestrator's code, config, process and health are theirs, as a fleet.
+    pub hosts: Vec<Arc<AgentConnection>>,
 }
 
 impl fmt::Debug for Wired {
@@ -82,6 +85,7 @@ impl fmt::Debug for Wired {
             .field("database_probe", &self.database_probe.is_some())
             .field("notifiers", &self.notifiers.len())
             .field("watchdog", &self.watchdog)
+            .field("hosts", &self.hosts.iter().map(|h| h.host()).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -141,6 +145,18 @@ pub enum WireError {
         #[source]
         source: Box<RollbackError>,
     },
+    /// A host of `[[hosts]]` could not be reached (ssh failed, its agent did not answer
+    /// or refused); the error names the host and what ssh or the agent said.
+    #[error("{source}; check its [[hosts]] entry in {}", file.display())]
+    Host {
+        /// The host's name.
+        host: String,
+        /// The config file.
+        file: PathBuf,
+        /// Why.
+        #[source]
+        source: FleetError,
+    },
     /// The watchdog refused its settings.
     #[error("the watchdog: {source}; check [watchdog]")]
     Watchdog {
@@ -173,10 +189,31 @@ pub async fn wire(config: &Config, progress: Option<ProgressSink>) -> Result<Wir
         Some(db) => Some(Arc::new(postgres(config, db).await?)),
         None => None,
     };
-    let code = code_adapter(config).await?;
-    let config_store = config_store(config);
-    let (process, metrics) = process_manager(config, &app)?;
-    let probes = http_probes(config).await?;
+    let (code, config_store, process, metrics, probes, hosts) = if config.hosts.is_empty() {
+        let code = code_adapter(config).await?;
+        let config_store = config_store(config);
+        let (process, metrics) = process_manager(config, &app)?;
+        let probes = http_probes(config).await?;
+        (code, config_store, process, metrics, probes, Vec::new())
+    } else {
+        let hosts = connect_hosts(config).await?;
+        let fleet = Fleet::new(
+            hosts
+                .iter()
+                .map(|c| FleetHost::remote(RemoteHost(c.clone())))
+                .collect(),
+            config.fleet.parallelism,
+            config.fleet.health_timeout,
+        )
+        .map_err(adapter_error(config, "the fleet", "[[hosts]]"))?;
+        let code = fleet.code().map(|c| Arc::new(c) as Arc<dyn CodeVersion>);
+        let store = fleet.config().map(|c| Arc::new(c) as Arc<dyn ConfigStore>);
+        let process: Arc<dyn ProcessManager> = Arc::new(fleet.process());
+        // Every host's own health first, then this file's (the balancer's URL, say).
+        let mut probes: Vec<Arc<dyn HealthProbe>> = vec![Arc::new(fleet.health())];
+        probes.extend(http_probes(config).await?);
+        (code, store, process, None, probes, hosts)
+    };
 
     let mut database_probe: Option<Arc<dyn HealthProbe>> = None;
     for h in &config.health {
@@ -254,7 +291,80 @@ pub async fn wire(config: &Config, progress: Option<ProgressSink>) -> Result<Wir
         database_probe,
         notifiers,
         watchdog: config.watchdog.clone(),
+        hosts,
     })
+}
+
+/// Connects to every `[[hosts]]` agent over ssh, all at once, each within
+/// `[fleet] hello_timeout`. The first host (in the file's order) that cannot be reached is
+/// the error, naming it and what ssh or its agent said; the others' connections are
+/// dropped (their agents end).
+async fn connect_hosts(config: &Config) -> Result<Vec<Arc<AgentConnection>>, WireError> {
+    let mut ssh_hosts = Vec::with_capacity(config.hosts.len());
+    for h in &config.hosts {
+        ssh_hosts.push(ssh_host(config, h)?);
+    }
+    let hello = config.fleet.hello_timeout;
+    let connected = futures::future::join_all(ssh_hosts.iter().map(|h| async move {
+        // The hello's limit also bounds ssh's own connection and login.
+        match tokio::time::timeout(hello + HELLO_MARGIN, ssh::connect(h, hello)).await {
+            Ok(result) => result,
+            Err(_) => Err(FleetError::Unreachable {
+                host: h.name().to_owned(),
+                why: format!("no answer within {}s", (hello + HELLO_MARGIN).as_secs()),
+            }),
+        }
+    }))
+    .await;
+    let mut hosts = Vec::with_capacity(connected.len());
+    for (h, result) in config.hosts.iter().zip(connected) {
+        match result {
+            Ok(conn) => hosts.push(conn),
+            Err(source) => {
+                return Err(WireError::Host {
+                    host: h.name.clone(),
+                    file: config.file.clone(),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(hosts)
+}
+
+/// How much longer than the hello's limit the whole connection (ssh's login included) may
+/// take.
+const HELLO_MARGIN: Duration = Duration::from_secs(5);
+
+/// The ssh settings of one `[[hosts]]` entry.
+fn ssh_host(config: &Config, h: &HostConfig) -> Result<SshHost, WireError> {
+    let mut builder = SshHost::builder(h.ssh.as_str(), h.config.as_str())
+        .name(h.name.as_str())
+        .host_key_policy(match h.host_key_policy {
+            HostKeyPolicy::AcceptNew => rollback_fleet::HostKeyPolicy::AcceptNew,
+            _ => rollback_fleet::HostKeyPolicy::Strict,
+        });
+    if let Some(p) = h.port {
+        builder = builder.port(p);
+    }
+    if let Some(f) = &h.identity_file {
+        builder = builder.identity_file(f);
+    }
+    if let Some(f) = &h.ssh_config {
+        builder = builder.config_file(f);
+    }
+    if let Some(f) = &h.known_hosts {
+        builder = builder.known_hosts_file(f);
+    }
+    if let Some(dir) = &config.fleet.control_dir {
+        builder = builder.control_directory(dir);
+    }
+    if let Some(argv) = &h.command {
+        builder = builder.command(argv.iter().cloned());
+    }
+    builder
+        .build()
+        .map_err(adapter_error(config, &format!("host `{}`", h.name), "[[hosts]]"))
 }
 
 /// How much longer than the longest `[[notify]] timeout` the orchestrator waits for a

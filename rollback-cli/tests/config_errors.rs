@@ -316,3 +316,83 @@ fn an_emergency_contact_without_a_name() {
         "{BASE}\n[watchdog.plan]\ncontacts = [{{ role = \"DevOps lead\", reach = \"+1 555 0101\" }}]\n"
     )));
 }
+
+/// A deploy box's file for two hosts: no [process] here, each host's file has its own.
+const FLEET: &str = r#"app = "web"
+state_dir = "/srv/web/rollback"
+
+[[hosts]]
+name = "web-1"
+ssh = "deploy@web-1"
+config = "/srv/web/rollback.toml"
+
+[[hosts]]
+name = "web-2"
+ssh = "deploy@web-2"
+port = 2222
+host_key_policy = "accept_new"
+config = "/srv/web/rollback.toml"
+command = ["/opt/rollback/bin/rollback", "agent", "--stdio", "--config", "/srv/web/rollback.toml"]
+
+[fleet]
+parallelism = 1
+health_timeout = "90s"
+"#;
+
+#[test]
+fn a_fleet_file_without_process_is_valid() {
+    let c = config::parse(FLEET, Path::new("/etc/rollback/rollback.toml")).unwrap();
+    assert_eq!(c.hosts.len(), 2);
+    assert_eq!(c.hosts[1].port, Some(2222));
+    assert_eq!(c.hosts[1].host_key_policy, config::HostKeyPolicy::AcceptNew);
+    assert_eq!(c.fleet.parallelism, 1);
+    assert_eq!(c.fleet.health_timeout, std::time::Duration::from_secs(90));
+    assert_eq!(c.process.app, "web");
+    assert!(c.code.is_none() && c.env_file.is_none());
+}
+
+#[test]
+fn a_host_without_ssh() {
+    insta::assert_snapshot!(message(
+        "app = \"web\"\nstate_dir = \"/srv/web/rollback\"\n\n[[hosts]]\nname = \"web-1\"\nconfig = \"/srv/web/rollback.toml\"\n"
+    ));
+}
+
+#[test]
+fn two_hosts_with_the_same_name() {
+    insta::assert_snapshot!(message(&FLEET.replace("name = \"web-2\"", "name = \"web-1\"")));
+}
+
+#[test]
+fn hosts_together_with_process() {
+    insta::assert_snapshot!(message(&format!("{FLEET}\n[process]\nmanager = \"pm2\"\n")));
+}
+
+#[test]
+fn hosts_together_with_code() {
+    let m = message(&format!(
+        "{FLEET}\n[code]\nrepo = \"/srv/web/repo\"\nlayout = \"in-place\"\n"
+    ));
+    assert!(m.contains("[code] together with [[hosts]]"), "{m}");
+}
+
+#[test]
+fn a_relative_host_config_and_a_zero_parallelism() {
+    let m = message(&FLEET.replacen(
+        "config = \"/srv/web/rollback.toml\"",
+        "config = \"rollback.toml\"",
+        1,
+    ));
+    assert!(
+        m.contains("`config` of host `web-1` is not an absolute path"),
+        "{m}"
+    );
+    let m = message(&FLEET.replace("parallelism = 1", "parallelism = 0"));
+    assert!(m.contains("`parallelism` is 0"), "{m}");
+}
+
+#[test]
+fn fleet_without_hosts() {
+    let m = message(&format!("{BASE}\n[fleet]\nparallelism = 2\n"));
+    assert!(m.contains("[fleet] without [[hosts]]"), "{m}");
+}

@@ -36,6 +36,7 @@ pub mod fakes;
 mod fixture;
 pub mod integration;
 mod rig;
+pub mod temp_haproxy;
 pub mod temp_pm2;
 pub mod temp_postgres;
 pub mod temp_sshd;

@@ -1,0 +1,534 @@
+//! The `rollback` binary on a deploy box driving a fleet of two app hosts over ssh, behind a
+//! real load balancer, for real: a TempSshd on 127.0.0.1 (its generated keys and
+//! ssh_config), two "hosts" as two directory trees on this machine (each its own pm2 home,
+//! its own releases of the same tiny Node app on its own port, its own env file and its own
+//! host rollback.toml), one shared PostgreSQL and git repository, and a real haproxy in front
+//! (HTTP checks on /api/health, retries and redispatch).
+//!
+//! Scenarios: `check` covers both hosts; a code-only rollback rolls host by host while a
+//! request loop through haproxy counts failures (must be zero); a full rollback stops both,
+//! switches the shared database once and starts both (the window in which the balancer
+//! answered nothing is measured); a host that cannot be reached is refused at `check` and
+//! `plan`, naming it, with nothing changed. Run with `--nocapture` to see the figures.
+
+use rollback_core::CodeVersion;
+use rollback_testkit::temp_haproxy::TempHaproxy;
+use rollback_testkit::temp_pm2::{free_port, TempPm2};
+use rollback_testkit::temp_sshd::TempSshd;
+use rollback_testkit::TempPostgres;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const DB_ENV: &str = "ROLLBACK_FLEET_DATABASE_URL";
+const DB: &str = "fleet";
+
+/// The app: a Node HTTP server whose /api/health reports its version, its env file's
+/// channel and its host; it closes its listener on SIGINT (pm2's stop) and lets in-flight
+/// requests finish.
+const APP_JS: &str = r#"const http = require('http');
+const fs = require('fs');
+const VERSION = '__VERSION__';
+const env = {};
+for (const line of fs.readFileSync(process.env.ENV_FILE, 'utf8').split('\n')) {
+  const i = line.indexOf('=');
+  if (i > 0 && !line.startsWith('#')) env[line.slice(0, i)] = line.slice(i + 1);
+}
+const server = http.createServer((req, res) => {
+  res.writeHead(200, { 'content-type': 'application/json', 'connection': 'close' });
+  res.end(JSON.stringify({ ok: true, version: VERSION, channel: env.CHANNEL, host: env.HOST_NAME }));
+});
+server.listen(Number(env.PORT), '127.0.0.1');
+process.on('SIGINT', () => {
+  server.close(() => process.exit(0));
+  setTimeout(() => process.exit(0), 2000).unref();
+});
+"#;
+
+fn git(repo: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(repo)
+        .output()
+        .expect("run git");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// One app host: its tree, its pm2, its port.
+struct Host {
+    name: String,
+    dir: PathBuf,
+    port: u16,
+    pm2: TempPm2,
+}
+
+impl Host {
+    fn config(&self) -> PathBuf {
+        self.dir.join("rollback.toml")
+    }
+
+    fn write_env(&self, channel: &str) {
+        std::fs::write(
+            self.dir.join("app.env"),
+            format!("PORT={}\nCHANNEL={channel}\nHOST_NAME={}\n", self.port, self.name),
+        )
+        .unwrap();
+    }
+
+    fn code(&self, repo: &Path) -> rollback_git::GitCode {
+        rollback_git::GitCode::builder(repo)
+            .releases(self.dir.join("releases"), self.dir.join("current"))
+            .build()
+            .unwrap()
+    }
+
+    /// The body of its own /api/health (not through the balancer).
+    fn health(&self) -> Option<String> {
+        get(self.port, "/api/health", Duration::from_secs(2))
+    }
+}
+
+/// `GET path` on 127.0.0.1:`port`: the body of a 200, `None` otherwise.
+fn get(port: u16, path: &str, timeout: Duration) -> Option<String> {
+    let addr = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+}
+
+fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ok() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn rollback(config: &Path, db_url: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollback"));
+    cmd.arg("--config")
+        .arg(config)
+        .args(args)
+        .env(DB_ENV, db_url)
+        .env_remove("ROLLBACK_CONFIG")
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn run(mut cmd: Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("run rollback");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+/// Requests through the balancer every ~10 ms until stopped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<(Instant, Option<String>)>>,
+}
+
+impl Load {
+    fn start(port: u16) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                let at = Instant::now();
+                seen.push((at, get(port, "/", Duration::from_secs(5))));
+                std::thread::sleep(Duration::from_millis(10).saturating_sub(at.elapsed()));
+            }
+            seen
+        });
+        Self { stop, thread }
+    }
+
+    /// Requests sent, failed, and the longest time between two answered requests.
+    fn finish(self) -> (usize, usize, Duration, Vec<(Instant, Option<String>)>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let seen = self.thread.join().expect("the load thread");
+        let failed = seen.iter().filter(|(_, r)| r.is_none()).count();
+        let mut longest = Duration::ZERO;
+        let mut last_ok: Option<Instant> = None;
+        for (at, r) in &seen {
+            if r.is_some() {
+                if let Some(prev) = last_ok {
+                    longest = longest.max(at.duration_since(prev));
+                }
+                last_ok = Some(*at);
+            }
+        }
+        (seen.len(), failed, longest, seen)
+    }
+}
+
+/// The deploy box's rollback.toml: [database], the two [[hosts]] over the TempSshd, the
+/// balancer's health URL. `port` overrides the ssh port of the second host.
+fn deploy_config(
+    dir: &Path,
+    pg: &TempPostgres,
+    sshd: &TempSshd,
+    hosts: &[Host],
+    lb: &TempHaproxy,
+    second_port: Option<u16>,
+) -> String {
+    let mut text = format!(
+        r#"app = "web"
+state_dir = "{state}"
+
+[database]
+url_env = "{DB_ENV}"
+snapshots_dir = "{snapshots}"
+bindir = "{bindir}"
+
+[[health]]
+url = "{lb_url}"
+timeout = "2s"
+
+[settings]
+health_timeout = "60s"
+
+[fleet]
+parallelism = 2
+health_timeout = "60s"
+hello_timeout = "30s"
+control_dir = "{control}"
+"#,
+        state = dir.join("state").display(),
+        snapshots = dir.join("snapshots").display(),
+        bindir = pg.bindir().display(),
+        lb_url = lb.url("/api/health"),
+        control = sshd.dir().display(),
+    );
+    for (i, h) in hosts.iter().enumerate() {
+        let port = match (i, second_port) {
+            (1, Some(p)) => format!("port = {p}\n"),
+            _ => String::new(),
+        };
+        text.push_str(&format!(
+            r#"
+[[hosts]]
+name = "{name}"
+ssh = "{alias}"
+ssh_config = "{ssh_config}"
+{port}config = "{config}"
+command = ["{bin}", "agent", "--stdio", "--config", "{config}"]
+"#,
+            name = h.name,
+            alias = sshd.alias(),
+            ssh_config = sshd.ssh_config().display(),
+            config = h.config().display(),
+            bin = env!("CARGO_BIN_EXE_rollback"),
+        ));
+    }
+    text
+}
+
+fn version_of(body: &str) -> &str {
+    body.split("\"version\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or("?")
+}
+
+#[test]
+fn a_fleet_behind_haproxy_rolls_back_code_without_a_failed_request_and_everything_with_one_switch() {
+    let test = "fleet_journey";
+    let Some(sshd) = TempSshd::start(test) else { return };
+    let pg = match TempPostgres::start(test) {
+        Ok(Some(pg)) => pg,
+        Ok(None) => return,
+        Err(e) => panic!("{test}: {e}"),
+    };
+    if rollback_testkit::integration::find_on_path("git").is_none() {
+        rollback_testkit::integration::unavailable(test, "git");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+
+    // The shared database and repository.
+    pg.create_database(DB).unwrap();
+    pg.psql(DB, "CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL); INSERT INTO users (email) VALUES ('a@example.com'), ('b@example.com');").unwrap();
+    let db_url = pg.url(DB).expose().to_owned();
+    let repo = root.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("app.js"), APP_JS.replace("__VERSION__", "1.0.0")).unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "v1"]);
+    let v1 = git(&repo, &["rev-parse", "HEAD"]);
+    std::fs::write(repo.join("app.js"), APP_JS.replace("__VERSION__", "2.0.0")).unwrap();
+    git(&repo, &["commit", "-q", "-am", "v2"]);
+    let v2 = git(&repo, &["rev-parse", "HEAD"]);
+
+    // Two hosts, each deployed at v1 and started by its own pm2.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut hosts = Vec::new();
+    for name in ["web-1", "web-2"] {
+        let Some(pm2) = TempPm2::new(test) else { return };
+        let dir = root.join(name);
+        std::fs::create_dir_all(dir.join("releases")).unwrap();
+        let host = Host {
+            name: name.to_owned(),
+            dir,
+            port: free_port(),
+            pm2,
+        };
+        host.write_env("stable");
+        std::fs::write(
+            host.dir.join("ecosystem.config.js"),
+            format!(
+                "module.exports = {{ apps: [{{ name: 'web', script: '{current}/app.js', cwd: '{dir}', kill_timeout: 3000, env: {{ ENV_FILE: '{dir}/app.env' }} }}] }};\n",
+                current = host.dir.join("current").display(),
+                dir = host.dir.display(),
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            host.config(),
+            format!(
+                r#"app = "web"
+state_dir = "state"
+
+[code]
+repo = "{repo}"
+layout = "releases"
+releases_dir = "releases"
+current_link = "current"
+
+[config]
+file = "app.env"
+required_keys = ["PORT"]
+history_dir = "env-history"
+
+[process]
+manager = "pm2"
+pm2_home = "{home}"
+binary = "{pm2}"
+ecosystem = "ecosystem.config.js"
+stability_window = "500ms"
+
+[[health]]
+url = "http://127.0.0.1:{port}/api/health"
+timeout = "2s"
+"#,
+                repo = repo.display(),
+                home = host.pm2.home().display(),
+                pm2 = host.pm2.pm2().display(),
+                port = host.port,
+            ),
+        )
+        .unwrap();
+        let code = host.code(&repo);
+        rt.block_on(async {
+            let rev = code.resolve(&v1).await.unwrap();
+            let prepared = code.prepare(&rev.id).await.unwrap();
+            code.activate(&prepared).await.unwrap();
+        });
+        let eco = host.dir.join("ecosystem.config.js");
+        let out = host.pm2.run(&["start", &eco.to_string_lossy()]).unwrap();
+        assert!(out.status.success(), "pm2 start: {out:?}");
+        wait_until(&format!("{name} answers"), Duration::from_secs(30), || {
+            host.health().is_some()
+        });
+        hosts.push(host);
+    }
+
+    let servers: Vec<(&str, u16)> = hosts.iter().map(|h| (h.name.as_str(), h.port)).collect();
+    let Some(lb) = TempHaproxy::start(test, &servers) else {
+        return;
+    };
+    wait_until("haproxy answers", Duration::from_secs(10), || {
+        get(lb.port(), "/api/health", Duration::from_secs(2)).is_some()
+    });
+
+    let deploy = root.join("deploy");
+    std::fs::create_dir_all(&deploy).unwrap();
+    let config = deploy.join("rollback.toml");
+    std::fs::write(&config, deploy_config(&deploy, &pg, &sshd, &hosts, &lb, None)).unwrap();
+
+    // (a) check covers both hosts.
+    let (code, out, err) = run(rollback(&config, &db_url, &["check"]));
+    println!("--- rollback check ---\n{out}{err}");
+    assert_eq!(code, 0, "check: {out}\n{err}\nsshd: {}", sshd.log());
+    assert!(out.contains("host web-1") && out.contains("host web-2"), "{out}");
+
+    // The good state: checkpoint at v1, "stable".
+    let (code, out, err) = run(rollback(&config, &db_url, &["checkpoint", "--label", "v1"]));
+    assert_eq!(code, 0, "checkpoint: {out}\n{err}");
+    assert!(!out.contains("not marked good"), "{out}");
+
+    // A bad deploy on every host: v2's code and "beta" config, a migration.
+    let deploy_v2 = |hosts: &[Host]| {
+        for h in hosts {
+            h.write_env("beta");
+            let code = h.code(&repo);
+            rt.block_on(async {
+                let rev = code.resolve(&v2).await.unwrap();
+                let prepared = code.prepare(&rev.id).await.unwrap();
+                code.activate(&prepared).await.unwrap();
+            });
+            let out = h.pm2.run(&["restart", "web"]).unwrap();
+            assert!(out.status.success(), "pm2 restart: {out:?}");
+            wait_until("v2 answers", Duration::from_secs(30), || {
+                h.health().is_some_and(|b| b.contains("2.0.0"))
+            });
+        }
+    };
+    deploy_v2(&hosts);
+    pg.psql(
+        DB,
+        "CREATE TABLE v2_only (id int); INSERT INTO users (email) VALUES ('v2@example.com');",
+    )
+    .unwrap();
+    wait_until("haproxy sees both hosts", Duration::from_secs(10), || {
+        get(lb.port(), "/api/health", Duration::from_secs(2)).is_some()
+    });
+
+    // (b) a code-only rollback, rolling, under load.
+    let load = Load::start(lb.port());
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let (code, out, err) = run(rollback(
+        &config,
+        &db_url,
+        &["run", "--scope", "code", "--yes", "--reason", "v2 broke checkout"],
+    ));
+    let code_duration = started.elapsed();
+    std::thread::sleep(Duration::from_millis(300));
+    let (sent, failed, longest, seen) = load.finish();
+    println!("--- rollback run --scope code ---\n{out}{err}");
+    println!(
+        "FIGURES code-only rolling rollback: {sent} requests sent through haproxy, {failed} failed, longest gap between answers {longest:?}, rollback took {code_duration:?}"
+    );
+    assert_eq!(code, 0, "run --scope code: {out}\n{err}");
+    let versions: std::collections::BTreeSet<&str> = seen
+        .iter()
+        .filter_map(|(_, b)| b.as_deref())
+        .map(version_of)
+        .collect();
+    println!("versions answered during the roll: {versions:?}");
+    assert_eq!(
+        failed,
+        0,
+        "requests failed during a rolling code rollback\nhaproxy: {}",
+        lb.log()
+    );
+    for h in &hosts {
+        let body = h.health().expect("host answers after the rollback");
+        assert_eq!(version_of(&body), "1.0.0", "{}: {body}", h.name);
+        assert!(body.contains("beta"), "config was not in scope: {body}");
+    }
+    assert!(
+        pg.psql(DB, "SELECT to_regclass('v2_only') IS NOT NULL")
+            .unwrap()
+            .contains('t'),
+        "the database was not in scope"
+    );
+
+    // (c) a full rollback: both stop, the database is switched once, both start.
+    let load = Load::start(lb.port());
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let (code, out, err) = run(rollback(
+        &config,
+        &db_url,
+        &[
+            "--json",
+            "run",
+            "--scope",
+            "all",
+            "--yes",
+            "--reason",
+            "v2 migration broke users",
+        ],
+    ));
+    let full_duration = started.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    let (sent, failed, longest, _) = load.finish();
+    let downtime = out
+        .lines()
+        .last()
+        .and_then(|l| l.split("\"downtime\":").nth(1))
+        .and_then(|d| d.split('}').next())
+        .unwrap_or("?");
+    println!("--- rollback run --scope all: the report's downtime {downtime}}}");
+    println!(
+        "FIGURES full rollback: {sent} requests sent through haproxy, {failed} failed, longest window without an answer {longest:?}, rollback took {full_duration:?}"
+    );
+    assert_eq!(code, 0, "run --scope all: {out}\n{err}");
+    let restores = out
+        .lines()
+        .filter(|l| {
+            l.starts_with("{\"event\":\"step\"")
+                && l.contains("\"step\":\"restore_database\"")
+                && l.contains("\"kind\":\"finished\"")
+        })
+        .count();
+    println!("database restore steps finished: {restores}");
+    assert_eq!(restores, 1, "the database was not switched exactly once:\n{out}");
+    assert!(
+        pg.psql(DB, "SELECT to_regclass('v2_only') IS NULL")
+            .unwrap()
+            .contains('t'),
+        "the database was not switched back"
+    );
+    assert_eq!(pg.psql(DB, "SELECT COUNT(*) FROM users").unwrap().trim(), "2");
+    for h in &hosts {
+        let body = h.health().expect("host answers after the full rollback");
+        assert_eq!(version_of(&body), "1.0.0", "{}: {body}", h.name);
+        assert!(
+            body.contains("stable"),
+            "config not rolled back on {}: {body}",
+            h.name
+        );
+    }
+
+    // (d) one host unreachable: refused at check and plan, naming it; nothing changed.
+    deploy_v2(&hosts);
+    let closed = free_port();
+    let broken = deploy.join("unreachable.toml");
+    std::fs::write(
+        &broken,
+        deploy_config(&deploy, &pg, &sshd, &hosts, &lb, Some(closed)),
+    )
+    .unwrap();
+    let env_before: Vec<String> = hosts
+        .iter()
+        .map(|h| std::fs::read_to_string(h.dir.join("app.env")).unwrap())
+        .collect();
+    for args in [&["check"][..], &["plan", "--scope", "code"][..]] {
+        let (code, out, err) = run(rollback(&broken, &db_url, args));
+        println!("--- rollback {args:?} with web-2 unreachable (exit {code}) ---\n{out}{err}");
+        assert_ne!(code, 0, "{args:?} passed with a host unreachable");
+        assert!(err.contains("web-2") || out.contains("web-2"), "{out}\n{err}");
+    }
+    let (code, out, err) = run(rollback(&broken, &db_url, &["run", "--scope", "code", "--yes"]));
+    assert_ne!(code, 0, "run passed with a host unreachable: {out}\n{err}");
+    for (h, before) in hosts.iter().zip(&env_before) {
+        let body = h.health().expect("host still answers");
+        assert_eq!(version_of(&body), "2.0.0", "{} changed: {body}", h.name);
+        assert_eq!(&std::fs::read_to_string(h.dir.join("app.env")).unwrap(), before);
+    }
+    drop(lb);
+}
