@@ -83,6 +83,8 @@ pub struct Config {
     pub hosts: Vec<HostConfig>,
     /// `[fleet]`: how the hosts are rolled (used only with `[[hosts]]`).
     pub fleet: FleetSettings,
+    /// Where the lock, checkpoints, journals and reports live (`[state]`).
+    pub state: StateConfig,
 }
 
 impl Config {
@@ -90,6 +92,23 @@ impl Config {
     pub fn dir(&self) -> &Path {
         self.file.parent().unwrap_or(Path::new("/"))
     }
+}
+
+/// Where the lock, checkpoints, journals and reports live (`[state]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StateConfig {
+    /// `state_dir` (the default): one deploy box.
+    #[default]
+    Dir,
+    /// `store = "postgres"`: a database of its own that several deploy boxes share, so two
+    /// operators cannot roll back at once.
+    Postgres {
+        /// The variable holding its connection string (`url_env`).
+        url_env: String,
+        /// The schema of its tables (`schema`, default `rollback`).
+        schema: Option<String>,
+    },
 }
 
 /// One `[[hosts]]` entry: an app host, reached over the system `ssh`, running
@@ -1002,12 +1021,21 @@ struct RawConfig {
     #[serde(default)]
     hosts: Vec<Spanned<RawHost>>,
     fleet: Option<RawFleet>,
+    state: Option<Spanned<RawState>>,
     #[serde(default)]
     settings: Settings,
     #[serde(default)]
     watchdog: RawWatchdog,
     #[serde(default)]
     notify: Vec<Spanned<RawNotify>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    store: Spanned<String>,
+    url_env: Option<Spanned<String>>,
+    schema: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -1280,6 +1308,36 @@ impl RawConfig {
             .map(|h| resolve_health(doc, h, database.is_some()))
             .collect::<Result<Vec<_>, _>>()?;
         let watchdog = self.watchdog.resolve(doc)?;
+        let state = match self.state {
+            None => StateConfig::Dir,
+            Some(st) => {
+                let span = st.span();
+                let st = st.into_inner();
+                match st.store.get_ref().as_str() {
+                    "dir" => StateConfig::Dir,
+                    "postgres" => {
+                        let var = st.url_env.as_ref().ok_or_else(|| {
+                            doc.error(
+                                span,
+                                "store = \"postgres\" needs `url_env`",
+                                Some("url_env = \"ROLLBACK_STATE_DATABASE_URL\", an environment variable holding postgres://user:password@host/rollback_state (a database of its own, never the app's: a rollback renames the app's)".into()),
+                            )
+                        })?;
+                        StateConfig::Postgres {
+                            url_env: check_env_name(doc, var, "url_env", "the state database's connection string")?,
+                            schema: st.schema,
+                        }
+                    }
+                    other => {
+                        return Err(doc.error(
+                            st.store.span(),
+                            format!("unknown state store `{other}`"),
+                            Some("\"dir\" (state_dir, the default) or \"postgres\" (shared by several deploy boxes)".into()),
+                        ))
+                    }
+                }
+            }
+        };
         let notify = self
             .notify
             .into_iter()
@@ -1298,6 +1356,7 @@ impl RawConfig {
             watchdog,
             notify,
             hosts,
+            state,
             fleet,
         })
     }

@@ -96,6 +96,12 @@ log_scan = { on_match = "report", max_shown = 20 }
 performance = { max_error_rate = 0.05, on_breach = "report" }
 integrity = { assertions = [{ name = "orders exist", sql = "SELECT COUNT(*) > 0 FROM orders" }] }
 
+# Several deploy boxes: one shared lock, checkpoints and journal in a PostgreSQL database of
+# its own (never the app's: a rollback renames that one). Without [state], state_dir holds them.
+# [state]
+# store = "postgres"
+# url_env = "ROLLBACK_STATE_DATABASE_URL"
+
 [watchdog]
 interval = "10s"
 cooldown = "30m"

@@ -396,3 +396,13 @@ fn fleet_without_hosts() {
     let m = message(&format!("{BASE}\n[fleet]\nparallelism = 2\n"));
     assert!(m.contains("[fleet] without [[hosts]]"), "{m}");
 }
+
+#[test]
+fn a_postgres_state_store_without_url_env() {
+    insta::assert_snapshot!(message(&format!("{BASE}\n[state]\nstore = \"postgres\"\n")));
+}
+
+#[test]
+fn an_unknown_state_store() {
+    insta::assert_snapshot!(message(&format!("{BASE}\n[state]\nstore = \"redis\"\n")));
+}
