@@ -940,6 +940,55 @@ mod pgpass {
     }
 }
 
+/// The state store `[state]` names: the state directory, or a PostgreSQL database several
+/// deploy boxes share (never the app's own: a rollback renames that one).
+async fn state_store(config: &Config, app: &AppName) -> Result<Arc<dyn StateStore>, WireError> {
+    match &config.state {
+        crate::config::StateConfig::Postgres { url_env, schema } => {
+            let url = env_value(
+                config,
+                url_env,
+                "the state database's connection string",
+                "[state] url_env",
+            )?;
+            let adapter = |e| adapter_error(config, "the shared state store (PostgreSQL)", "[state]")(e);
+            let pg = PgConfig::from_url(url.expose()).map_err(|e| {
+                adapter(AdapterError::from(e).context(format!("the connection string in {url_env}")))
+            })?;
+            if let Some(db) = &config.database {
+                if let crate::config::Connection::UrlEnv { var } = &db.connection {
+                    let same = std::env::var(var)
+                        .ok()
+                        .and_then(|u| PgConfig::from_url(&u).ok())
+                        .is_some_and(|app_db| {
+                            app_db.dbname == pg.dbname && app_db.host == pg.host && app_db.port == pg.port
+                        });
+                    if same {
+                        return Err(adapter(AdapterError::new(
+                            ErrorKind::InvalidInput,
+                            format!(
+                                "{url_env} names the app's own database `{}`: a rollback renames and restores that one, which would take the journal with it; give the state store a database of its own (e.g. `rollback_state`)",
+                                pg.dbname
+                            ),
+                        )));
+                    }
+                }
+            }
+            let mut store = rollback_postgres::PgStateStore::new(pg, app.as_str());
+            if let Some(schema) = schema {
+                store = store.schema(schema.as_str());
+            }
+            Ok(Arc::new(store))
+        }
+        _ => {
+            let store = DirStateStore::open(&config.state_dir)
+                .await
+                .map_err(adapter_error(config, "the state directory", "state_dir"))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1213,54 +1262,5 @@ stability_window = "2s"
             "{shown}"
         );
         assert!(!shown.contains("canary-pw"), "{shown}");
-    }
-}
-
-/// The state store `[state]` names: the state directory, or a PostgreSQL database several
-/// deploy boxes share (never the app's own: a rollback renames that one).
-async fn state_store(config: &Config, app: &AppName) -> Result<Arc<dyn StateStore>, WireError> {
-    match &config.state {
-        crate::config::StateConfig::Postgres { url_env, schema } => {
-            let url = env_value(
-                config,
-                url_env,
-                "the state database's connection string",
-                "[state] url_env",
-            )?;
-            let adapter = |e| adapter_error(config, "the shared state store (PostgreSQL)", "[state]")(e);
-            let pg = PgConfig::from_url(url.expose()).map_err(|e| {
-                adapter(AdapterError::from(e).context(format!("the connection string in {url_env}")))
-            })?;
-            if let Some(db) = &config.database {
-                if let crate::config::Connection::UrlEnv { var } = &db.connection {
-                    let same = std::env::var(var)
-                        .ok()
-                        .and_then(|u| PgConfig::from_url(&u).ok())
-                        .is_some_and(|app_db| {
-                            app_db.dbname == pg.dbname && app_db.host == pg.host && app_db.port == pg.port
-                        });
-                    if same {
-                        return Err(adapter(AdapterError::new(
-                            ErrorKind::InvalidInput,
-                            format!(
-                                "{url_env} names the app's own database `{}`: a rollback renames and restores that one, which would take the journal with it; give the state store a database of its own (e.g. `rollback_state`)",
-                                pg.dbname
-                            ),
-                        )));
-                    }
-                }
-            }
-            let mut store = rollback_postgres::PgStateStore::new(pg, app.as_str());
-            if let Some(schema) = schema {
-                store = store.schema(schema.as_str());
-            }
-            Ok(Arc::new(store))
-        }
-        _ => {
-            let store = DirStateStore::open(&config.state_dir)
-                .await
-                .map_err(adapter_error(config, "the state directory", "state_dir"))?;
-            Ok(Arc::new(store))
-        }
     }
 }
