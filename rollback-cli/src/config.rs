@@ -139,17 +139,8 @@ pub struct HostConfig {
     pub command: Option<Vec<String>>,
 }
 
-/// `host_key_policy` in `[[hosts]]`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum HostKeyPolicy {
-    /// The key must already be in `known_hosts` (the default).
-    #[default]
-    Strict,
-    /// A host not yet known is trusted on first use; a changed key is still refused.
-    AcceptNew,
-}
+/// `host_key_policy` in `[[hosts]]`: the fleet's own type (`strict`, `accept_new`).
+pub use rollback_fleet::HostKeyPolicy;
 
 /// `[fleet]`: how the `[[hosts]]` are rolled.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -229,17 +220,8 @@ pub enum Connection {
     },
 }
 
-/// `format` in `[database]`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum DumpFormat {
-    /// `pg_dump -Fc`: one compressed file (the default).
-    #[default]
-    Custom,
-    /// `pg_dump -Fd -j N`: a directory, dumped in parallel.
-    Directory,
-}
+/// `format` in `[database]`: the adapter's own type (`custom`, `directory`).
+pub use rollback_postgres::DumpFormat;
 
 /// `[code]`: a git repository and the layout the app runs from.
 #[derive(Clone, Debug)]

@@ -13,8 +13,8 @@
 //! webhook URL, not a routing key.
 
 use crate::config::{
-    CodeLayout, Config, Connection, DatabaseConfig, DumpFormat, HealthConfig, HostConfig, HostKeyPolicy,
-    NotifyConfig, ProcessManagerKind, WatchdogConfig,
+    CodeLayout, Config, Connection, DatabaseConfig, HealthConfig, HostConfig, NotifyConfig,
+    ProcessManagerKind, WatchdogConfig,
 };
 use async_trait::async_trait;
 use rollback_core::automation::WatchdogBuilder;
@@ -337,10 +337,7 @@ const HELLO_MARGIN: Duration = Duration::from_secs(5);
 fn ssh_host(config: &Config, h: &HostConfig) -> Result<SshHost, WireError> {
     let mut builder = SshHost::builder(h.ssh.as_str(), h.config.as_str())
         .name(h.name.as_str())
-        .host_key_policy(match h.host_key_policy {
-            HostKeyPolicy::AcceptNew => rollback_fleet::HostKeyPolicy::AcceptNew,
-            _ => rollback_fleet::HostKeyPolicy::Strict,
-        });
+        .host_key_policy(h.host_key_policy);
     if let Some(p) = h.port {
         builder = builder.port(p);
     }
@@ -749,10 +746,7 @@ async fn postgres(config: &Config, db: &DatabaseConfig) -> Result<PostgresSnapsh
             adapter(AdapterError::from(e).context("set [database] bindir to the directory holding them, or"))
         })?,
     };
-    let mut options = Options::new().format(match db.format {
-        DumpFormat::Directory => rollback_postgres::DumpFormat::Directory,
-        _ => rollback_postgres::DumpFormat::Custom,
-    });
+    let mut options = Options::new().format(db.format);
     if let Some(jobs) = db.jobs {
         options = options.jobs(jobs);
     }

@@ -39,8 +39,10 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::task::JoinHandle;
 
-/// How the host's key is checked against `known_hosts` (`StrictHostKeyChecking`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How the host's key is checked against `known_hosts` (`StrictHostKeyChecking`). In a
+/// config file: `strict`, `accept_new`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum HostKeyPolicy {
     /// The host's key must already be in `known_hosts` (`StrictHostKeyChecking=yes`): an
