@@ -83,6 +83,14 @@ type Done = Result<u8, Failed>;
 
 fn library(printer: &Printer, error: &RollbackError) -> Failed {
     printer.warn(format!("rollback: {error}"));
+    match error {
+        RollbackError::Unfinished { .. } => printer.warn("run `rollback resume` to finish it first"),
+        RollbackError::Locked { .. } => printer.warn(
+            "wait for it, or if its holder is gone, `rollback unlock` clears a lock whose process is dead",
+        ),
+        RollbackError::NothingToResume => printer.warn("`rollback status` shows the last rollback"),
+        _ => {}
+    }
     if let RollbackError::Preflight { failures } = error {
         for f in failures {
             printer.warn(format!("  {} {}: {}", printer.mark(false), f.check, f.error));

@@ -9,7 +9,9 @@
 //! request loop through haproxy counts failures (must be zero); a full rollback stops both,
 //! switches the shared database once and starts both (the window in which the balancer
 //! answered nothing is measured); a host that cannot be reached is refused at `check` and
-//! `plan`, naming it, with nothing changed. Run with `--nocapture` to see the figures.
+//! `plan`, naming it, with nothing changed; a rolling code rollback whose `rollback` is
+//! SIGKILLed after web-1 switched and before web-2 did is named by `status`, refused by
+//! `run` and finished by `resume`. Run with `--nocapture` to see the figures.
 
 use rollback_core::CodeVersion;
 use rollback_testkit::temp_haproxy::TempHaproxy;
@@ -19,7 +21,7 @@ use rollback_testkit::TempPostgres;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -243,6 +245,144 @@ command = ["{bin}", "agent", "--stdio", "--config", "{config}"]
     text
 }
 
+/// A host's own rollback.toml (what its agent serves): its releases, env file, pm2, and the
+/// health probe its agent runs, on `health_port` (its app's port, or a [`HealthGate`]).
+fn host_toml(repo: &Path, host: &Host, health_port: u16) -> String {
+    format!(
+        r#"app = "web"
+state_dir = "state"
+
+[code]
+repo = "{repo}"
+layout = "releases"
+releases_dir = "releases"
+current_link = "current"
+
+[config]
+file = "app.env"
+required_keys = ["PORT"]
+history_dir = "env-history"
+
+[process]
+manager = "pm2"
+pm2_home = "{home}"
+binary = "{pm2}"
+ecosystem = "ecosystem.config.js"
+stability_window = "500ms"
+
+[[health]]
+url = "http://127.0.0.1:{health_port}/api/health"
+timeout = "2s"
+"#,
+        repo = repo.display(),
+        home = host.pm2.home().display(),
+        pm2 = host.pm2.pm2().display(),
+    )
+}
+
+/// A stand-in, under the test's control, for one host's own health endpoint (the one its
+/// agent probes in a rolling reload): it passes the app's `/api/health` through, except
+/// that while held it answers 503 to an app that already runs 1.0.0. A rolling reload that
+/// restarted that host onto v1 then waits at its health gate, before the next host: the
+/// deterministic point "between two hosts" at which scenario (e) kills `rollback`.
+struct HealthGate {
+    port: u16,
+    hold: Arc<AtomicBool>,
+    held: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HealthGate {
+    fn start(upstream: u16) -> Self {
+        let listener =
+            std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).expect("bind the gate");
+        listener.set_nonblocking(true).expect("a non-blocking listener");
+        let port = listener.local_addr().expect("the gate's address").port();
+        let (hold, held, stop) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let thread = {
+            let (hold, held, stop) = (hold.clone(), held.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            let (hold, held) = (hold.clone(), held.clone());
+                            std::thread::spawn(move || gate_answer(stream, upstream, &hold, &held));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            })
+        };
+        Self {
+            port,
+            hold,
+            held,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn hold(&self, hold: bool) {
+        self.hold.store(hold, Ordering::SeqCst);
+    }
+
+    /// How many probes it has answered 503 because it was held.
+    fn held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for HealthGate {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn gate_answer(mut stream: std::net::TcpStream, upstream: u16, hold: &AtomicBool, held: &AtomicUsize) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut request = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let (status, body) = match get(upstream, "/api/health", Duration::from_secs(2)) {
+        Some(body) if hold.load(Ordering::SeqCst) && version_of(&body) == "1.0.0" => {
+            held.fetch_add(1, Ordering::SeqCst);
+            (
+                "503 Service Unavailable",
+                r#"{"ok":false,"held":"by the test"}"#.to_owned(),
+            )
+        }
+        Some(body) => ("200 OK", body),
+        None => ("503 Service Unavailable", r#"{"ok":false}"#.to_owned()),
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+/// A string field of the app's JSON answer.
+fn field<'a>(body: &'a str, name: &str) -> &'a str {
+    body.split(&format!("\"{name}\":\""))
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or("?")
+}
+
 fn version_of(body: &str) -> &str {
     body.split("\"version\":\"")
         .nth(1)
@@ -304,41 +444,7 @@ fn a_fleet_behind_haproxy_rolls_back_code_without_a_failed_request_and_everythin
             ),
         )
         .unwrap();
-        std::fs::write(
-            host.config(),
-            format!(
-                r#"app = "web"
-state_dir = "state"
-
-[code]
-repo = "{repo}"
-layout = "releases"
-releases_dir = "releases"
-current_link = "current"
-
-[config]
-file = "app.env"
-required_keys = ["PORT"]
-history_dir = "env-history"
-
-[process]
-manager = "pm2"
-pm2_home = "{home}"
-binary = "{pm2}"
-ecosystem = "ecosystem.config.js"
-stability_window = "500ms"
-
-[[health]]
-url = "http://127.0.0.1:{port}/api/health"
-timeout = "2s"
-"#,
-                repo = repo.display(),
-                home = host.pm2.home().display(),
-                pm2 = host.pm2.pm2().display(),
-                port = host.port,
-            ),
-        )
-        .unwrap();
+        std::fs::write(host.config(), host_toml(&repo, &host, host.port)).unwrap();
         let code = host.code(&repo);
         rt.block_on(async {
             let rev = code.resolve(&v1).await.unwrap();
@@ -530,5 +636,155 @@ timeout = "2s"
         assert_eq!(version_of(&body), "2.0.0", "{} changed: {body}", h.name);
         assert_eq!(&std::fs::read_to_string(h.dir.join("app.env")).unwrap(), before);
     }
+    // (e) `rollback` killed (SIGKILL) between two hosts of a rolling code rollback, then
+    // resumed. The hosts run v2 again (from (d)). web-1's agent now probes web-1 through a
+    // HealthGate, held: the roll restarts web-1 onto v1 and then waits at web-1's health
+    // gate, before web-2 is touched, for as long as the gate holds (up to the fleet's
+    // 60 s). That is where the process is killed: deterministic, no timing guess.
+    let gate = HealthGate::start(hosts[0].port);
+    std::fs::write(hosts[0].config(), host_toml(&repo, &hosts[0], gate.port)).unwrap();
+    gate.hold(true);
+    let web2_before = hosts[1].health().expect("web-2 answers before (e)");
+    assert_eq!(version_of(&web2_before), "2.0.0", "{web2_before}");
+    let load = Load::start(lb.port());
+    let (killed_out, killed_err) = (deploy.join("killed-run.out"), deploy.join("killed-run.err"));
+    let mut cmd = rollback(
+        &config,
+        &db_url,
+        &[
+            "run",
+            "--scope",
+            "code",
+            "--yes",
+            "--reason",
+            "v2 broke checkout again",
+        ],
+    );
+    // Files, not pipes: ssh processes the killed `rollback` leaves behind must not keep a
+    // pipe of ours open.
+    cmd.stdout(std::fs::File::create(&killed_out).unwrap())
+        .stderr(std::fs::File::create(&killed_err).unwrap());
+    let started = Instant::now();
+    let mut child = cmd.spawn().expect("start rollback run");
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait().expect("poll rollback run") {
+            panic!(
+                "rollback run ended ({status}) before web-1 was switched and held:\n{}\n{}",
+                read(&killed_out),
+                read(&killed_err)
+            );
+        }
+        let web1_on_v1 = hosts[0].health().is_some_and(|b| version_of(&b) == "1.0.0");
+        if web1_on_v1 && gate.held() > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "web-1 was not switched and held within 120 s:\n{}\n{}",
+            read(&killed_out),
+            read(&killed_err)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let until_kill = started.elapsed();
+    let web2 = hosts[1].health().expect("web-2 answers while web-1 is held");
+    assert_eq!(
+        version_of(&web2),
+        "2.0.0",
+        "web-2 was touched before web-1 passed: {web2}"
+    );
+    // SAFETY: kill(2) on the pid of our own child, which has not been waited for.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+    assert_eq!(rc, 0, "kill -KILL {}", child.id());
+    let status = child.wait().expect("wait for the killed rollback");
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+    }
+    println!(
+        "--- rollback run --scope code, SIGKILLed {until_kill:?} after its start, web-1 on v1 and held at its health gate ({} probe(s) held), web-2 on v2 ---\n{}{}",
+        gate.held(),
+        read(&killed_out),
+        read(&killed_err)
+    );
+    // The crash landed between the hosts: web-1 runs v1, web-2 still v2.
+    std::thread::sleep(Duration::from_millis(500));
+    let web1 = hosts[0].health().expect("web-1 answers after the kill");
+    let web2 = hosts[1].health().expect("web-2 answers after the kill");
+    assert_eq!(version_of(&web1), "1.0.0", "{web1}");
+    assert_eq!(version_of(&web2), "2.0.0", "web-2 changed after the kill: {web2}");
+    gate.hold(false);
+
+    // status names the unfinished rollback; run is refused and points at resume.
+    let (code, out, err) = run(rollback(&config, &db_url, &["status"]));
+    println!("--- rollback status after the kill (exit {code}) ---\n{out}{err}");
+    assert_eq!(code, 4, "status after the kill: {out}\n{err}");
+    assert!(out.contains("UNFINISHED: rollback "), "{out}");
+    assert!(out.contains("rollback resume"), "{out}");
+    let (code, out, err) = run(rollback(
+        &config,
+        &db_url,
+        &["run", "--scope", "code", "--yes", "--reason", "again"],
+    ));
+    println!("--- rollback run after the kill (exit {code}) ---\n{out}{err}");
+    assert_eq!(
+        code, 4,
+        "run after the kill was not refused as unfinished: {out}\n{err}"
+    );
+    assert!(
+        out.contains("rollback resume") || err.contains("rollback resume"),
+        "{out}\n{err}"
+    );
+    let web2 = hosts[1].health().expect("web-2 answers after the refused run");
+    assert_eq!(
+        version_of(&web2),
+        "2.0.0",
+        "the refused run changed web-2: {web2}"
+    );
+
+    // resume finishes it.
+    let started = Instant::now();
+    let (code, out, err) = run(rollback(&config, &db_url, &["resume"]));
+    let resume_duration = started.elapsed();
+    std::thread::sleep(Duration::from_millis(300));
+    let (sent, failed, longest, _) = load.finish();
+    println!("--- rollback resume (exit {code}) ---\n{out}{err}");
+    println!(
+        "FIGURES killed mid-roll then resumed: killed {until_kill:?} after the start; resume took {resume_duration:?}; through haproxy from the start of the killed run to the end of the resume: {sent} requests sent, {failed} failed, longest gap between answers {longest:?}"
+    );
+    assert_eq!(code, 0, "resume: {out}\n{err}");
+    for h in &hosts {
+        let body = h.health().expect("host answers after the resume");
+        assert_eq!(version_of(&body), "1.0.0", "{} after the resume: {body}", h.name);
+    }
+    // Every host answers through the balancer (round robin), each on v1.
+    let mut through_lb = std::collections::BTreeSet::new();
+    wait_until(
+        "both hosts answer through haproxy",
+        Duration::from_secs(10),
+        || {
+            if let Some(body) = get(lb.port(), "/", Duration::from_secs(2)) {
+                through_lb.insert((field(&body, "host").to_owned(), version_of(&body).to_owned()));
+            }
+            through_lb.iter().any(|(h, _)| h == "web-1") && through_lb.iter().any(|(h, _)| h == "web-2")
+        },
+    );
+    for _ in 0..10 {
+        let body = get(lb.port(), "/", Duration::from_secs(2)).expect("haproxy answers");
+        through_lb.insert((field(&body, "host").to_owned(), version_of(&body).to_owned()));
+    }
+    println!("answers through haproxy after the resume (host, version): {through_lb:?}");
+    assert!(
+        through_lb.iter().all(|(_, v)| v == "1.0.0"),
+        "a host answered other than v1 through haproxy: {through_lb:?}"
+    );
+    let (code, out, err) = run(rollback(&config, &db_url, &["status"]));
+    println!("--- rollback status after the resume (exit {code}) ---\n{out}{err}");
+    assert_eq!(code, 0, "status after the resume: {out}\n{err}");
+    assert!(out.contains("lock: free"), "{out}");
+    assert!(!out.contains("UNFINISHED"), "{out}");
+    drop(gate);
     drop(lb);
 }

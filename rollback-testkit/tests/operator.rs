@@ -194,3 +194,31 @@ async fn prune_keeps_the_newest_the_last_good_the_live_ones_and_those_in_journal
         "and their config backups"
     );
 }
+
+#[tokio::test]
+async fn a_plan_over_an_unfinished_rollback_says_resume_first() {
+    let rig = Rig::new();
+    let o = rig.orchestrator().build().unwrap();
+    o.checkpoint("before v2").await.unwrap();
+    rig.deploy_bad_release(Scope::CODE);
+    // The process dies right after the code was switched.
+    rig.world
+        .inject(Method::CodeActivate, When::Nth(1), Fault::CrashAfter);
+    let crashed = rollback_testkit::run_until_crash(
+        &rig.world,
+        o.rollback(RollbackTarget::LastGood, "v2 broken", Scope::CODE),
+    )
+    .await;
+    assert!(crashed.is_none());
+    rig.world.clear_faults();
+    let request = RollbackRequest::new(RollbackTarget::LastGood, "again", Scope::CODE);
+    let err = o.dry_run(&request).await.unwrap_err();
+    assert!(
+        matches!(err, RollbackError::Unfinished { .. }),
+        "the plan says to resume first, not that the target is live: {err}"
+    );
+    o.resume().await.unwrap();
+    o.dry_run(&request)
+        .await
+        .expect_err("v1 is live now: nothing to roll back");
+}

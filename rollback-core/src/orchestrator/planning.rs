@@ -15,10 +15,15 @@ pub(super) fn policy_words(policy: SignalPolicy) -> &'static str {
 
 impl Orchestrator {
     /// Runs pre-flight and returns the plan, changing nothing (no lock, no journal).
+    /// Refused like a rollback while one is unfinished ([`RollbackError::Unfinished`]:
+    /// `resume()` first) or running ([`RollbackError::Locked`]).
     pub async fn dry_run(&self, request: &RollbackRequest) -> Result<RollbackPlan, RollbackError> {
         let investigate = request.scenario.is_some_and(|s| s.scope().is_none());
         if !investigate {
             self.check_components(request.scope)?;
+            // A plan made over a half-finished rollback describes a state that is not there
+            // (the release may already be switched): say what must come first.
+            self.refuse_if_unfinished().await?;
         }
         let checkpoint = self.resolve_target(&request.target).await?;
         let mut graceful = false;
