@@ -114,9 +114,21 @@ pub enum Command {
     /// The live revision, the lock, an unfinished rollback, the last rollback.
     #[command(after_help = "Example:\n  rollback status")]
     Status,
-    /// Clear the rollback lock when its holder is provably gone (same host, process dead).
-    #[command(after_help = "Example:\n  rollback unlock")]
-    Unlock,
+    /// Clear the rollback lock when its holder is provably gone (same host, process dead);
+    /// with --force, whoever holds it, once you have checked by hand that it is gone.
+    #[command(
+        after_help = "Examples:\n  rollback unlock\n  rollback unlock --force        # a crashed deploy box's lock in the shared state store: shows the holder, asks\n  rollback unlock --force --yes  # the same without asking (no terminal)",
+        long_about = "Clear the rollback lock when its holder is provably gone: on this host, and its process dead.\n\nA lock held from another host (with `[state] store = \"postgres\"`, several deploy boxes share one lock) cannot be checked from here: if that box crashed, `--force` clears it. It prints the holder (pid, host, since when, which rollback); check by hand on that host that this process is really gone (e.g. `ssh HOST ps -p PID`), because clearing the lock of a rollback that still runs lets a second one run against the same app. On a terminal it then asks; without one it needs --yes. If the holder's rollback did not finish, `rollback resume` finishes it afterwards."
+    )]
+    Unlock {
+        /// Clear the lock whoever holds it, without checking that its process is gone
+        /// (shows the holder and asks first).
+        #[arg(long)]
+        force: bool,
+        /// With --force: do not ask (needed without a terminal).
+        #[arg(long, requires = "force")]
+        yes: bool,
+    },
     /// Diagnose a performance problem: process, metrics, health, the database's statistics,
     /// changes since the last good checkpoint. Changes nothing.
     #[command(after_help = "Example:\n  rollback investigate --reason \"p95 doubled since 14:00\"")]

@@ -22,7 +22,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 /// Runs the command; returns the exit code.
 pub async fn dispatch(cli: Cli, printer: &mut Printer) -> u8 {
     if let Command::Init { dir, force } = &cli.command {
-        return init_file(dir, *force, printer);
+        return init_file(dir, *force, printer).await;
     }
     if let Command::Agent { stdio } = cli.command {
         return agent(&cli.config, stdio).await;
@@ -45,7 +45,7 @@ pub async fn dispatch(cli: Cli, printer: &mut Printer) -> u8 {
         Command::Run { target, reason, yes } => run(&config, &target, &reason, yes, printer).await,
         Command::Resume => resume(&config, printer).await,
         Command::Status => status(&config, printer).await,
-        Command::Unlock => unlock(&config, printer).await,
+        Command::Unlock { force, yes } => unlock(&config, force, yes, printer).await,
         Command::Investigate { reason } => investigate(&config, &reason, printer).await,
         Command::Watch { shadow } => watch(&config, shadow, printer).await,
         Command::Report {
@@ -86,7 +86,8 @@ fn library(printer: &Printer, error: &RollbackError) -> Failed {
     match error {
         RollbackError::Unfinished { .. } => printer.warn("run `rollback resume` to finish it first"),
         RollbackError::Locked { .. } => printer.warn(
-            "wait for it, or if its holder is gone, `rollback unlock` clears a lock whose process is dead",
+            "wait for it, or if its holder is gone, `rollback unlock` clears a lock whose process is dead \
+             (`rollback unlock --force` one held from another host, once you have checked it is gone)",
         ),
         RollbackError::NothingToResume => printer.warn("`rollback status` shows the last rollback"),
         _ => {}
@@ -121,29 +122,45 @@ fn code_of(result: Done) -> u8 {
     }
 }
 
-fn init_file(dir: &std::path::Path, force: bool, printer: &Printer) -> u8 {
-    let path = dir.join("rollback.toml");
-    if path.exists() && !force {
-        printer.warn(format!(
-            "{} exists; keep it, or overwrite it with `rollback init --force`",
-            path.display()
-        ));
-        return exit::REFUSED;
+/// `rollback init`: looks at `dir` and writes `dir/rollback.toml`, on a blocking thread
+/// (it reads the directory and writes a file).
+async fn init_file(dir: &Path, force: bool, printer: &Printer) -> u8 {
+    let dir = dir.to_path_buf();
+    let written = tokio::task::spawn_blocking(move || -> Result<PathBuf, (u8, String)> {
+        let path = dir.join("rollback.toml");
+        if path.exists() && !force {
+            return Err((
+                exit::REFUSED,
+                format!(
+                    "{} exists; keep it, or overwrite it with `rollback init --force`",
+                    path.display()
+                ),
+            ));
+        }
+        let text = init::init_text(&dir);
+        std::fs::write(&path, text)
+            .map_err(|e| (exit::SOFTWARE, format!("cannot write {}: {e}", path.display())))?;
+        Ok(path)
+    })
+    .await
+    .unwrap_or_else(|e| Err((exit::SOFTWARE, format!("writing rollback.toml stopped: {e}"))));
+    match written {
+        Ok(path) => {
+            printer.result(
+                "init",
+                &json!({ "path": path }),
+                format!(
+                    "wrote {}: read it, fill in what is marked TODO, then run `rollback check`",
+                    path.display()
+                ),
+            );
+            exit::OK
+        }
+        Err((code, message)) => {
+            printer.warn(message);
+            code
+        }
     }
-    let text = init::init_text(dir);
-    if let Err(e) = std::fs::write(&path, text) {
-        printer.warn(format!("cannot write {}: {e}", path.display()));
-        return exit::SOFTWARE;
-    }
-    printer.result(
-        "init",
-        &json!({ "path": path }),
-        format!(
-            "wrote {}: read it, fill in what is marked TODO, then run `rollback check`",
-            path.display()
-        ),
-    );
-    exit::OK
 }
 
 async fn check(config: &Config, printer: &mut Printer) -> u8 {
@@ -447,12 +464,18 @@ fn summary(report: &RollbackReport) -> String {
     text
 }
 
-fn ask(question: &str) -> bool {
-    use std::io::Write;
-    print!("{question} [y/N] ");
-    let _ = std::io::stdout().flush();
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes" | "YES")
+/// Asks `question` on the terminal and reads the answer, on a blocking thread; only `y` or
+/// `yes` is a yes.
+async fn ask(question: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        print!("{question} [y/N] ");
+        let _ = std::io::stdout().flush();
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes" | "YES")
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// SIGINT or SIGTERM, each time one comes.
@@ -495,7 +518,7 @@ async fn run(config: &Config, target: &Target, reason: &str, yes: bool, printer:
                 return Err(Failed(exit::USAGE));
             }
             printer.say(plan_text(&plan, &target.to));
-            if !ask(&format!("\nRoll `{}` back now?", w.app)) {
+            if !ask(format!("\nRoll `{}` back now?", w.app)).await {
                 printer.say("nothing was done");
                 return Err(Failed(exit::CANCELLED));
             }
@@ -622,15 +645,18 @@ async fn status(config: &Config, printer: &mut Printer) -> u8 {
     .await)
 }
 
-async fn unlock(config: &Config, printer: &mut Printer) -> u8 {
+async fn unlock(config: &Config, force: bool, yes: bool, printer: &mut Printer) -> u8 {
     code_of(
         async {
             let w = wired(config, None, printer).await?;
+            if force {
+                return force_unlock(&w, yes, printer).await;
+            }
             match w.orchestrator.clear_stale_lock(false).await {
                 Ok(Some(holder)) => {
                     printer.result(
                         "unlock",
-                        &json!({ "cleared": holder }),
+                        &json!({ "cleared": holder, "forced": false }),
                         format!("cleared the lock of {holder} (its process is gone)"),
                     );
                     Ok(exit::OK)
@@ -639,11 +665,139 @@ async fn unlock(config: &Config, printer: &mut Printer) -> u8 {
                     printer.result("unlock", &json!({ "cleared": null }), "the lock is free");
                     Ok(exit::OK)
                 }
+                Err(RollbackError::Locked { holder }) => {
+                    let (here, _) = where_is(&holder).await;
+                    let why = if here {
+                        format!("its process {} is running on this host", holder.pid)
+                    } else {
+                        format!(
+                            "it was taken on host {}, so whether its process {} is gone cannot be checked from here",
+                            holder.host, holder.pid
+                        )
+                    };
+                    printer.warn(format!("rollback: the lock is held by {holder}; not cleared: {why}"));
+                    printer.warn(format!(
+                        "wait for that rollback; or, if you have checked by hand that process {} on host {} is gone \
+                         (its box crashed, say), `rollback unlock --force` clears the lock",
+                        holder.pid, holder.host
+                    ));
+                    Err(Failed(exit::LOCKED))
+                }
                 Err(e) => Err(library(printer, &e)),
             }
         }
         .await,
     )
+}
+
+/// Whether `holder` is on this host, and whether its process runs here now (read from
+/// `/proc` on a blocking thread; unknown counts as not running, for a warning only).
+async fn where_is(holder: &rollback_core::LockHolder) -> (bool, bool) {
+    let pid = holder.pid;
+    let host = holder.host.clone();
+    tokio::task::spawn_blocking(move || {
+        let here = host == rollback_core::sys::host_name();
+        (here, here && rollback_core::sys::pid_alive(pid))
+    })
+    .await
+    .unwrap_or((false, false))
+}
+
+/// `rollback unlock --force`: shows the holder, says what must be checked by hand, asks
+/// (or needs `--yes`), then clears the lock whoever holds it, unless it changed hands
+/// meanwhile.
+async fn force_unlock(w: &wire::Wired, yes: bool, printer: &mut Printer) -> Done {
+    let o = &w.orchestrator;
+    let Some(holder) = o.lock_holder().await.map_err(|e| library(printer, &e))? else {
+        printer.result("unlock", &json!({ "cleared": null }), "the lock is free");
+        return Ok(exit::OK);
+    };
+    let (here, alive) = where_is(&holder).await;
+    let mut text = format!(
+        "The rollback lock of app `{}` is held by:\n  pid       {}\n  host      {}{}\n  since     {} ({})\n  rollback  {}",
+        w.app,
+        holder.pid,
+        holder.host,
+        if here { " (this host)" } else { "" },
+        holder.since.to_rfc3339(),
+        age(holder.since),
+        holder.rollback,
+    );
+    text.push_str(&format!(
+        "\n--force clears it WITHOUT checking that this process is gone. Check by hand first that process {} \
+         is really gone on host {} (e.g. `ssh {} ps -p {}`, or the box is down for good): clearing the lock of \
+         a rollback that still runs lets a second rollback run against the same app at the same time.",
+        holder.pid, holder.host, holder.host, holder.pid
+    ));
+    if alive {
+        text.push_str(&format!(
+            "\nWARNING: process {} is running on this host right now.",
+            holder.pid
+        ));
+    }
+    if !yes {
+        if !printer.interactive() {
+            printer.warn(text);
+            printer.warn(
+                "\nnot a terminal: nothing was asked, the lock was not cleared; once you have checked, add --yes",
+            );
+            return Err(Failed(exit::USAGE));
+        }
+        printer.say(text);
+        let question = format!(
+            "\nHave you checked that process {} on host {} is gone, and clear its lock?",
+            holder.pid, holder.host
+        );
+        if !ask(question).await {
+            printer.say("nothing was done: the lock is still held");
+            return Err(Failed(exit::CANCELLED));
+        }
+    } else {
+        printer.say(text);
+    }
+    // What was confirmed is this holder: a lock taken since (by a new rollback) is not it.
+    match o.lock_holder().await.map_err(|e| library(printer, &e))? {
+        Some(now) if now.token == holder.token => {}
+        Some(now) => {
+            printer.warn(format!(
+                "rollback: the lock changed hands meanwhile and is now held by {now}; nothing was cleared: \
+                 run `rollback unlock --force` again to look at the new holder"
+            ));
+            return Err(Failed(exit::LOCKED));
+        }
+        None => {
+            printer.result(
+                "unlock",
+                &json!({ "cleared": null }),
+                "the lock was released meanwhile: it is free",
+            );
+            return Ok(exit::OK);
+        }
+    }
+    let cleared = o.clear_stale_lock(true).await.map_err(|e| library(printer, &e))?;
+    let Some(cleared) = cleared else {
+        printer.result("unlock", &json!({ "cleared": null }), "the lock is free");
+        return Ok(exit::OK);
+    };
+    let mut text = format!("cleared the lock of {cleared} (forced)");
+    let unfinished = o
+        .journals()
+        .await
+        .ok()
+        .and_then(|js| js.into_iter().find(|j| j.is_unfinished()));
+    if let Some(j) = &unfinished {
+        text.push_str(&format!(
+            "\nrollback {} did not finish (it stopped at `{}`): `rollback resume` finishes it",
+            j.id,
+            j.last_step()
+        ));
+    }
+    printer.result(
+        "unlock",
+        &json!({ "cleared": cleared, "forced": true, "unfinished": unfinished.as_ref().map(|j| &j.id) }),
+        text,
+    );
+    Ok(exit::OK)
 }
 
 async fn investigate_with(

@@ -157,6 +157,24 @@ pub enum WireError {
         #[source]
         source: FleetError,
     },
+    /// A host of `[[hosts]]` answered, but its agent serves another app than this deploy
+    /// box's: its `config` names another app's rollback.toml (or `[process] app` differs).
+    #[error(
+        "host `{host}`: its agent serves app `{serves}`, but this deploy box rolls back app `{app}`; \
+         point the `config` of its [[hosts]] entry (`{host}`) at `{app}`'s rollback.toml on that host, \
+         or make `[process] app` the same on both, in {}",
+        file.display()
+    )]
+    HostApp {
+        /// The host's name (its `[[hosts]]` entry).
+        host: String,
+        /// The app its agent serves (from its hello).
+        serves: String,
+        /// This deploy box's app (`[process] app`).
+        app: String,
+        /// The config file.
+        file: PathBuf,
+    },
     /// The watchdog refused its settings.
     #[error("the watchdog: {source}; check [watchdog]")]
     Watchdog {
@@ -207,7 +225,7 @@ pub async fn wire(config: &Config, progress: Option<ProgressSink>) -> Result<Wir
         let store = fleet.config().map(|c| Arc::new(c) as Arc<dyn ConfigStore>);
         let process: Arc<dyn ProcessManager> = Arc::new(fleet.process());
         // Every host's own health first, then this file's (the balancer's URL, say).
-        let mut probes: Vec<Arc<dyn HealthProbe>> = vec![Arc::new(fleet.health())];
+        let mut probes: Vec<Arc<dyn HealthProbe>> = vec![Arc::new(fleet.health(app.clone()))];
         probes.extend(http_probes(config).await?);
         (code, store, process, None, probes, hosts)
     };
@@ -293,9 +311,9 @@ pub async fn wire(config: &Config, progress: Option<ProgressSink>) -> Result<Wir
 }
 
 /// Connects to every `[[hosts]]` agent over ssh, all at once, each within
-/// `[fleet] hello_timeout`. The first host (in the file's order) that cannot be reached is
-/// the error, naming it and what ssh or its agent said; the others' connections are
-/// dropped (their agents end).
+/// `[fleet] hello_timeout`. The first host (in the file's order) that cannot be reached, or
+/// whose agent serves another app than `[process] app`, is the error, naming it and what
+/// ssh or its agent said; the others' connections are dropped (their agents end).
 async fn connect_hosts(config: &Config) -> Result<Vec<Arc<AgentConnection>>, WireError> {
     let mut ssh_hosts = Vec::with_capacity(config.hosts.len());
     for h in &config.hosts {
@@ -313,9 +331,18 @@ async fn connect_hosts(config: &Config) -> Result<Vec<Arc<AgentConnection>>, Wir
         }
     }))
     .await;
+    let app = AppName::new(config.process.app.as_str());
     let mut hosts = Vec::with_capacity(connected.len());
     for (h, result) in config.hosts.iter().zip(connected) {
         match result {
+            Ok(conn) if conn.hello().app != app => {
+                return Err(WireError::HostApp {
+                    host: h.name.clone(),
+                    serves: conn.hello().app.as_str().to_owned(),
+                    app: app.as_str().to_owned(),
+                    file: config.file.clone(),
+                })
+            }
             Ok(conn) => hosts.push(conn),
             Err(source) => {
                 return Err(WireError::Host {
@@ -378,13 +405,14 @@ pub async fn host_adapters(config: &Config) -> Result<HostAdapters, WireError> {
     let store = config_store(config);
     let (process, _) = process_manager(config, &app)?;
     let probes = http_probes(config).await?;
-    Ok(HostAdapters {
-        app,
-        code,
-        config: store,
-        process,
-        probes,
-    })
+    let mut adapters = HostAdapters::new(app, process).probes(probes);
+    if let Some(code) = code {
+        adapters = adapters.code(code);
+    }
+    if let Some(store) = store {
+        adapters = adapters.config(store);
+    }
+    Ok(adapters)
 }
 
 /// Makes a [`WireError::Adapter`] for `part`, to fix in `section` of the config file.
@@ -949,24 +977,17 @@ async fn state_store(config: &Config, app: &AppName) -> Result<Arc<dyn StateStor
             let pg = PgConfig::from_url(url.expose()).map_err(|e| {
                 adapter(AdapterError::from(e).context(format!("the connection string in {url_env}")))
             })?;
-            if let Some(db) = &config.database {
-                if let crate::config::Connection::UrlEnv { var } = &db.connection {
-                    let same = std::env::var(var)
-                        .ok()
-                        .and_then(|u| PgConfig::from_url(&u).ok())
-                        .is_some_and(|app_db| {
-                            app_db.dbname == pg.dbname && app_db.host == pg.host && app_db.port == pg.port
-                        });
-                    if same {
-                        return Err(adapter(AdapterError::new(
-                            ErrorKind::InvalidInput,
-                            format!(
-                                "{url_env} names the app's own database `{}`: a rollback renames and restores that one, which would take the journal with it; give the state store a database of its own (e.g. `rollback_state`)",
-                                pg.dbname
-                            ),
-                        )));
-                    }
-                }
+            let same = app_database(config).is_some_and(|(host, port, dbname)| {
+                dbname == pg.dbname && same_server(&host, port, &pg.host, pg.port)
+            });
+            if same {
+                return Err(adapter(AdapterError::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "{url_env} names the app's own database `{}` (the one [database] rolls back): a rollback renames and restores that one, which would take the journal with it; give the state store a database of its own (e.g. `rollback_state`)",
+                        pg.dbname
+                    ),
+                )));
             }
             let mut store = rollback_postgres::PgStateStore::new(pg, app.as_str());
             if let Some(schema) = schema {
@@ -983,11 +1004,132 @@ async fn state_store(config: &Config, app: &AppName) -> Result<Arc<dyn StateStor
     }
 }
 
+/// Where the app's own database is (`[database]`): host, port and name, from its
+/// connection string's variable or its pgpass settings. `None` without a `[database]`, or
+/// when its variable is unset or does not parse (wiring the database names that).
+fn app_database(config: &Config) -> Option<(String, u16, String)> {
+    match &config.database.as_ref()?.connection {
+        Connection::UrlEnv { var } => {
+            let pg = PgConfig::from_url(&std::env::var(var).ok()?).ok()?;
+            Some((pg.host, pg.port, pg.dbname))
+        }
+        Connection::Pgpass {
+            host, port, dbname, ..
+        } => Some((host.clone(), *port, dbname.clone())),
+    }
+}
+
+/// True when `a` and `b` name the same PostgreSQL server: the same port, and the same host
+/// once names of this machine are made one (`localhost`, `127.0.0.1`, `::1`, and a unix
+/// socket directory, which libpq also treats as `localhost`). Host names compare without
+/// case, brackets or a trailing dot.
+fn same_server(a_host: &str, a_port: u16, b_host: &str, b_port: u16) -> bool {
+    fn canonical(host: &str) -> String {
+        let host = host.trim();
+        if host.is_empty() || host.starts_with('/') {
+            return "localhost".into();
+        }
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        match host.as_str() {
+            "127.0.0.1" | "::1" | "0:0:0:0:0:0:0:1" | "localhost" => "localhost".into(),
+            _ => host,
+        }
+    }
+    a_port == b_port && canonical(a_host) == canonical(b_host)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config;
     use std::path::Path;
+
+    #[test]
+    fn the_same_server_is_recognised_under_its_local_names() {
+        for (a, b) in [
+            ("localhost", "127.0.0.1"),
+            ("127.0.0.1", "::1"),
+            ("[::1]", "LOCALHOST"),
+            ("/run/postgresql", "localhost"),
+            ("db.internal", "DB.internal."),
+        ] {
+            assert!(same_server(a, 5432, b, 5432), "{a} = {b}");
+        }
+        assert!(!same_server("localhost", 5432, "127.0.0.1", 5433), "another port");
+        assert!(!same_server("db-a", 5432, "db-b", 5432), "another host");
+        assert!(
+            !same_server("10.0.0.1", 5432, "localhost", 5432),
+            "a remote address"
+        );
+    }
+
+    fn config_with_state_store(dir: &Path, state_var: &str, database: &str) -> Config {
+        let text = format!(
+            r#"app = "web"
+state_dir = "state"
+
+[state]
+store = "postgres"
+url_env = "{state_var}"
+
+{database}
+snapshots_dir = "snapshots"
+bindir = "/usr/lib/postgresql/16/bin"
+
+[process]
+manager = "pm2"
+pm2_home = "pm2"
+"#
+        );
+        config::parse(&text, &dir.join("rollback.toml")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn the_state_store_is_refused_in_the_apps_own_database_however_it_is_configured() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pgpass = tmp.path().join("pgpass");
+        std::fs::write(&pgpass, "*:*:*:app:canary-pw\n").unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let var = "ROLLBACK_CLI_TEST_STATE_SAME";
+        std::env::set_var(var, "postgres://state:canary-state@127.0.0.1:5433/shop");
+        let by_pgpass = |host: &str, port: u16, dbname: &str| {
+            format!(
+                "[database]\npgpass = \"pgpass\"\nhost = \"{host}\"\nport = {port}\nuser = \"app\"\ndbname = \"{dbname}\""
+            )
+        };
+        // The app's database through pgpass, on `localhost` where the state URL says
+        // 127.0.0.1: the same server and database, refused, naming both.
+        for host in ["localhost", "127.0.0.1", "::1"] {
+            let c = config_with_state_store(tmp.path(), var, &by_pgpass(host, 5433, "shop"));
+            let e = wire(&c, None).await.unwrap_err();
+            let shown = format!("{e} {e:?}");
+            assert!(
+                shown.contains(var) && shown.contains("own database `shop`") && shown.contains("[state]"),
+                "{host}: {shown}"
+            );
+            assert!(!shown.contains("canary"), "{shown}");
+        }
+        // Another database, or another port, on the same server: accepted.
+        for (port, dbname) in [(5433, "rollback_state"), (5434, "shop")] {
+            let c = config_with_state_store(tmp.path(), var, &by_pgpass("localhost", port, dbname));
+            wire(&c, None)
+                .await
+                .unwrap_or_else(|e| panic!("{port}/{dbname}: {e}"));
+        }
+        // The app's database through its own variable, named `localhost`: refused too.
+        let app_var = "ROLLBACK_CLI_TEST_STATE_SAME_APP";
+        std::env::set_var(app_var, "postgres://app:canary-pw@localhost:5433/shop");
+        let c = config_with_state_store(tmp.path(), var, &format!("[database]\nurl_env = \"{app_var}\""));
+        let e = wire(&c, None).await.unwrap_err();
+        assert!(e.to_string().contains("own database `shop`"), "{e}");
+    }
 
     fn config_with_database(dir: &Path, var: &str) -> Config {
         let text = format!(

@@ -124,11 +124,21 @@ binary = "{binary}"
         .await
         .unwrap_or_else(|e| panic!("config verify: {e}"));
 
-    // The real pm2 answers; an app it does not know is NotFound, named.
+    // The real pm2 answers: its daemon knows no app yet, so the served app is NotFound.
+    let e = host.status(&AppName::new("web")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(
+        e.message().contains("web") && e.message().starts_with("host web-1: "),
+        "{e}"
+    );
+
+    // An app other than the one it serves is not on this host (NotFound), naming both.
     let e = host.status(&AppName::new("no-such-app")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     assert!(
-        e.message().contains("no-such-app") && e.message().starts_with("host web-1: "),
+        e.message().contains("no-such-app")
+            && e.message().contains("`web`")
+            && e.message().starts_with("host web-1: "),
         "{e}"
     );
 

@@ -703,6 +703,14 @@ pub struct LockHolder {
     pub rollback: RollbackId,
     /// A token unique to this acquisition; only its holder removes the lock.
     pub token: String,
+    /// The machine (`/etc/machine-id`), when known: two deploy boxes that share a state
+    /// store and a host name are still told apart.
+    #[serde(default)]
+    pub machine: Option<String>,
+    /// The boot (`/proc/sys/kernel/random/boot_id`), when known: a holder from an earlier
+    /// boot of the same machine is gone, whatever its pid says now.
+    #[serde(default)]
+    pub boot: Option<String>,
 }
 
 impl fmt::Display for LockHolder {

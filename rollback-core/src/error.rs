@@ -183,7 +183,7 @@ pub enum RollbackError {
     #[error("another rollback is running: lock held by {holder}; wait for it to finish, or clear a stale lock with clear_stale_lock()")]
     Locked {
         /// Who holds it.
-        holder: LockHolder,
+        holder: Box<LockHolder>,
     },
     /// A rollback was interrupted and must be resumed (or abandoned) before a new one starts.
     /// Refusing changes nothing: the lock its dead holder left stays for `resume()`.
@@ -197,7 +197,7 @@ pub enum RollbackError {
         /// The last step it journaled.
         step: Step,
         /// Who holds the lock now (usually the dead process that ran it: pid, host, since).
-        holder: Option<LockHolder>,
+        holder: Option<Box<LockHolder>>,
     },
     /// `resume()` was called but no rollback is unfinished.
     #[error("nothing to resume: every journaled rollback has finished")]
@@ -219,6 +219,9 @@ pub enum RollbackError {
         /// What is wrong and what to set instead.
         why: String,
     },
+    /// No rollback of that id is in the journal.
+    #[error("no rollback `{0}` in the journal: `journals()` (or `rollback status`) names the last one")]
+    UnknownRollback(RollbackId),
     /// The request's scope names nothing to roll back.
     #[error("the scope is empty: name at least one of database, code, config")]
     EmptyScope,

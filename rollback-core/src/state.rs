@@ -344,6 +344,8 @@ mod tests {
             since: Utc::now(),
             rollback: RollbackId::new("rb"),
             token: token.into(),
+            machine: None,
+            boot: None,
         }
     }
 

@@ -196,6 +196,26 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "unknown-host".to_owned())
 }
 
+/// This machine's id (`/etc/machine-id`, else `/var/lib/dbus/machine-id`), when there is
+/// one.
+pub fn machine_id() -> Option<String> {
+    ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+        .iter()
+        .find_map(|p| {
+            let id = std::fs::read_to_string(p).ok()?;
+            let id = id.trim();
+            (!id.is_empty()).then(|| id.to_owned())
+        })
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`), when the kernel gives one: it
+/// changes at every boot, so a pid recorded under another boot id belongs to no process.
+pub fn boot_id() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let id = id.trim();
+    (!id.is_empty()).then(|| id.to_owned())
+}
+
 /// The last `max` characters of a command's stderr, trimmed, for an error message.
 pub fn stderr_tail(stderr: &[u8], max: usize) -> String {
     let text = String::from_utf8_lossy(stderr);

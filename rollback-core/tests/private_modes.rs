@@ -54,6 +54,8 @@ async fn everything_the_state_store_writes_is_private_under_umask_022_and_000() 
             since: Utc::now(),
             rollback: RollbackId::new("rb-1"),
             token: "t".into(),
+            machine: None,
+            boot: None,
         };
         assert!(store.try_lock(&holder).await.unwrap().is_none());
         let mut all = vec![(root.clone(), mode(&root), true)];

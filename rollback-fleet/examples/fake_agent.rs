@@ -48,13 +48,10 @@ fn main() -> ExitCode {
     let f = FakeFixture::new();
     let pm = FakeProcessManager::new(&f.world);
     pm.add_app(&app);
-    let adapters = HostAdapters {
-        code: Some(Arc::new(f.code.clone())),
-        config: Some(Arc::new(f.config.clone())),
-        process: Arc::new(pm),
-        probes: vec![Arc::new(FakeHealthProbe::new(&f.world, &app))],
-        app: AppName::new(app),
-    };
+    let adapters = HostAdapters::new(AppName::new(app.as_str()), Arc::new(pm))
+        .code(Arc::new(f.code.clone()))
+        .config(Arc::new(f.config.clone()))
+        .probe(Arc::new(FakeHealthProbe::new(&f.world, &app)));
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -10,8 +10,9 @@ use serde::Serialize;
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
-/// The adapters configured on one host.
+/// The adapters configured on one host: [`HostAdapters::new`] and its setters.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct HostAdapters {
     /// The app they serve.
     pub app: AppName,
@@ -37,6 +38,59 @@ impl std::fmt::Debug for HostAdapters {
 }
 
 impl HostAdapters {
+    /// The adapters serving `app` with its process manager, and no code, config or health
+    /// probe until set.
+    pub fn new(app: impl Into<AppName>, process: Arc<dyn ProcessManager>) -> Self {
+        Self {
+            app: app.into(),
+            code: None,
+            config: None,
+            process,
+            probes: Vec::new(),
+        }
+    }
+
+    /// The code adapter.
+    pub fn code(mut self, code: Arc<dyn CodeVersion>) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// The config adapter.
+    pub fn config(mut self, config: Arc<dyn ConfigStore>) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// The host's health probes (replacing any set before).
+    pub fn probes(mut self, probes: Vec<Arc<dyn HealthProbe>>) -> Self {
+        self.probes = probes;
+        self
+    }
+
+    /// Adds one health probe.
+    pub fn probe(mut self, probe: Arc<dyn HealthProbe>) -> Self {
+        self.probes.push(probe);
+        self
+    }
+
+    /// Refuses an app other than the one served here before the manager is asked: a name
+    /// for several apps is `InvalidInput` (the contract), any other app `NotFound` (it is
+    /// not on this host), naming both.
+    fn check_app(&self, asked: &AppName) -> Result<(), Outcome> {
+        if *asked == self.app || asked.why_not_one_app().is_some() {
+            // The adapter refuses several-app names itself, with the contract's kind.
+            return Ok(());
+        }
+        Err(Outcome::Err(WireError {
+            kind: ErrorKind::NotFound,
+            message: format!(
+                "this agent serves `{}`, the orchestrator asked for `{asked}`: the [[hosts]] entry and the host's rollback.toml must name the same app",
+                self.app
+            ),
+        }))
+    }
+
     fn has(&self) -> Vec<String> {
         let mut has = Vec::new();
         if self.code.is_some() {
@@ -204,6 +258,16 @@ async fn dispatch(a: &HostAdapters, call: Call) -> Outcome {
             }
         };
     }
+    // A call for another app than the one served here is refused before it reaches the
+    // manager (which may well know an app of that name).
+    macro_rules! served {
+        ($app:ident => $e:expr) => {
+            match a.check_app(&$app) {
+                Ok(()) => answer($e.await),
+                Err(refused) => refused,
+            }
+        };
+    }
     let p = &a.process;
     match call {
         Call::Hello { .. } => missing("second hello"),
@@ -229,13 +293,13 @@ async fn dispatch(a: &HostAdapters, call: Call) -> Outcome {
         Call::ConfigPreserveCurrent { label } => config!(c => c.preserve_current(&label)),
         Call::ConfigReinstate { preserved } => config!(c => c.reinstate(&preserved)),
         Call::ConfigRemove { version } => config!(c => c.remove(&version)),
-        Call::ProcessStatus { app } => answer(p.status(&app).await),
-        Call::ProcessStop { app } => answer(p.stop(&app).await),
-        Call::ProcessStart { app } => answer(p.start(&app).await),
-        Call::ProcessRestart { app } => answer(p.restart(&app).await),
-        Call::ProcessCanReload { app } => answer(p.can_reload(&app).await),
-        Call::ProcessReload { app } => answer(p.reload(&app).await),
-        Call::ProcessLogsSince { app, since } => answer(p.logs_since(&app, since).await),
+        Call::ProcessStatus { app } => served!(app => p.status(&app)),
+        Call::ProcessStop { app } => served!(app => p.stop(&app)),
+        Call::ProcessStart { app } => served!(app => p.start(&app)),
+        Call::ProcessRestart { app } => served!(app => p.restart(&app)),
+        Call::ProcessCanReload { app } => served!(app => p.can_reload(&app)),
+        Call::ProcessReload { app } => served!(app => p.reload(&app)),
+        Call::ProcessLogsSince { app, since } => served!(app => p.logs_since(&app, since)),
         Call::Probe => ok(futures::future::join_all(a.probes.iter().map(|p| p.probe())).await),
     }
 }

@@ -18,10 +18,11 @@
 //!   atomically under a running app (a releases layout).
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rollback_core::{
-    AdapterError, AppName, CodeVersion, ConfigCheck, ConfigDiff, ConfigStore, ConfigVersion, ConfigVersionId,
-    ErrorKind, HealthProbe, PreparedRevision, ProbeResult, ProcessManager, ProcessState, ProcessStatus,
-    Revision, RevisionId,
+    AdapterError, AppLogs, AppName, CodeVersion, ConfigCheck, ConfigDiff, ConfigStore, ConfigVersion,
+    ConfigVersionId, ErrorKind, HealthProbe, LogLine, PreparedRevision, ProbeResult, ProcessManager,
+    ProcessState, ProcessStatus, Revision, RevisionId,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -31,8 +32,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// One host of a fleet: its name and its adapters (a [`RemoteHost`](crate::RemoteHost)
-/// for each, or local ones in tests).
+/// for each, or local ones in tests). Made with [`FleetHost::remote`], or
+/// [`FleetHost::new`] and its setters.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct FleetHost {
     /// How errors and reports name it.
     pub name: String,
@@ -55,6 +58,37 @@ impl std::fmt::Debug for FleetHost {
 }
 
 impl FleetHost {
+    /// A host named `name` (how errors and reports name it) with its process manager, and
+    /// no code, config or health adapter until set.
+    pub fn new(name: impl Into<String>, process: Arc<dyn ProcessManager>) -> Self {
+        Self {
+            name: name.into(),
+            code: None,
+            config: None,
+            process,
+            health: None,
+        }
+    }
+
+    /// Its code adapter.
+    pub fn code(mut self, code: Arc<dyn CodeVersion>) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// Its config adapter.
+    pub fn config(mut self, config: Arc<dyn ConfigStore>) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Its health probe. A host without one is judged by its process manager's status of
+    /// the app, and makes the fleet unable to reload gracefully unless its own manager can.
+    pub fn health(mut self, health: Arc<dyn HealthProbe>) -> Self {
+        self.health = Some(health);
+        self
+    }
+
     /// A host served by its agent: every adapter through the one connection.
     pub fn remote(host: crate::RemoteHost) -> Self {
         let has = |what: &str| host.0.hello().has.iter().any(|h| h == what);
@@ -133,9 +167,13 @@ impl Fleet {
         FleetProcess(self.clone())
     }
 
-    /// The fleet's health: healthy when every host is.
-    pub fn health(&self) -> FleetHealth {
-        FleetHealth(self.clone())
+    /// The fleet's health for `app`: healthy when every host is. A host without a health
+    /// probe counts as healthy only when its process manager says `app` is online.
+    pub fn health(&self, app: impl Into<AppName>) -> FleetHealth {
+        FleetHealth {
+            fleet: self.clone(),
+            app: app.into(),
+        }
     }
 
     /// Runs `f` on every host, `parallelism` at once; each result with its host's name, in
@@ -423,7 +461,27 @@ impl FleetConfig {
     }
 
     fn ids(&self, id: &ConfigVersionId) -> Result<BTreeMap<String, ConfigVersionId>, AdapterError> {
-        unpack(id.as_str(), &self.0)
+        let map: BTreeMap<String, PerHostVersion> = unpack(id.as_str(), &self.0)?;
+        Ok(map.into_iter().map(|(n, v)| (n, v.id().clone())).collect())
+    }
+}
+
+/// What a fleet's config version holds for one host: its id, or (for what
+/// [`ConfigStore::preserve_current`] kept, which each host's
+/// [`reinstate`](ConfigStore::reinstate) takes whole) its whole version.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum PerHostVersion {
+    Id(ConfigVersionId),
+    Whole(ConfigVersion),
+}
+
+impl PerHostVersion {
+    fn id(&self) -> &ConfigVersionId {
+        match self {
+            Self::Id(id) => id,
+            Self::Whole(v) => &v.id,
+        }
     }
 }
 
@@ -510,6 +568,52 @@ impl ConfigStore for FleetConfig {
             diff.changed.extend(tag(d.changed));
         }
         Ok(diff)
+    }
+
+    /// Each host's own [`preserve_current`](ConfigStore::preserve_current); the version's
+    /// id holds every host's whole version, for [`reinstate`](ConfigStore::reinstate).
+    async fn preserve_current(&self, label: &str) -> Result<ConfigVersion, AdapterError> {
+        let all = self
+            .0
+            .all("keeping the live config aside", |h| async move {
+                config(h)?.preserve_current(label).await
+            })
+            .await?;
+        let whole: BTreeMap<String, PerHostVersion> = all
+            .iter()
+            .map(|(n, v)| (n.clone(), PerHostVersion::Whole(v.clone())))
+            .collect();
+        let mut version = self.versions(all)?;
+        version.id = ConfigVersionId::new(pack(&whole)?);
+        Ok(version)
+    }
+
+    /// Each host's own [`reinstate`](ConfigStore::reinstate) of what it kept.
+    async fn reinstate(&self, preserved: &ConfigVersion) -> Result<(), AdapterError> {
+        let map: BTreeMap<String, PerHostVersion> = unpack(preserved.id.as_str(), &self.0)?;
+        let map: BTreeMap<String, ConfigVersion> = map
+            .into_iter()
+            .map(|(n, v)| {
+                let v = match v {
+                    PerHostVersion::Whole(v) => v,
+                    // A version made by `backup`: only its id is known.
+                    PerHostVersion::Id(id) => ConfigVersion {
+                        id,
+                        label: preserved.label.clone(),
+                        created_at: preserved.created_at,
+                        location: String::new(),
+                    },
+                };
+                (n, v)
+            })
+            .collect();
+        let map = &map;
+        self.0
+            .all("putting the previous config back", |h| async move {
+                config(h)?.reinstate(one(map, h)?).await
+            })
+            .await
+            .map(drop)
     }
 
     async fn remove(&self, version: &ConfigVersionId) -> Result<(), AdapterError> {
@@ -601,19 +705,27 @@ impl ProcessManager for FleetProcess {
             .map(drop)
     }
 
-    /// A fleet of several hosts can always roll (the others serve meanwhile); one host can
-    /// when its manager can.
+    /// One host can when its manager can. Several hosts can roll (the others serve
+    /// meanwhile) only when each host's return is checked before the next: every host has
+    /// a health probe, or its own manager reloads gracefully.
     async fn can_reload(&self, app: &AppName) -> Result<bool, AdapterError> {
-        if self.0.hosts.len() > 1 {
-            return Ok(true);
+        if self.0.hosts.len() == 1 {
+            return self.0.hosts[0].process.can_reload(app).await;
         }
-        self.0.hosts[0].process.can_reload(app).await
+        for h in self.0.hosts.iter() {
+            if h.health.is_none() && !h.process.can_reload(app).await? {
+                tracing::debug!(host = %h.name, "no health probe and no graceful reload: the fleet cannot roll");
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Host by host: the host's graceful reload where its manager has one, else a restart;
-    /// then its health, before the next host. The first host that does not come back
-    /// healthy ends the roll (the hosts after it still run the previous release) with an
-    /// error naming it.
+    /// then its health (its probe, or without one its manager's status of the app until
+    /// online), before the next host. The first host that does not come back healthy ends
+    /// the roll (the hosts after it still run the previous release) with an error naming
+    /// it.
     async fn reload(&self, app: &AppName) -> Result<(), AdapterError> {
         for h in self.0.hosts.iter() {
             let graceful = h.process.can_reload(app).await.unwrap_or(false);
@@ -623,77 +735,127 @@ impl ProcessManager for FleetProcess {
                 h.process.restart(app).await
             };
             r.map_err(|e| e.context(format!("rolling reload stopped at host {}", h.name)))?;
-            if let Some(health) = &h.health {
-                wait_healthy(h, health.as_ref(), self.0.health_timeout).await?;
-            }
+            wait_healthy(h, app, self.0.health_timeout).await?;
             tracing::info!(host = %h.name, "host reloaded and healthy");
         }
         Ok(())
     }
+
+    /// Every host's lines, each prefixed with the host's name; `None` when no host has
+    /// logs. Partial when any host's are; the notes name their host.
+    async fn logs_since(&self, app: &AppName, since: DateTime<Utc>) -> Result<Option<AppLogs>, AdapterError> {
+        let all = self
+            .0
+            .all("reading the app's logs", |h| async move {
+                h.process.logs_since(app, since).await
+            })
+            .await?;
+        let mut merged: Option<AppLogs> = None;
+        for h in self.0.hosts.iter() {
+            let Some(Some(logs)) = all.get(&h.name) else {
+                continue;
+            };
+            let into = merged.get_or_insert_with(AppLogs::default);
+            into.partial |= logs.partial;
+            into.notes
+                .extend(logs.notes.iter().map(|n| format!("{}: {n}", h.name)));
+            into.lines.extend(logs.lines.iter().map(|l| LogLine {
+                source: l.source.clone(),
+                text: format!("{}: {}", h.name, l.text),
+            }));
+        }
+        Ok(merged)
+    }
 }
 
-async fn wait_healthy(
-    h: &FleetHost,
-    health: &dyn HealthProbe,
-    timeout: Duration,
-) -> Result<(), AdapterError> {
+/// One probe of a host's health: its probe's, or without one its manager's status of `app`
+/// (healthy when online).
+async fn host_health(h: &FleetHost, app: &AppName) -> ProbeResult {
+    let started = tokio::time::Instant::now();
+    match &h.health {
+        Some(p) => p.probe().await,
+        None => {
+            let (healthy, detail) = match h.process.status(app).await {
+                Ok(s) if s.state == ProcessState::Online => {
+                    (true, format!("no health probe; `{app}` online"))
+                }
+                Ok(s) => (
+                    false,
+                    format!("no health probe; `{app}` is {:?}", s.state).to_lowercase(),
+                ),
+                Err(e) => (false, format!("no health probe; its status: {e}")),
+            };
+            ProbeResult {
+                probe: format!("status of `{app}` on {}", h.name),
+                healthy,
+                latency: started.elapsed(),
+                detail,
+            }
+        }
+    }
+}
+
+/// Waits until host `h` is healthy ([`host_health`]), at most `timeout`, even when a
+/// probe hangs.
+async fn wait_healthy(h: &FleetHost, app: &AppName, timeout: Duration) -> Result<(), AdapterError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut pause = Duration::from_millis(20);
     loop {
-        let r = health.probe().await;
-        if r.healthy {
-            return Ok(());
-        }
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let detail = match tokio::time::timeout(remaining, host_health(h, app)).await {
+            Ok(r) if r.healthy => return Ok(()),
+            Ok(r) => r.detail,
+            Err(_) => format!(
+                "its health probe did not answer within the {}s left",
+                remaining.as_secs_f64()
+            ),
+        };
         if tokio::time::Instant::now() >= deadline {
             return Err(AdapterError::new(
                 ErrorKind::Timeout,
                 format!(
-                    "rolling reload stopped at host {}: not healthy within {}s ({}); the hosts after it still run the previous release",
+                    "rolling reload stopped at host {}: not healthy within {}s ({detail}); the hosts after it still run the previous release",
                     h.name,
                     timeout.as_secs_f64(),
-                    r.detail
                 ),
             ));
         }
-        tokio::time::sleep(pause).await;
+        tokio::time::sleep(pause.min(deadline.saturating_duration_since(tokio::time::Instant::now()))).await;
         pause = (pause * 2).min(Duration::from_millis(500));
     }
 }
 
-/// Every host's health ([`HealthProbe`]).
+/// Every host's health ([`HealthProbe`]) for one app: a host with a probe by its probe, a
+/// host without one by its process manager's status of the app (healthy only when online).
 #[derive(Clone, Debug)]
-pub struct FleetHealth(Fleet);
+pub struct FleetHealth {
+    fleet: Fleet,
+    app: AppName,
+}
 
 #[async_trait]
 impl HealthProbe for FleetHealth {
     fn name(&self) -> String {
-        format!("health of all {} host(s)", self.0.hosts.len())
+        format!("health of all {} host(s)", self.fleet.hosts.len())
     }
 
     async fn probe(&self) -> ProbeResult {
         let started = tokio::time::Instant::now();
+        let app = &self.app;
         let results = self
-            .0
-            .each(|h| async move {
-                match &h.health {
-                    Some(p) => Ok(p.probe().await),
-                    None => Err(AdapterError::unsupported("no health probe")),
-                }
-            })
+            .fleet
+            .each(|h| async move { Ok::<_, AdapterError>(host_health(h, app).await) })
             .await;
         let mut healthy = true;
         let mut detail = Vec::new();
         for (host, r) in results {
-            match r {
-                Ok(r) => {
-                    healthy &= r.healthy;
-                    detail.push(format!(
-                        "{host}: {}",
-                        if r.healthy { "healthy".to_owned() } else { r.detail }
-                    ));
-                }
-                Err(_) => detail.push(format!("{host}: no probe")),
-            }
+            let (ok, text) = match r {
+                Ok(r) if r.healthy => (true, "healthy".to_owned()),
+                Ok(r) => (false, r.detail),
+                Err(e) => (false, e.to_string()),
+            };
+            healthy &= ok;
+            detail.push(format!("{host}: {text}"));
         }
         ProbeResult {
             probe: self.name(),

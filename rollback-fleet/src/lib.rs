@@ -27,7 +27,7 @@ pub mod ssh;
 
 pub use agent::{serve, HostAdapters};
 pub use fleet::{Fleet, FleetCode, FleetConfig, FleetHealth, FleetHost, FleetProcess};
-pub use remote::{AgentConnection, RemoteHost};
+pub use remote::{AgentConnection, RemoteHost, DEFAULT_PROBE_TIMEOUT};
 pub use ssh::{HostKeyPolicy, SshHost, SshHostBuilder};
 
 /// What went wrong between the orchestrator and an agent.

@@ -30,6 +30,8 @@ pub struct AgentConnection {
     hello: Hello,
     io: Mutex<(Writer, Reader)>,
     next: AtomicU64,
+    /// How long a health probe through the agent may take, in milliseconds.
+    probe_timeout_ms: AtomicU64,
     /// Keeps the transport (an `ssh` child) alive as long as the connection.
     _transport: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -67,6 +69,7 @@ impl AgentConnection {
             host,
             io: Mutex::new((Box::pin(writer), BufReader::new(reader).lines())),
             next: AtomicU64::new(1),
+            probe_timeout_ms: AtomicU64::new(millis(DEFAULT_PROBE_TIMEOUT)),
             _transport: transport,
         };
         let hello = tokio::time::timeout(
@@ -105,6 +108,18 @@ impl AgentConnection {
     /// The host, as the caller named it.
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// How long [`RemoteHost`]'s health probe waits for the agent's answer before the
+    /// host counts as unhealthy (default 30 s).
+    pub fn probe_timeout(&self) -> Duration {
+        Duration::from_millis(self.probe_timeout_ms.load(Ordering::Relaxed))
+    }
+
+    /// Sets [`probe_timeout`](Self::probe_timeout) (at least a millisecond).
+    pub fn set_probe_timeout(&self, timeout: Duration) {
+        self.probe_timeout_ms
+            .store(millis(timeout).max(1), Ordering::Relaxed);
     }
 
     async fn raw_call<T: DeserializeOwned>(&self, call: Call) -> Result<T, AdapterError> {
@@ -162,6 +177,14 @@ impl AgentConnection {
             };
         }
     }
+}
+
+/// How long a health probe through an agent may take unless set
+/// ([`AgentConnection::set_probe_timeout`]).
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// One host's code, config, process manager and health, as the library's adapters.
@@ -307,10 +330,25 @@ impl HealthProbe for RemoteHost {
         format!("health of {} (its own probes)", self.0.host)
     }
 
-    /// Healthy when every probe of the host passed; an unreachable agent is unhealthy.
+    /// Healthy when every probe of the host passed; an unreachable agent, or one that does
+    /// not answer within the connection's [probe timeout](AgentConnection::probe_timeout),
+    /// is unhealthy.
     async fn probe(&self) -> ProbeResult {
         let started = tokio::time::Instant::now();
-        match self.call::<Vec<ProbeResult>>(Call::Probe).await {
+        let limit = self.0.probe_timeout();
+        let answer = tokio::time::timeout(limit, self.call::<Vec<ProbeResult>>(Call::Probe))
+            .await
+            .unwrap_or_else(|_| {
+                Err(AdapterError::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "host {}: its agent did not answer the health probe within {}s",
+                        self.0.host,
+                        limit.as_secs_f64()
+                    ),
+                ))
+            });
+        match answer {
             Ok(results) => ProbeResult {
                 probe: self.name(),
                 healthy: results.iter().all(|r| r.healthy),

@@ -589,10 +589,9 @@ async fn why_the_agent_failed(
 async fn drain_stderr(host: String, stderr: openssh::ChildStderr, tail: Arc<Mutex<VecDeque<String>>>) {
     let mut lines = BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        let line = truncate(line.trim_end(), STDERR_LINE_BYTES);
-        if line.is_empty() {
+        let Some(line) = stderr_line(&line) else {
             continue;
-        }
+        };
         tracing::info!(host = %host, "agent: {line}");
         let mut tail = lock(&tail);
         if tail.len() == STDERR_LINES {
@@ -600,6 +599,17 @@ async fn drain_stderr(host: String, stderr: openssh::ChildStderr, tail: Arc<Mute
         }
         tail.push_back(line);
     }
+}
+
+/// A line of the agent's stderr as it is logged and kept: what looks like a secret
+/// redacted (before it is cut, so no secret is cut out of recognition), at most
+/// [`STDERR_LINE_BYTES`]; `None` when blank.
+fn stderr_line(line: &str) -> Option<String> {
+    let line = truncate(
+        &rollback_core::secret::redact_text(line.trim_end()),
+        STDERR_LINE_BYTES,
+    );
+    (!line.is_empty()).then_some(line)
 }
 
 /// What [`AgentConnection`] keeps alive: the ssh channel to the agent (which holds the
@@ -678,6 +688,21 @@ mod tests {
             ssh_said(changed),
             "Host key for [127.0.0.1]:22 has changed and you have requested strict checking. / Host key verification failed."
         );
+    }
+
+    #[test]
+    fn the_agents_stderr_is_redacted_before_it_is_logged_or_kept() {
+        let line = stderr_line(
+            "fake_agent: cannot connect to postgres://app:hunter2@db/app with DB_PASSWORD=hunter2  ",
+        )
+        .expect("a line");
+        assert!(!line.contains("hunter2"), "{line}");
+        assert!(line.contains("DB_PASSWORD=[redacted]"), "{line}");
+        assert_eq!(stderr_line("   "), None);
+        let long = format!("token={} {}", "s".repeat(400), "x".repeat(400));
+        let cut = stderr_line(&long).expect("a line");
+        assert!(!cut.contains("sss"), "redacted before it is cut: {cut}");
+        assert!(cut.len() <= STDERR_LINE_BYTES + '…'.len_utf8(), "{}", cut.len());
     }
 
     #[test]

@@ -5,8 +5,7 @@
 //! never all stopped.
 
 use rollback_core::{
-    AppName, ErrorKind, Orchestrator, Outcome, ProcessState, RollbackError, RollbackTarget, Scope, Settings,
-    Step,
+    ErrorKind, Orchestrator, Outcome, ProcessState, RollbackError, RollbackTarget, Scope, Settings, Step,
 };
 use rollback_fleet::{serve, AgentConnection, Fleet, FleetHost, HostAdapters, RemoteHost};
 use rollback_testkit::{
@@ -41,13 +40,10 @@ fn host(name: &str) -> Host {
         s.code.prepared.insert(v2);
     }
     config.set_live(&[("FEATURE_X", "off")]);
-    let adapters = HostAdapters {
-        app: AppName::new(APP),
-        code: Some(Arc::new(code)),
-        config: Some(Arc::new(config)),
-        process: Arc::new(pm),
-        probes: vec![Arc::new(FakeHealthProbe::new(&world, APP))],
-    };
+    let adapters = HostAdapters::new(APP, Arc::new(pm))
+        .code(Arc::new(code))
+        .config(Arc::new(config))
+        .probe(Arc::new(FakeHealthProbe::new(&world, APP)));
     Host {
         name: name.into(),
         world,
@@ -98,7 +94,7 @@ impl Rig {
             .code(fleet.code().unwrap())
             .config(fleet.config().unwrap())
             .process(fleet.process())
-            .health_probe(fleet.health())
+            .health_probe(fleet.health(APP))
             .state(self.state.clone())
             .settings(
                 Settings::new()

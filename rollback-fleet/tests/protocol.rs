@@ -15,13 +15,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 async fn remote(f: &FakeFixture) -> RemoteHost {
     let pm = FakeProcessManager::new(&f.world);
     pm.add_app("web");
-    let adapters = HostAdapters {
-        app: AppName::new("web"),
-        code: Some(Arc::new(f.code.clone())),
-        config: Some(Arc::new(f.config.clone())),
-        process: Arc::new(pm),
-        probes: vec![Arc::new(FakeHealthProbe::new(&f.world, "web"))],
-    };
+    let adapters = HostAdapters::new("web", Arc::new(pm))
+        .code(Arc::new(f.code.clone()))
+        .config(Arc::new(f.config.clone()))
+        .probe(Arc::new(FakeHealthProbe::new(&f.world, "web")));
     let (to_agent, agent_in) = tokio::io::duplex(1 << 16);
     let (agent_out, from_agent) = tokio::io::duplex(1 << 16);
     tokio::spawn(serve(agent_in, agent_out, adapters));
@@ -63,13 +60,7 @@ async fn errors_keep_their_kind_and_name_the_host() {
 async fn an_agent_of_another_version_is_refused_naming_both() {
     let f = FakeFixture::new();
     let pm = FakeProcessManager::new(&f.world);
-    let adapters = HostAdapters {
-        app: AppName::new("web"),
-        code: None,
-        config: None,
-        process: Arc::new(pm),
-        probes: Vec::new(),
-    };
+    let adapters = HostAdapters::new("web", Arc::new(pm));
     // An orchestrator of a future version says hello to this agent.
     let (mut to_agent, agent_in) = tokio::io::duplex(1 << 16);
     let (agent_out, from_agent) = tokio::io::duplex(1 << 16);
@@ -105,13 +96,7 @@ async fn an_agent_that_is_gone_is_unavailable_naming_the_host() {
     let (agent_out, from_agent) = tokio::io::duplex(1 << 16);
     let pm = FakeProcessManager::new(&f.world);
     pm.add_app("web");
-    let adapters = HostAdapters {
-        app: AppName::new("web"),
-        code: None,
-        config: None,
-        process: Arc::new(pm),
-        probes: Vec::new(),
-    };
+    let adapters = HostAdapters::new("web", Arc::new(pm));
     let agent = tokio::spawn(serve(agent_in, agent_out, adapters));
     let host = RemoteHost(
         AgentConnection::open("host-b", to_agent, from_agent, None, Duration::from_secs(5))
@@ -126,4 +111,39 @@ async fn an_agent_that_is_gone_is_unavailable_naming_the_host() {
     let e = host.status(&AppName::new("web")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     assert!(e.message().contains("host-b"), "{e}");
+}
+
+#[tokio::test]
+async fn an_agent_refuses_another_app_naming_both() {
+    let f = FakeFixture::new();
+    let pm = FakeProcessManager::new(&f.world);
+    pm.add_app("web");
+    pm.add_app("api"); // the manager knows it: the agent must refuse it anyway
+    let adapters = HostAdapters::new("web", Arc::new(pm));
+    let (to_agent, agent_in) = tokio::io::duplex(1 << 16);
+    let (agent_out, from_agent) = tokio::io::duplex(1 << 16);
+    tokio::spawn(serve(agent_in, agent_out, adapters));
+    let host = RemoteHost(
+        AgentConnection::open("host-c", to_agent, from_agent, None, Duration::from_secs(5))
+            .await
+            .unwrap(),
+    );
+    let api = AppName::new("api");
+    let e = host.stop(&api).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(
+        e.message().contains("serves `web`") && e.message().contains("asked for `api`"),
+        "{e}"
+    );
+    assert_eq!(host.status(&api).await.unwrap_err().kind(), ErrorKind::NotFound);
+    let e = host.logs_since(&api, chrono::Utc::now()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert_eq!(
+        f.world.count(rollback_testkit::Method::ProcessStop),
+        0,
+        "nothing reached the manager"
+    );
+    host.status(&AppName::new("web"))
+        .await
+        .expect("its own app is served");
 }

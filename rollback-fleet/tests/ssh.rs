@@ -159,8 +159,13 @@ async fn hello_and_calls_over_ssh_and_dropping_the_connection_ends_the_agent() {
     let status = remote.status(&AppName::new("shop")).await.unwrap();
     assert_eq!(status.state, ProcessState::Online, "{status:?}");
     assert!(status.pid.is_some());
+    // Another app than the agent's own is refused, naming both.
     let e = remote.status(&AppName::new("nope")).await.unwrap_err();
     assert_eq!(e.kind(), rollback_core::ErrorKind::NotFound, "{e}");
+    assert!(
+        e.message().contains("serves `shop`") && e.message().contains("`nope`"),
+        "{e}"
+    );
     assert!(e.message().starts_with("host web-1: "), "{e}");
     let current = CodeVersion::current(&remote).await.unwrap();
     assert_eq!(

@@ -90,6 +90,8 @@ fn holder(who: &str, round: usize) -> LockHolder {
         since: Utc::now(),
         rollback: RollbackId::new(format!("rb-{who}-{round}")),
         token: format!("token-{who}-{round}"),
+        machine: None,
+        boot: None,
     }
 }
 
@@ -260,7 +262,7 @@ async fn a_second_orchestrator_on_another_box_is_refused_while_the_first_runs() 
         panic!("box b must be refused with Locked, got {shown}");
     };
     assert_eq!(holder.rollback, report.id, "the holder named is box a's rollback");
-    assert_eq!(holder, seen, "the holder is the one box b saw in the table");
+    assert_eq!(*holder, seen, "the holder is the one box b saw in the table");
     assert_eq!(holder.pid, std::process::id());
     assert!(shown.contains(&report.id.to_string()), "{shown}");
     assert_eq!(

@@ -355,3 +355,59 @@ async fn a_required_after_start_hook_that_fails_puts_the_pre_rollback_state_back
         report.notes
     );
 }
+
+/// An after-start hook that never returns (the process dies while it runs).
+struct Hangs;
+
+#[async_trait]
+impl Hook for Hangs {
+    fn name(&self) -> String {
+        "hangs".into()
+    }
+
+    async fn run(&self, _: &HookContext) -> Result<(), AdapterError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn an_abort_is_journaled_before_its_hooks_so_a_crash_there_is_not_continued_by_resume() {
+    let rig = Rig::new();
+    let (hook, _) = hooks(&rig);
+    let o = rig
+        .orchestrator()
+        .hook(HookPoint::BeforeStop, hook("drain the queue", true))
+        .hook(HookPoint::AfterStart, Hangs)
+        .build()
+        .unwrap();
+    o.checkpoint("before v2").await.unwrap();
+    rig.deploy_bad_release(Scope::ALL);
+    // The before-stop hook fails: the rollback aborts, and the process dies in the
+    // after-start hook that runs after that.
+    let died = tokio::time::timeout(
+        Duration::from_millis(300),
+        o.rollback(RollbackTarget::LastGood, "v2", Scope::ALL),
+    )
+    .await;
+    assert!(died.is_err(), "the process died in the hook");
+    let journal = o.unfinished().await.unwrap().expect("an unfinished journal");
+    assert!(
+        matches!(
+            journal.status,
+            rollback_core::JournalStatus::Finishing(Outcome::Aborted { .. })
+        ),
+        "the abort was journaled before the hooks: {:?}",
+        journal.status
+    );
+    o.clear_stale_lock(true).await.unwrap();
+    let err = o.resume().await.unwrap_err();
+    assert!(
+        matches!(err.report().map(|r| &r.outcome), Some(Outcome::Aborted { .. })),
+        "{err}"
+    );
+    assert_eq!(
+        rig.world.count(Method::ProcessStop),
+        0,
+        "resume did not go on to stop the app"
+    );
+}

@@ -439,7 +439,7 @@ async fn a_refusal_because_of_an_unfinished_rollback_names_the_dead_holder_and_k
         panic!("expected Unfinished, got {refused}");
     };
     assert_eq!(*step, Step::ActivateCode);
-    assert_eq!(holder.as_ref(), Some(&dead), "the dead holder is named");
+    assert_eq!(holder.as_deref(), Some(&dead), "the dead holder is named");
     let text = refused.to_string();
     assert!(
         text.contains(&format!("pid {}", dead.pid)) || text.contains(&dead.pid.to_string()),

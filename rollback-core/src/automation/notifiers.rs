@@ -221,10 +221,9 @@ mod webhook {
             let url = reqwest::Url::parse(self.url.expose()).map_err(|e| {
                 AdapterError::new(
                     ErrorKind::InvalidInput,
-                    format!(
-                        "the webhook URL ({}) is not a URL: {e}",
-                        crate::secret::redact_url(self.url.expose())
-                    ),
+                    // Not even redacted: a URL that does not parse cannot be told apart
+                    // into the parts that are safe to show.
+                    format!("the webhook URL is not a URL ({e}); check the variable that holds it"),
                 )
             })?;
             let shown = format!(

@@ -163,13 +163,14 @@ mod http {
         /// Reads the CA files: build probes when the program starts, not on a runtime's
         /// thread in the middle of async work.
         pub fn build(self) -> Result<HttpProbe, AdapterError> {
-            let shown = redact_url(&self.url);
             let url = reqwest::Url::parse(&self.url).map_err(|e| {
+                // Not shown: a URL that does not parse cannot be split into safe parts.
                 AdapterError::new(
                     ErrorKind::InvalidInput,
-                    format!("health URL {shown} is not a URL: {e}"),
+                    format!("the health URL is not a URL: {e}"),
                 )
             })?;
+            let shown = redact_url(&self.url);
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(AdapterError::new(
                     ErrorKind::InvalidInput,

@@ -71,7 +71,7 @@ impl Orchestrator {
             .await?
             .into_iter()
             .find(|j| &j.id == id)
-            .ok_or_else(|| RollbackError::NoCheckpoint(format!("no rollback `{id}` in the journal")))?;
+            .ok_or_else(|| RollbackError::UnknownRollback(id.clone()))?;
         Ok(reporting::build_report(self, &journal))
     }
 
@@ -133,7 +133,10 @@ impl Orchestrator {
                 &self.database,
                 c.snapshot.as_ref().filter(|s| !used_snapshots.contains(s)),
             ) {
-                if let Err(e) = db.remove(snapshot).await {
+                if let Err(e) = self
+                    .timed(Step::Preflight, "removing a snapshot", db.remove(snapshot))
+                    .await
+                {
                     report
                         .problems
                         .push(format!("snapshot {snapshot} of checkpoint {} left: {e}", c.id));
@@ -143,7 +146,14 @@ impl Orchestrator {
                 &self.config,
                 c.config.as_ref().filter(|v| !used_configs.contains(v)),
             ) {
-                if let Err(e) = config.remove(version).await {
+                if let Err(e) = self
+                    .timed(
+                        Step::Preflight,
+                        "removing a config backup",
+                        config.remove(version),
+                    )
+                    .await
+                {
                     report.problems.push(format!(
                         "config backup {version} of checkpoint {} left: {e}",
                         c.id

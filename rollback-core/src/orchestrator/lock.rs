@@ -43,8 +43,23 @@ pub(crate) async fn is_stale(holder: &LockHolder) -> bool {
 }
 
 fn is_stale_now(holder: &LockHolder) -> bool {
-    if holder.host != host_name() {
+    let here = host_name();
+    // Another host, or a host that cannot be named: a human decides (`clear_stale_lock(true)`).
+    if holder.host != here || here == "unknown-host" {
         return false;
+    }
+    let (machine, boot) = (crate::sys::machine_id(), crate::sys::boot_id());
+    // The same name on another machine (cloned VMs, containers sharing a state store).
+    if let (Some(theirs), Some(ours)) = (&holder.machine, &machine) {
+        if theirs != ours {
+            return false;
+        }
+    }
+    // This machine, an earlier boot: its process is gone whatever the pid says now.
+    if let (Some(theirs), Some(ours)) = (&holder.boot, &boot) {
+        if theirs != ours {
+            return true;
+        }
     }
     if holder.pid == std::process::id() {
         return ACTIVE
@@ -70,12 +85,19 @@ pub(crate) async fn acquire(
     state: &dyn StateStore,
     rollback: &RollbackId,
 ) -> Result<(ActiveLock, Option<LockHolder>), RollbackError> {
+    // Read off the runtime's threads (/proc, /etc).
+    let (host, machine, boot) =
+        tokio::task::spawn_blocking(|| (host_name(), crate::sys::machine_id(), crate::sys::boot_id()))
+            .await
+            .unwrap_or_else(|_| ("unknown-host".to_owned(), None, None));
     let holder = LockHolder {
         pid: std::process::id(),
-        host: host_name(),
+        host,
         since: Utc::now(),
         rollback: rollback.clone(),
         token: new_token(),
+        machine,
+        boot,
     };
     // Register before writing the file, so a concurrent check in this process never sees
     // our fresh lock as stale.
@@ -96,14 +118,72 @@ pub(crate) async fn acquire(
                 state.unlock(&current.token).await.map_err(RollbackError::State)?;
                 taken_over = Some(current);
             }
-            Some(current) => return Err(RollbackError::Locked { holder: current }),
+            Some(current) => {
+                return Err(RollbackError::Locked {
+                    holder: Box::new(current),
+                })
+            }
         }
     }
     match state.lock_holder().await.map_err(RollbackError::State)? {
-        Some(holder) => Err(RollbackError::Locked { holder }),
+        Some(holder) => Err(RollbackError::Locked {
+            holder: Box::new(holder),
+        }),
         None => Err(RollbackError::State(crate::AdapterError::new(
             crate::ErrorKind::Conflict,
             "the rollback lock changed hands while taking it; try again",
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dead_holder_here() -> LockHolder {
+        LockHolder {
+            // A pid that is not running (pid_max is at most 4194304).
+            pid: 4_194_399,
+            host: host_name(),
+            since: Utc::now(),
+            rollback: RollbackId::new("rb-test"),
+            token: "t".into(),
+            machine: crate::sys::machine_id(),
+            boot: crate::sys::boot_id(),
+        }
+    }
+
+    #[test]
+    fn a_dead_process_of_this_machine_and_boot_is_stale() {
+        assert!(is_stale_now(&dead_holder_here()));
+    }
+
+    #[test]
+    fn the_same_host_name_on_another_machine_is_never_judged_here() {
+        let mut h = dead_holder_here();
+        if h.machine.is_none() {
+            return; // no machine id on this system: nothing to tell apart
+        }
+        h.machine = Some("another-machine".into());
+        assert!(!is_stale_now(&h), "a box with our name but another machine id");
+    }
+
+    #[test]
+    fn a_holder_of_an_earlier_boot_is_stale_whatever_its_pid() {
+        let mut h = dead_holder_here();
+        if h.boot.is_none() {
+            return;
+        }
+        h.pid = 1; // init: alive now
+        assert!(!is_stale_now(&h), "a live pid of this boot is not stale");
+        h.boot = Some("an-earlier-boot".into());
+        assert!(is_stale_now(&h));
+    }
+
+    #[test]
+    fn another_host_is_never_stale() {
+        let mut h = dead_holder_here();
+        h.host = "elsewhere".into();
+        assert!(!is_stale_now(&h));
     }
 }

@@ -465,14 +465,14 @@ impl Orchestrator {
         if let Some(holder) = &holder {
             if !lock::is_stale(holder).await {
                 return Err(RollbackError::Locked {
-                    holder: holder.clone(),
+                    holder: Box::new(holder.clone()),
                 });
             }
         }
         Err(RollbackError::Unfinished {
             step: unfinished.last_step(),
             id: unfinished.id,
-            holder,
+            holder: holder.map(Box::new),
         })
     }
 
@@ -622,7 +622,9 @@ impl Orchestrator {
                 tracing::warn!(%holder, force, "rollback lock cleared");
                 Ok(Some(holder))
             }
-            Some(holder) => Err(RollbackError::Locked { holder }),
+            Some(holder) => Err(RollbackError::Locked {
+                holder: Box::new(holder),
+            }),
             None => Ok(None),
         }
     }

@@ -93,7 +93,7 @@ impl<'a> Run<'a> {
             return Err(RollbackError::Unfinished {
                 step: unfinished.last_step(),
                 id: unfinished.id,
-                holder: taken_over,
+                holder: taken_over.map(Box::new),
             });
         }
         let mut lock_items = vec![ChecklistItem::done(format!("lock taken: {}", lock.holder))];
@@ -829,9 +829,11 @@ impl<'a> Run<'a> {
                 return Err(RollbackError::Preflight { failures });
             }
             Failure::Cancelled => {
+                let outcome = Outcome::Aborted { step, cause };
+                self.decide(&outcome).await;
                 let items = self.after_start_hooks_on_the_old_release().await;
                 self.journal.recovery.extend(items);
-                self.finish(Outcome::Aborted { step, cause }).await;
+                self.finish(outcome).await;
                 return Err(RollbackError::Cancelled { step });
             }
             Failure::TargetIsLive(what) => {
@@ -845,15 +847,26 @@ impl<'a> Run<'a> {
         };
         let outcome = match step.row().on_failure {
             OnFailure::Abort => {
-                let items = self.after_start_hooks_on_the_old_release().await;
-                self.journal.recovery.extend(items);
-                Outcome::Aborted {
+                let outcome = Outcome::Aborted {
                     step,
                     cause: cause.clone(),
-                }
+                };
+                self.decide(&outcome).await;
+                let items = self.after_start_hooks_on_the_old_release().await;
+                self.journal.recovery.extend(items);
+                outcome
             }
             OnFailure::StartAgain => {
-                // The app may be half-stopped: make sure it runs, changing nothing else.
+                // The app may be half-stopped: make sure it runs, changing nothing else. A
+                // crash before it does leaves a recovery for resume(), which starts it.
+                self.journal.status = JournalStatus::Recovering {
+                    step,
+                    cause: cause.clone(),
+                    kind: error.kind(),
+                };
+                if let Err(e) = self.save().await {
+                    tracing::error!(error = %e, "could not journal the restart; restarting anyway");
+                }
                 let o = self.o;
                 match o
                     .timed(Step::Start, "starting the app again", o.process.start(&o.app))
@@ -902,6 +915,16 @@ impl<'a> Run<'a> {
             error,
             report: Box::new(report),
         })
+    }
+
+    /// Journals that the rollback ends with `outcome` before anything else is done about it
+    /// (hooks, a restart): a crash from here on is finished by resume() as decided, never
+    /// continued.
+    async fn decide(&mut self, outcome: &Outcome) {
+        self.journal.status = JournalStatus::Finishing(outcome.clone());
+        if let Err(e) = self.save().await {
+            tracing::error!(error = %e, "could not journal the rollback's end; ending it anyway");
+        }
     }
 
     /// Undoes exactly the steps whose changes may have happened (the journal says which
@@ -1250,6 +1273,10 @@ impl<'a> Run<'a> {
                 notices::outcome(self.o, &self.journal, &build_report(self.o, &self.journal))
             {
                 notices::send(self.o, &mut self.journal, notice).await;
+                // Journaled at once: a resume after a crash here does not page twice.
+                if let Err(e) = self.save().await {
+                    tracing::warn!(error = %e, "could not journal the notice sent");
+                }
             }
         }
         let mut report = build_report(self.o, &self.journal);

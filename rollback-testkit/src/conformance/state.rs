@@ -186,6 +186,8 @@ fn holder(token: &str) -> LockHolder {
         since: Utc::now(),
         rollback: RollbackId::new("rb-conformance"),
         token: token.into(),
+        machine: None,
+        boot: None,
     }
 }
 
