@@ -41,6 +41,7 @@ pub enum JournalStatus {
 
 /// Everything made along the way that a later step, the failure policy or `resume()` needs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Artifacts {
     /// The staged snapshot.
     pub prepared_restore: Option<PreparedRestore>,

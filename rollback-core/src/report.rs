@@ -176,6 +176,7 @@ pub struct DowntimeWindow {
 
 /// Everything about one rollback, for humans (Markdown) and machines (JSON).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RollbackReport {
     /// The rollback.
     pub id: RollbackId,
@@ -246,6 +247,7 @@ pub struct RollbackReport {
 /// One notice sent about a rollback, as the incident record keeps it (no body: who, what,
 /// when, and whether it arrived).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct NoticeRecord {
     /// When it was sent.
     pub at: DateTime<Utc>,

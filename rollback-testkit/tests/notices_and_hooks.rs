@@ -15,20 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn plan_with_contacts() -> CommunicationPlan {
-    let mut plan = CommunicationPlan::runbook();
-    plan.contacts = vec![
-        Contact {
-            role: "on-call engineer".into(),
-            name: "Ana".into(),
-            reach: "+1 555 0100".into(),
-        },
-        Contact {
-            role: "DevOps lead".into(),
-            name: "Bo".into(),
-            reach: "@bo".into(),
-        },
-    ];
-    plan
+    CommunicationPlan::runbook()
+        .contact(Contact::new("on-call engineer", "Ana", "+1 555 0100"))
+        .contact(Contact::new("DevOps lead", "Bo", "@bo"))
 }
 
 #[tokio::test]

@@ -290,13 +290,13 @@ async fn cpu_high_for_15_minutes_is_investigated_not_rolled_back() {
 async fn notices_go_out_at_their_offsets_in_order_and_stop_at_resolution() {
     let plan = CommunicationPlan::runbook();
     let notifier = RecordingNotifier::new();
-    let incident = Incident {
-        id: "inc-test".into(),
-        title: "web: health check failing for 300s".into(),
-        severity: Severity::Critical,
-        user_facing: true,
-        signal: Some(Signal::CompleteFailure),
-    };
+    let incident = Incident::new(
+        "inc-test",
+        "web: health check failing for 300s",
+        Severity::Critical,
+        true,
+        Some(Signal::CompleteFailure),
+    );
     let resolved = async {
         tokio::time::sleep(Duration::from_secs(125 * MIN)).await;
         "rolled back to v1".to_string()
@@ -331,12 +331,13 @@ async fn notices_go_out_at_their_offsets_in_order_and_stop_at_resolution() {
     );
     assert!(sent.last().unwrap().notice.body.contains("rolled back to v1"));
 
-    let minor = Incident {
-        id: "inc-minor".into(),
-        severity: Severity::Medium,
-        user_facing: false,
-        ..incident
-    };
+    let minor = Incident::new(
+        "inc-minor",
+        incident.title.clone(),
+        Severity::Medium,
+        false,
+        incident.signal,
+    );
     let quiet = RecordingNotifier::new();
     let resolved = async {
         tokio::time::sleep(Duration::from_secs(61 * MIN)).await;

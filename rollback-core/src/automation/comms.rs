@@ -59,6 +59,7 @@ pub struct EscalationLevel {
 /// Someone to reach in an emergency: the runbook's "Emergency Contacts".
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Contact {
     /// The role, as the escalation path names it (`"on-call engineer"`, `"DevOps lead"`,
     /// `"database admin"`, `"engineering manager"`).
@@ -72,6 +73,7 @@ pub struct Contact {
 /// The communication plan: scheduled notices, the escalation path and who fills each role.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct CommunicationPlan {
     /// The notices, any order.
     pub notices: Vec<ScheduledNotice>,
@@ -85,6 +87,7 @@ pub struct CommunicationPlan {
 
 /// An incident the plan runs for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Incident {
     /// Unique to this incident: every notice of it carries it ([`Notice::incident`]).
     #[serde(default)]
@@ -110,7 +113,44 @@ pub struct SentNotice {
     pub error: Option<String>,
 }
 
+impl Contact {
+    /// Who fills `role` (as the escalation path names it), and how to reach them.
+    pub fn new(role: impl Into<String>, name: impl Into<String>, reach: impl Into<String>) -> Self {
+        Self {
+            role: role.into(),
+            name: name.into(),
+            reach: reach.into(),
+        }
+    }
+}
+
+impl Incident {
+    /// An incident: `id` (the same on every notice of it), a one-line title, its severity,
+    /// whether users can see it, and the signal behind it when known.
+    pub fn new(
+        id: impl Into<String>,
+        title: impl Into<String>,
+        severity: Severity,
+        user_facing: bool,
+        signal: Option<Signal>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            title: title.into(),
+            severity,
+            user_facing,
+            signal,
+        }
+    }
+}
+
 impl CommunicationPlan {
+    /// Adds an emergency contact.
+    pub fn contact(mut self, contact: Contact) -> Self {
+        self.contacts.push(contact);
+        self
+    }
+
     /// The runbook's plan: at once the DevOps channel (and the status page when
     /// user-facing, a user notice when critical), +15 min the development team, +30
     /// stakeholders, +60 a status update (then hourly), the post-incident report at the
@@ -181,8 +221,8 @@ impl CommunicationPlan {
     /// use rollback_core::automation::{CommunicationPlan, Contact};
     /// use rollback_core::Severity;
     /// use std::time::Duration;
-    /// let mut plan = CommunicationPlan::runbook();
-    /// plan.contacts.push(Contact { role: "DevOps lead".into(), name: "Bo".into(), reach: "@bo".into() });
+    /// let plan = CommunicationPlan::runbook();
+    /// let plan = plan.contact(Contact::new("DevOps lead", "Bo", "@bo"));
     /// let line = plan.escalation_line(Duration::ZERO, Severity::High).unwrap();
     /// assert_eq!(line, "now: on-call engineer; next at +30 min: DevOps lead (Bo, @bo)");
     /// ```
