@@ -774,11 +774,14 @@ async fn force_unlock(w: &wire::Wired, yes: bool, printer: &mut Printer) -> Done
             return Ok(exit::OK);
         }
     }
-    let cleared = o.clear_stale_lock(true).await.map_err(|e| library(printer, &e))?;
-    let Some(cleared) = cleared else {
-        printer.result("unlock", &json!({ "cleared": null }), "the lock is free");
-        return Ok(exit::OK);
-    };
+    // Only the holder that was shown and confirmed: a lock taken since stays.
+    if !o.clear_lock_of(&holder).await.map_err(|e| library(printer, &e))? {
+        printer.warn(
+            "rollback: the lock changed hands while it was being cleared; nothing of the new holder was touched: run `rollback unlock --force` again",
+        );
+        return Err(Failed(exit::LOCKED));
+    }
+    let cleared = holder;
     let mut text = format!("cleared the lock of {cleared} (forced)");
     let unfinished = o
         .journals()

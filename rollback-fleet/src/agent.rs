@@ -117,6 +117,10 @@ pub async fn serve(
 ) -> Result<(), FleetError> {
     let mut lines = BufReader::new(input).lines();
     let mut greeted = false;
+    // Read once, off the runtime's threads (/proc).
+    let host = tokio::task::spawn_blocking(rollback_core::sys::host_name)
+        .await
+        .unwrap_or_else(|_| "unknown-host".to_owned());
     while let Some(line) = lines
         .next_line()
         .await
@@ -152,7 +156,7 @@ pub async fn serve(
                 greeted = true;
                 ok(Hello {
                     version: PROTOCOL_VERSION,
-                    host: rollback_core::sys::host_name(),
+                    host: host.clone(),
                     app: adapters.app.clone(),
                     has: adapters.has(),
                     switches_under_a_running_app: adapters
@@ -166,7 +170,7 @@ pub async fn serve(
                     kind: ErrorKind::Unsupported,
                     message: format!(
                         "protocol version mismatch: the orchestrator speaks version {version}, this agent ({}) speaks version {PROTOCOL_VERSION}; install the same `rollback` on both",
-                        rollback_core::sys::host_name()
+                        host
                     ),
                 };
                 write(

@@ -222,3 +222,28 @@ async fn a_plan_over_an_unfinished_rollback_says_resume_first() {
         .await
         .expect_err("v1 is live now: nothing to roll back");
 }
+
+#[tokio::test]
+async fn a_lock_is_cleared_by_hand_only_while_the_holder_that_was_checked_holds_it() {
+    use rollback_core::{LockHolder, RollbackId, StateStore};
+    let rig = Rig::new();
+    let o = rig.orchestrator().build().unwrap();
+    let holder = |token: &str| {
+        let mut h: LockHolder = serde_json::from_value(serde_json::json!({
+            "pid": 4242, "host": "box-a", "since": "2026-11-26T02:00:00Z",
+            "rollback": "rb-a", "token": token,
+        }))
+        .unwrap();
+        h.rollback = RollbackId::new("rb-a");
+        h
+    };
+    let checked = holder("token-checked");
+    assert!(rig.state.try_lock(&holder("token-new")).await.unwrap().is_none());
+    // The lock is someone else's now: clearing the one that was checked touches nothing.
+    assert!(!o.clear_lock_of(&checked).await.unwrap());
+    assert_eq!(o.lock_holder().await.unwrap().unwrap().token, "token-new");
+    rig.state.unlock("token-new").await.unwrap();
+    assert!(rig.state.try_lock(&checked).await.unwrap().is_none());
+    assert!(o.clear_lock_of(&checked).await.unwrap());
+    assert!(o.lock_holder().await.unwrap().is_none());
+}

@@ -629,6 +629,29 @@ impl Orchestrator {
         }
     }
 
+    /// Clears the lock only if `holder` (as a human checked it) still holds it: a lock taken
+    /// since by another rollback is left alone. Returns whether it was cleared. For a holder
+    /// on another host whose process you have checked yourself.
+    pub async fn clear_lock_of(&self, holder: &LockHolder) -> Result<bool, RollbackError> {
+        match self.lock_holder().await? {
+            Some(now) if now.token == holder.token => {
+                // The store removes the lock only while it holds this token (its contract),
+                // so a lock taken between the read and the unlock stays.
+                self.state
+                    .unlock(&holder.token)
+                    .await
+                    .map_err(RollbackError::State)?;
+                let cleared = self
+                    .lock_holder()
+                    .await?
+                    .is_none_or(|after| after.token != holder.token);
+                tracing::warn!(%holder, cleared, "rollback lock cleared by hand");
+                Ok(cleared)
+            }
+            _ => Ok(false),
+        }
+    }
+
     fn check_components(&self, scope: Scope) -> Result<(), RollbackError> {
         let missing = |component, setter| RollbackError::MissingComponent {
             scope: scope.to_string(),
