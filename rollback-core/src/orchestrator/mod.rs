@@ -589,18 +589,12 @@ impl Orchestrator {
         target: &RollbackTarget,
     ) -> Result<Option<RevisionId>, RollbackError> {
         let checkpoint = self.resolve_target(target).await?;
-        let (Some(code), Some(wanted)) = (self.code.as_ref(), checkpoint.revision) else {
+        let Some(wanted) = checkpoint.revision else {
             return Ok(None);
         };
-        let current = self
-            .timed(Step::Preflight, "reading the live revision", code.current())
-            .await
-            .map_err(|error| RollbackError::Preflight {
-                failures: vec![crate::error::PreflightFailure {
-                    check: "reading the live revision".into(),
-                    error,
-                }],
-            })?;
+        let Some(current) = self.live_revision().await? else {
+            return Ok(None);
+        };
         Ok((current.id == wanted).then_some(wanted))
     }
 

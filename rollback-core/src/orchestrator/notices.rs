@@ -35,12 +35,14 @@ impl Default for Communication {
 /// The audience of rollback notices in the runbook's plan (the DevOps channel).
 const AUDIENCE: &str = "devops";
 
+/// True when there is anyone to tell: without notifiers no notice is built or journaled.
+pub(super) fn wanted(o: &Orchestrator) -> bool {
+    !o.communication.notifiers.is_empty()
+}
+
 /// Sends `notice` to every notifier (at once, each within the timeout) and records it.
 pub(super) async fn send(o: &Orchestrator, journal: &mut Journal, notice: Notice) {
     let c = &o.communication;
-    if c.notifiers.is_empty() {
-        return;
-    }
     let deliveries = c.notifiers.iter().map(|n| async {
         match tokio::time::timeout(c.timeout, n.notify(&notice)).await {
             Ok(Ok(())) => None,

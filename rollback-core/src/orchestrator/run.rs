@@ -7,7 +7,7 @@ use super::reporting::build_report;
 use super::{hooks, notices};
 use super::{FailurePolicy, Orchestrator, RollbackRequest};
 use crate::domain::{Checkpoint, CodeStrategy};
-use crate::domain::{HookPoint, NoticeEvent};
+use crate::domain::{HookPoint, Notice, NoticeEvent};
 use crate::error::{AdapterError, ErrorKind, PreflightFailure, RollbackError};
 use crate::ids::RollbackId;
 use crate::journal::{Journal, JournalStatus};
@@ -165,15 +165,27 @@ impl<'a> Run<'a> {
     /// Tells the notifiers that the rollback started (once: a resumed rollback that
     /// already said so does not say it again).
     async fn announce_start(&mut self) {
-        let said = self
-            .journal
-            .notices
-            .iter()
-            .any(|n| n.event == NoticeEvent::RollbackStarted);
-        if said {
+        self.announce(
+            |e| e == NoticeEvent::RollbackStarted,
+            |o, j| Some(notices::started(o, j)),
+        )
+        .await;
+    }
+
+    /// Sends the notice `make` builds, unless a notice for which `sent` holds is journaled
+    /// already, and journals it at once, so a resume after a crash does not send it twice.
+    /// Without notifiers nothing is built, sent or written.
+    async fn announce(
+        &mut self,
+        sent: fn(NoticeEvent) -> bool,
+        make: impl FnOnce(&Orchestrator, &Journal) -> Option<Notice>,
+    ) {
+        if !notices::wanted(self.o) || self.journal.notices.iter().any(|n| sent(n.event)) {
             return;
         }
-        let notice = notices::started(self.o, &self.journal);
+        let Some(notice) = make(self.o, &self.journal) else {
+            return;
+        };
         notices::send(self.o, &mut self.journal, notice).await;
         if let Err(e) = self.save().await {
             tracing::warn!(error = %e, "could not journal the notice sent");
@@ -1262,23 +1274,18 @@ impl<'a> Run<'a> {
             record.duration = elapsed_since(record.started_at);
             record.outcome = StepOutcome::Ok;
         }
-        let said = self.journal.notices.iter().any(|n| {
-            matches!(
-                n.event,
-                NoticeEvent::RollbackSucceeded | NoticeEvent::RollbackFailed | NoticeEvent::RollbackHalted
-            )
-        });
-        if !said {
-            if let Some(notice) =
-                notices::outcome(self.o, &self.journal, &build_report(self.o, &self.journal))
-            {
-                notices::send(self.o, &mut self.journal, notice).await;
-                // Journaled at once: a resume after a crash here does not page twice.
-                if let Err(e) = self.save().await {
-                    tracing::warn!(error = %e, "could not journal the notice sent");
-                }
-            }
-        }
+        self.announce(
+            |e| {
+                matches!(
+                    e,
+                    NoticeEvent::RollbackSucceeded
+                        | NoticeEvent::RollbackFailed
+                        | NoticeEvent::RollbackHalted
+                )
+            },
+            |o, j| notices::outcome(o, j, &build_report(o, j)),
+        )
+        .await;
         let mut report = build_report(self.o, &self.journal);
         match self.o.state.save_report(&report).await {
             Ok(location) => items.push(ChecklistItem::done(format!("report written to {location}"))),
