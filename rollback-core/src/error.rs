@@ -105,6 +105,74 @@ pub struct AdapterError {
     message: String,
     #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    parts: Vec<PartOutcome>,
+}
+
+/// How one part of an adapter that acts on several (a fleet's hosts) came out of a call that
+/// failed as a whole: see [`AdapterError::parts`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+#[non_exhaustive]
+pub enum PartState {
+    /// The call did its work on this part.
+    Done,
+    /// The call failed on this part.
+    Failed {
+        /// What kind of failure.
+        kind: ErrorKind,
+        /// Why, as the part's adapter said it.
+        message: String,
+    },
+    /// The call never got to this part (an earlier part ended it): it is as it was.
+    NotReached,
+}
+
+/// One part of a call that acts on several parts, and how it came out.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct PartOutcome {
+    /// The part's name (a host's, as the adapter's errors name it).
+    pub part: String,
+    /// How it came out.
+    #[serde(flatten)]
+    pub state: PartState,
+}
+
+impl PartOutcome {
+    /// `part` came out as `state`.
+    pub fn new(part: impl Into<String>, state: PartState) -> Self {
+        Self {
+            part: part.into(),
+            state,
+        }
+    }
+
+    /// True when the call did its work on this part.
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, PartState::Done)
+    }
+
+    /// True when the part could not be reached at all (its host or agent is gone, or did
+    /// not answer in time): a fault of the part, not a verdict on what was asked of it.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self.state,
+            PartState::Failed {
+                kind: ErrorKind::Unavailable | ErrorKind::Timeout,
+                ..
+            }
+        )
+    }
+}
+
+impl fmt::Display for PartOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.state {
+            PartState::Done => write!(f, "{}: done", self.part),
+            PartState::Failed { kind, message } => write!(f, "{}: {kind}: {message}", self.part),
+            PartState::NotReached => write!(f, "{}: not reached", self.part),
+        }
+    }
 }
 
 impl AdapterError {
@@ -114,7 +182,46 @@ impl AdapterError {
             kind,
             message: message.into(),
             source: None,
+            parts: Vec::new(),
         }
+    }
+
+    /// The same error, saying how each part came out: an adapter that acts on several
+    /// parts (a fleet's hosts) fails as a whole when any part fails, and says which parts
+    /// did the work anyway, so that a recovery can serve again with every part that is
+    /// consistent.
+    ///
+    /// ```
+    /// use rollback_core::{AdapterError, ErrorKind, PartOutcome, PartState};
+    /// let e = AdapterError::new(ErrorKind::Unavailable, "starting the app failed on web-2")
+    ///     .with_parts(vec![
+    ///         PartOutcome::new("web-1", PartState::Done),
+    ///         PartOutcome::new("web-2", PartState::Failed { kind: ErrorKind::Unavailable, message: "agent gone".into() }),
+    ///     ]);
+    /// assert_eq!(e.failed_parts(), Some(vec!["web-2".to_string()]));
+    /// ```
+    pub fn with_parts(mut self, parts: Vec<PartOutcome>) -> Self {
+        self.parts = parts;
+        self
+    }
+
+    /// How each part came out, when the adapter acts on several (empty otherwise: the
+    /// failure is the whole adapter's).
+    pub fn parts(&self) -> &[PartOutcome] {
+        &self.parts
+    }
+
+    /// The parts the call did not do its work on (failed or not reached), when the adapter
+    /// said how each part came out; `None` when it did not (the failure is the whole
+    /// adapter's).
+    pub fn failed_parts(&self) -> Option<Vec<String>> {
+        (!self.parts.is_empty()).then(|| {
+            self.parts
+                .iter()
+                .filter(|p| !p.is_done())
+                .map(|p| p.part.clone())
+                .collect()
+        })
     }
 
     /// The same error, keeping `source` as its cause.
@@ -185,21 +292,27 @@ pub enum RollbackError {
         /// Who holds it.
         holder: Box<LockHolder>,
     },
-    /// A rollback was interrupted and must be resumed (or abandoned) before a new one starts.
+    /// A rollback was interrupted, or halted, and must be resumed before a new one starts.
     /// Refusing changes nothing: the lock its dead holder left stays for `resume()`.
     #[error(
-        "rollback {id} did not finish (its process stopped at step `{step}`; {}): call resume() to finish it",
-        .holder.as_ref().map_or_else(|| "no lock is held".to_owned(), |h| format!("the lock is still held by {h}"))
+        "rollback {id} {}: call resume() to {}",
+        if *.halted { format!("halted at step `{step}`") } else {
+            format!("did not finish (its process stopped at step `{step}`; {})",
+                .holder.as_ref().map_or_else(|| "no lock is held".to_owned(), |h| format!("the lock is still held by {h}")))
+        },
+        if *.halted { "take it up once the fault is cleared" } else { "finish it" }
     )]
     Unfinished {
         /// The unfinished rollback.
         id: RollbackId,
-        /// The last step it journaled.
+        /// The last step it journaled (for a halted rollback, the step it halted at).
         step: Step,
         /// Who holds the lock now (usually the dead process that ran it: pid, host, since).
         holder: Option<Box<LockHolder>>,
+        /// True when it halted (its report says what is where) rather than stopped.
+        halted: bool,
     },
-    /// `resume()` was called but no rollback is unfinished.
+    /// `resume()` was called but no rollback is unfinished or halted.
     #[error("nothing to resume: every journaled rollback has finished")]
     NothingToResume,
     /// The caller called the rollback off (a [`Cancel`](crate::Cancel)) before the app was

@@ -67,6 +67,21 @@ pub struct Artifacts {
     /// happens next (to take a maintenance page down, say).
     #[serde(default)]
     pub before_stop_hooks_ran: bool,
+    /// The parts (a fleet's hosts) the rollback or its recovery could not bring in line
+    /// when it halted: unreachable, or not put back. Every other part serves. `resume()`
+    /// brings them in line once they are back.
+    #[serde(default)]
+    pub unreached_parts: Vec<String>,
+    /// True when the rollback halted with every reachable part on the target (the database
+    /// switched and open, the reachable hosts started on the target and healthy) and only
+    /// unreachable parts missing: `resume()` goes on towards the target instead of putting
+    /// the pre-rollback state back.
+    #[serde(default)]
+    pub resume_towards_target: bool,
+    /// When `resume()` last took up this rollback after it halted (the notices of its new
+    /// outcome are sent again).
+    #[serde(default)]
+    pub resumed_after_halt_at: Option<DateTime<Utc>>,
 }
 
 /// The journal of one rollback.
@@ -159,9 +174,25 @@ impl Journal {
         self.steps.last().map_or(Step::Journal, |r| r.step)
     }
 
-    /// True while `resume()` has something to do.
+    /// Where it stopped: the step it halted at, or the last step journaled.
+    pub fn stopped_at_step(&self) -> Step {
+        match &self.status {
+            JournalStatus::Finished(Outcome::Halted { step, .. }) => *step,
+            _ => self.last_step(),
+        }
+    }
+
+    /// True while `resume()` has something to do: the rollback is running, was
+    /// interrupted, or halted (a halted rollback is taken up again by `resume()` once the
+    /// fault is cleared, and a new rollback is refused until it is).
     pub fn is_unfinished(&self) -> bool {
-        !matches!(self.status, JournalStatus::Finished(_))
+        !matches!(self.status, JournalStatus::Finished(_)) || self.is_halted()
+    }
+
+    /// True when the rollback ended halted: some part could not be brought to a consistent
+    /// end; the report's statement says what is where, and `resume()` takes it up again.
+    pub fn is_halted(&self) -> bool {
+        matches!(self.status, JournalStatus::Finished(Outcome::Halted { .. }))
     }
 
     /// True when `step` began (in this run or before a resume), whatever its outcome: its

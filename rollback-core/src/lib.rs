@@ -41,7 +41,7 @@ pub use automation::{
 #[cfg(feature = "http")]
 pub use automation::{HttpProbe, HttpProbeBuilder, WebhookFormat, WebhookNotifier, WebhookNotifierBuilder};
 pub use domain::*;
-pub use error::{AdapterError, ErrorKind, PreflightFailure, RollbackError};
+pub use error::{AdapterError, ErrorKind, PartOutcome, PartState, PreflightFailure, RollbackError};
 pub use ids::{AppName, CheckpointId, ConfigVersionId, RevisionId, RollbackId, SnapshotId};
 pub use journal::{Journal, JournalStatus};
 pub use orchestrator::{HealthGate, Orchestrator, OrchestratorBuilder, PruneReport};

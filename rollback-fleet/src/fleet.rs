@@ -21,8 +21,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rollback_core::{
     AdapterError, AppLogs, AppName, CodeVersion, ConfigCheck, ConfigDiff, ConfigStore, ConfigVersion,
-    ConfigVersionId, ErrorKind, HealthProbe, LogLine, PreparedRevision, ProbeResult, ProcessManager,
-    ProcessState, ProcessStatus, Revision, RevisionId,
+    ConfigVersionId, ErrorKind, HealthProbe, LogLine, PartOutcome, PartState, PreparedRevision, ProbeResult,
+    ProcessManager, ProcessState, ProcessStatus, Revision, RevisionId,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -197,7 +197,8 @@ impl Fleet {
     }
 
     /// Every host's result, or one error naming each host that failed (with the kind of the
-    /// first failure).
+    /// first failure, and how each host came out in its [`parts`](AdapterError::parts), so
+    /// that a recovery serves again with the hosts that did the work).
     async fn all<'a, T, F, Fut>(&'a self, what: &str, f: F) -> Result<BTreeMap<String, T>, AdapterError>
     where
         F: Fn(&'a FleetHost) -> Fut,
@@ -205,12 +206,23 @@ impl Fleet {
     {
         let mut ok = BTreeMap::new();
         let mut failed: Vec<(String, AdapterError)> = Vec::new();
+        let mut parts = Vec::new();
         for (name, r) in self.each(f).await {
             match r {
                 Ok(v) => {
                     ok.insert(name.to_owned(), v);
+                    parts.push(PartOutcome::new(name, PartState::Done));
                 }
-                Err(e) => failed.push((name.to_owned(), e)),
+                Err(e) => {
+                    parts.push(PartOutcome::new(
+                        name,
+                        PartState::Failed {
+                            kind: e.kind(),
+                            message: e.message().to_owned(),
+                        },
+                    ));
+                    failed.push((name.to_owned(), e));
+                }
             }
         }
         match failed.first() {
@@ -227,8 +239,24 @@ impl Fleet {
                         .collect::<Vec<_>>()
                         .join("; ")
                 ),
-            )),
+            )
+            .with_parts(parts)),
         }
+    }
+
+    /// The fleet without the hosts named in `except`; `None` when none would be left.
+    pub fn without(&self, except: &[String]) -> Option<Fleet> {
+        let hosts: Vec<FleetHost> = self
+            .hosts
+            .iter()
+            .filter(|h| !except.contains(&h.name))
+            .cloned()
+            .collect();
+        (!hosts.is_empty()).then(|| Fleet {
+            hosts: Arc::new(hosts),
+            parallelism: self.parallelism,
+            health_timeout: self.health_timeout,
+        })
     }
 }
 
@@ -723,22 +751,80 @@ impl ProcessManager for FleetProcess {
 
     /// Host by host: the host's graceful reload where its manager has one, else a restart;
     /// then its health (its probe, or without one its manager's status of the app until
-    /// online), before the next host. The first host that does not come back healthy ends
-    /// the roll (the hosts after it still run the previous release) with an error naming
-    /// it.
+    /// online), before the next host. A host that cannot be reached is passed over (the
+    /// others still roll); the first host that does not come back healthy ends the roll
+    /// (the hosts after it still run the previous release). Either way the error names
+    /// each host's outcome in its [`parts`](AdapterError::parts).
     async fn reload(&self, app: &AppName) -> Result<(), AdapterError> {
+        let mut parts = Vec::with_capacity(self.0.hosts.len());
+        let mut problems = Vec::new();
+        let mut first_kind = None;
+        let mut ended = false;
         for h in self.0.hosts.iter() {
-            let graceful = h.process.can_reload(app).await.unwrap_or(false);
-            let r = if graceful {
-                h.process.reload(app).await
-            } else {
-                h.process.restart(app).await
-            };
-            r.map_err(|e| e.context(format!("rolling reload stopped at host {}", h.name)))?;
-            wait_healthy(h, app, self.0.health_timeout).await?;
-            tracing::info!(host = %h.name, "host reloaded and healthy");
+            if ended {
+                parts.push(PartOutcome::new(&h.name, PartState::NotReached));
+                continue;
+            }
+            let result = async {
+                let graceful = h.process.can_reload(app).await?;
+                if graceful {
+                    h.process.reload(app).await?;
+                } else {
+                    h.process.restart(app).await?;
+                }
+                wait_healthy(h, app, self.0.health_timeout).await
+            }
+            .await;
+            match result {
+                Ok(()) => {
+                    tracing::info!(host = %h.name, "host reloaded and healthy");
+                    parts.push(PartOutcome::new(&h.name, PartState::Done));
+                }
+                Err(e) => {
+                    let outcome = PartOutcome::new(
+                        &h.name,
+                        PartState::Failed {
+                            kind: e.kind(),
+                            message: e.message().to_owned(),
+                        },
+                    );
+                    // A host that cannot be reached says nothing about the release: roll
+                    // on. One that came back unhealthy ends the roll.
+                    ended = !outcome.is_unreachable();
+                    first_kind.get_or_insert(e.kind());
+                    problems.push(format!("{}: {e}", h.name));
+                    parts.push(outcome);
+                }
+            }
         }
-        Ok(())
+        match first_kind {
+            None => Ok(()),
+            Some(kind) => {
+                let not_reached: Vec<&str> = parts
+                    .iter()
+                    .filter(|p| p.state == PartState::NotReached)
+                    .map(|p| p.part.as_str())
+                    .collect();
+                let tail = if not_reached.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; not reloaded, still running the previous release: {}",
+                        not_reached.join(", ")
+                    )
+                };
+                Err(
+                    AdapterError::new(kind, format!("rolling reload: {}{tail}", problems.join("; ")))
+                        .with_parts(parts),
+                )
+            }
+        }
+    }
+
+    fn without_parts(&self, except: &[String]) -> Option<Arc<dyn ProcessManager>> {
+        self.0
+            .without(except)
+            .map(|f| Arc::new(FleetProcess(f)) as Arc<dyn ProcessManager>)
     }
 
     /// Every host's lines, each prefixed with the host's name; `None` when no host has
@@ -814,8 +900,7 @@ async fn wait_healthy(h: &FleetHost, app: &AppName, timeout: Duration) -> Result
             return Err(AdapterError::new(
                 ErrorKind::Timeout,
                 format!(
-                    "rolling reload stopped at host {}: not healthy within {}s ({detail}); the hosts after it still run the previous release",
-                    h.name,
+                    "not healthy within {}s after its reload ({detail})",
                     timeout.as_secs_f64(),
                 ),
             ));
@@ -863,5 +948,14 @@ impl HealthProbe for FleetHealth {
             latency: started.elapsed(),
             detail: detail.join("; "),
         }
+    }
+
+    fn without_parts(&self, except: &[String]) -> Option<Arc<dyn HealthProbe>> {
+        self.fleet.without(except).map(|fleet| {
+            Arc::new(FleetHealth {
+                fleet,
+                app: self.app.clone(),
+            }) as Arc<dyn HealthProbe>
+        })
     }
 }

@@ -292,7 +292,7 @@ async fn halt_policy_names_a_set_aside_database_that_was_never_switched() {
         panic!("expected Halted");
     };
     assert!(
-        statement.contains("kept aside") && statement.contains("reinstate()"),
+        statement.contains("kept aside") && statement.contains("`rollback resume`"),
         "{statement}"
     );
     assert!(

@@ -5,9 +5,11 @@ use super::Orchestrator;
 use crate::domain::ProbeResult;
 use crate::error::AdapterError;
 use crate::plan::Step;
+use crate::traits::{HealthProbe, ProcessManager};
 use chrono::Utc;
 use futures::future::join_all;
 use futures::FutureExt;
+use std::sync::Arc;
 
 /// Probes until every probe passes or the health timeout ends; returns the last results
 /// and, when they passed, the moment the passing round answered (the end of the downtime
@@ -25,16 +27,46 @@ pub(super) async fn wait_healthy_within(
     o: &Orchestrator,
     timeout: std::time::Duration,
 ) -> Result<(Vec<ProbeResult>, Option<chrono::DateTime<Utc>>), AdapterError> {
+    wait_healthy_of(o, &o.process, &o.probes, timeout).await
+}
+
+/// The parts to judge health by when `except` are left out: the process manager without
+/// them (`None` when it cannot leave parts out), and every probe without them (a probe
+/// that does not look at parts, as it is).
+pub(super) fn without_parts(
+    o: &Orchestrator,
+    except: &[String],
+) -> Option<(Arc<dyn ProcessManager>, Vec<Arc<dyn HealthProbe>>)> {
+    if except.is_empty() {
+        return Some((o.process.clone(), o.probes.clone()));
+    }
+    let process = o.process.without_parts(except)?;
+    let probes = o
+        .probes
+        .iter()
+        .map(|p| p.without_parts(except).unwrap_or_else(|| p.clone()))
+        .collect();
+    Some((process, probes))
+}
+
+/// [`wait_healthy_within`] judged by `process` and `probes` (the parts a recovery served
+/// again with).
+pub(super) async fn wait_healthy_of(
+    o: &Orchestrator,
+    process: &Arc<dyn ProcessManager>,
+    probes: &[Arc<dyn HealthProbe>],
+    timeout: std::time::Duration,
+) -> Result<(Vec<ProbeResult>, Option<chrono::DateTime<Utc>>), AdapterError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut interval = std::time::Duration::from_millis(20).min(o.settings.health_interval);
     loop {
-        let results = if o.probes.is_empty() {
+        let results = if probes.is_empty() {
             let started = tokio::time::Instant::now();
             let status = o
                 .timed(
                     Step::PostVerify,
                     "reading the app's status",
-                    o.process.status(&o.app),
+                    process.status(&o.app),
                 )
                 .await?;
             vec![ProbeResult {
@@ -50,7 +82,7 @@ pub(super) async fn wait_healthy_within(
             o.timed(
                 Step::PostVerify,
                 "probing health",
-                join_all(o.probes.iter().map(|p| p.probe())).map(Ok),
+                join_all(probes.iter().map(|p| p.probe())).map(Ok),
             )
             .await?
         };

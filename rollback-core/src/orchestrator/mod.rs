@@ -470,7 +470,8 @@ impl Orchestrator {
             }
         }
         Err(RollbackError::Unfinished {
-            step: unfinished.last_step(),
+            step: unfinished.stopped_at_step(),
+            halted: unfinished.is_halted(),
             id: unfinished.id,
             holder: holder.map(Box::new),
         })
@@ -565,12 +566,19 @@ impl Orchestrator {
 
     /// Continues a rollback whose process died, from its journal: finished steps are not
     /// run again, the interrupted step is run again (every adapter step is idempotent).
+    ///
+    /// Takes up a halted rollback too, once the fault that halted it is cleared: where it
+    /// halted with every reachable part on the target it goes on towards the target (the
+    /// parts it could not reach are brought to it, then verified); otherwise it runs the
+    /// recovery again (every undo is idempotent: what is back already stays), and ends with
+    /// every part consistent and serving, or halts again saying what is still where.
     pub async fn resume(&self) -> Result<RollbackReport, RollbackError> {
         let journal = self.unfinished().await?.ok_or(RollbackError::NothingToResume)?;
         run::Run::resume(self, journal).await
     }
 
-    /// The journal of an unfinished rollback, if there is one.
+    /// The journal of an unfinished (running, interrupted or halted) rollback, if there is
+    /// one.
     pub async fn unfinished(&self) -> Result<Option<Journal>, RollbackError> {
         Ok(self
             .state

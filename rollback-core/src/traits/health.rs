@@ -11,6 +11,17 @@ pub trait HealthProbe: Send + Sync {
     /// Probes once, within the probe's own timeout. Never fails: an unreachable app is an
     /// unhealthy result with the error in `detail`.
     async fn probe(&self) -> ProbeResult;
+
+    /// The same probe over every part but `except` (a fleet's hosts, named as in
+    /// [`AdapterError::parts`](crate::AdapterError::parts)), for judging the health of the
+    /// parts a recovery served again with while others are unreachable.
+    ///
+    /// Optional: the provided version returns `None`: the probe does not look at parts (a
+    /// balancer's address, a SQL probe) and is used as it is.
+    fn without_parts(&self, except: &[String]) -> Option<std::sync::Arc<dyn HealthProbe>> {
+        let _ = except;
+        None
+    }
 }
 
 /// Forwards every method, provided ones included, so that an `Arc` of an adapter (or an
@@ -24,5 +35,9 @@ impl<T: HealthProbe + ?Sized> HealthProbe for std::sync::Arc<T> {
 
     async fn probe(&self) -> ProbeResult {
         (**self).probe().await
+    }
+
+    fn without_parts(&self, except: &[String]) -> Option<std::sync::Arc<dyn HealthProbe>> {
+        (**self).without_parts(except)
     }
 }

@@ -70,7 +70,8 @@ use chrono::{DateTime, Utc};
 ///   secrets).
 ///
 /// **Required and provided methods.** Required: `status`, `stop`, `start`, `restart`.
-/// Provided (override where the manager can): `can_reload`, `reload`, `logs_since`. New
+/// Provided (override where the manager can): `can_reload`, `reload`, `logs_since`,
+/// `without_parts` (a manager of several hosts). New
 /// capabilities are added as provided methods, so adding one never breaks an adapter.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
@@ -133,6 +134,19 @@ pub trait ProcessManager: Send + Sync {
         let _ = (app, since);
         Ok(None)
     }
+
+    /// The same manager over every part but `except` (parts named as this manager's errors
+    /// name them in [`AdapterError::parts`]): a recovery serves again with the parts that
+    /// are consistent while the others are unreachable or not put back, and never starts,
+    /// stops or reloads a part it left out. Changes nothing.
+    ///
+    /// Optional: the provided version returns `None` (a manager of one part cannot leave
+    /// one out), and the recovery then starts nothing rather than a part it must leave
+    /// alone.
+    fn without_parts(&self, except: &[String]) -> Option<std::sync::Arc<dyn ProcessManager>> {
+        let _ = except;
+        None
+    }
 }
 
 /// Forwards every method, provided ones included, so that an `Arc` of an adapter (or an
@@ -166,5 +180,9 @@ impl<T: ProcessManager + ?Sized> ProcessManager for std::sync::Arc<T> {
 
     async fn logs_since(&self, app: &AppName, since: DateTime<Utc>) -> Result<Option<AppLogs>, AdapterError> {
         (**self).logs_since(app, since).await
+    }
+
+    fn without_parts(&self, except: &[String]) -> Option<std::sync::Arc<dyn ProcessManager>> {
+        (**self).without_parts(except)
     }
 }

@@ -1,4 +1,7 @@
-//! One rollback run: the steps, the journal writes around them, and the failure policy.
+//! One rollback run: the steps, the journal writes around them, and the failure policy
+//! (its recovery in [`recovery`]).
+
+mod recovery;
 
 use super::health_gate::{wait_healthy, while_probing};
 use super::lock::{self, ActiveLock};
@@ -91,7 +94,8 @@ impl<'a> Run<'a> {
         if let Some(unfinished) = unfinished {
             let _ = o.state.unlock(&lock.holder.token).await;
             return Err(RollbackError::Unfinished {
-                step: unfinished.last_step(),
+                step: unfinished.stopped_at_step(),
+                halted: unfinished.is_halted(),
                 id: unfinished.id,
                 holder: taken_over.map(Box::new),
             });
@@ -144,18 +148,41 @@ impl<'a> Run<'a> {
             items: Vec::new(),
             cancel: Cancel::new(),
         };
-        let interrupted = run.journal.last_step();
-        tracing::warn!(rollback = %run.journal.id, step = %interrupted, "resuming an interrupted rollback");
-        run.journal.notes.push(format!(
-            "resumed by {} after the process stopped during `{interrupted}`",
-            run.lock.holder
-        ));
+        if let JournalStatus::Finished(Outcome::Halted { step, cause, .. }) = run.journal.status.clone() {
+            let towards = if run.journal.artifacts.resume_towards_target {
+                // Every reachable part is on the target: go on from the step that halted.
+                run.journal.status = JournalStatus::Running;
+                "going on towards the target"
+            } else {
+                // Observe and converge again: every undo is idempotent.
+                run.journal.status = JournalStatus::Recovering {
+                    step,
+                    cause,
+                    kind: ErrorKind::Failed,
+                };
+                "putting the pre-rollback state back"
+            };
+            tracing::warn!(rollback = %run.journal.id, step = %step, "taking up a halted rollback");
+            run.journal.notes.push(format!(
+                "taken up again by {} after it halted at `{step}`: {towards}",
+                run.lock.holder
+            ));
+            run.journal.artifacts.resumed_after_halt_at = Some(Utc::now());
+        } else {
+            let interrupted = run.journal.last_step();
+            tracing::warn!(rollback = %run.journal.id, step = %interrupted, "resuming an interrupted rollback");
+            run.journal.notes.push(format!(
+                "resumed by {} after the process stopped during `{interrupted}`",
+                run.lock.holder
+            ));
+        }
         if let Some(stale) = taken_over {
             run.journal
                 .notes
                 .push(format!("took over the stale lock of {stale}"));
         }
         if let Err(e) = run.save().await {
+            let _ = o.state.unlock(&run.lock.holder.token).await;
             return Err(RollbackError::State(e));
         }
         run.announce_start().await;
@@ -180,7 +207,19 @@ impl<'a> Run<'a> {
         sent: fn(NoticeEvent) -> bool,
         make: impl FnOnce(&Orchestrator, &Journal) -> Option<Notice>,
     ) {
-        if !notices::wanted(self.o) || self.journal.notices.iter().any(|n| sent(n.event)) {
+        // Taken up after a halt, the rollback gets a new outcome: its notice is sent
+        // again (the start is not announced twice).
+        let since = self
+            .journal
+            .artifacts
+            .resumed_after_halt_at
+            .filter(|_| !sent(NoticeEvent::RollbackStarted));
+        let already = self
+            .journal
+            .notices
+            .iter()
+            .any(|n| sent(n.event) && since.is_none_or(|at| n.at >= at));
+        if !notices::wanted(self.o) || already {
             return;
         }
         let Some(notice) = make(self.o, &self.journal) else {
@@ -904,6 +943,12 @@ impl<'a> Run<'a> {
             }
             OnFailure::Policy => match self.o.settings.failure_policy {
                 FailurePolicy::RestorePreRollbackState => {
+                    if let Some(unreachable) = recovery::only_unreachable_parts_failed(step, &error) {
+                        // The database and the reachable hosts are on the target already:
+                        // serving with them is a consistent end; going back would stop
+                        // hosts that answer for the sake of one that doesn't.
+                        return self.halt_towards_target(step, error, unreachable).await;
+                    }
                     self.journal.status = JournalStatus::Recovering {
                         step,
                         cause: cause.clone(),
@@ -937,274 +982,6 @@ impl<'a> Run<'a> {
         if let Err(e) = self.save().await {
             tracing::error!(error = %e, "could not journal the rollback's end; ending it anyway");
         }
-    }
-
-    /// Undoes exactly the steps whose changes may have happened (the journal says which
-    /// began), then starts the app when every undo succeeded. Idempotent, so an interrupted
-    /// recovery is resumed by running it again.
-    async fn recover(&mut self, step: Step, error: AdapterError) -> Result<RollbackReport, RollbackError> {
-        let cause = error.to_string();
-        self.emit(step, ProgressKind::Recovering);
-        tracing::warn!(rollback = %self.journal.id, step = %step, "putting the pre-rollback state back");
-        let o = self.o;
-        let artifacts = self.journal.artifacts.clone();
-        let mut log = RecoveryLog::default();
-        let graceful = self.journal.artifacts.graceful_reload;
-        if self.journal.began(Step::Start) && !graceful {
-            let r = o
-                .timed(Step::Stop, "stopping the app", o.process.stop(&o.app))
-                .await;
-            log.record("stop the app (it was started on the rolled-back state)", &r);
-            log.stop = Some(r.map(drop));
-        }
-        // The database: preserve_current may already have moved the live database aside,
-        // so it is put back whenever it was kept (reinstate is idempotent).
-        if let (Some(db), Some(p)) = (&o.database, &artifacts.preserved_database) {
-            let r = o
-                .timed(
-                    Step::RestoreDatabase,
-                    "putting the pre-rollback database back",
-                    db.reinstate(p),
-                )
-                .await;
-            log.record(
-                &format!("put the pre-rollback database back from {}", p.location),
-                &r,
-            );
-            if let Ok(aside) = &r {
-                for a in aside {
-                    if !self.journal.artifacts.put_aside.contains(a) {
-                        self.journal.artifacts.put_aside.push(a.clone());
-                    }
-                }
-            }
-            log.database = Some(r.map(drop));
-        }
-        // The code and the config: only when their step began (an undo of a step that never
-        // ran is a change of its own, and can fail on what it never touched).
-        if let (Some(code), Some(p), true) = (
-            &o.code,
-            &artifacts.preserved_code,
-            self.journal.began(Step::ActivateCode),
-        ) {
-            let r = o
-                .timed(
-                    Step::ActivateCode,
-                    "activating the pre-rollback release",
-                    code.reinstate(p),
-                )
-                .await;
-            log.record(&format!("activate the pre-rollback release {}", p.revision), &r);
-            log.code = Some(r);
-        }
-        if let (Some(config), Some(v), true) = (
-            &o.config,
-            &artifacts.preserved_config,
-            self.journal.began(Step::RestoreConfig),
-        ) {
-            let r = o
-                .timed(
-                    Step::RestoreConfig,
-                    "putting the pre-rollback config back",
-                    config.reinstate(v),
-                )
-                .await;
-            log.record(&format!("put the pre-rollback config {} back", v.id), &r);
-            log.config = Some(r);
-        }
-        if let Err(e) = self.save().await {
-            tracing::error!(error = %e, "could not journal the recovery's progress");
-        }
-        if let (true, Some(db), true) = (
-            log.problems.is_empty(),
-            &o.database,
-            artifacts.preserved_database.is_some(),
-        ) {
-            let r = o
-                .timed(Step::Start, "opening the database to clients", db.open())
-                .await;
-            log.record("open the pre-rollback database to clients", &r);
-            if let Ok(notes) = r {
-                self.journal.notes.extend(notes);
-            }
-        }
-        if log.problems.is_empty() && graceful {
-            // The app never stopped: reload it onto the pre-rollback state, when anything
-            // under it changed (a reload that began may have replaced processes already).
-            if self.journal.began(Step::ActivateCode)
-                || self.journal.began(Step::RestoreConfig)
-                || self.journal.began(Step::Start)
-            {
-                let r = o
-                    .timed(Step::Start, "reloading the app", o.process.reload(&o.app))
-                    .await;
-                log.record("reload the app onto the pre-rollback state (gracefully)", &r);
-                log.start = Some(r.map(drop));
-            } else {
-                log.items
-                    .push(ChecklistItem::done("the app kept serving the pre-rollback state"));
-                log.start = Some(Ok(()));
-            }
-        } else if log.problems.is_empty() {
-            let r = o
-                .timed(Step::Start, "starting the app", o.process.start(&o.app))
-                .await;
-            log.record("start the app", &r);
-            log.start = Some(r.map(drop));
-        } else {
-            log.items.push(ChecklistItem::not_done(
-                "start the app: not attempted, the state is not consistent (see above)",
-            ));
-        }
-        if log.problems.is_empty() {
-            match wait_healthy(o).await {
-                Ok((results, healthy_at)) => {
-                    let healthy = healthy_at.is_some();
-                    log.items.push(ChecklistItem {
-                        text: "the pre-rollback state answers its health probes".into(),
-                        checked: healthy,
-                    });
-                    if healthy {
-                        self.journal.healthy_at = healthy_at;
-                    } else {
-                        self.journal.notes.push(
-                            "after recovery the app runs the pre-rollback state but its health probes fail (as before the rollback)".into(),
-                        );
-                    }
-                    self.journal.health = results;
-                }
-                Err(e) => log.items.push(ChecklistItem::not_done(format!(
-                    "health after recovery: {}",
-                    e.message()
-                ))),
-            }
-            let items = self.after_start_hooks_on_the_old_release().await;
-            log.items.extend(items);
-        }
-        self.journal.recovery = log.items.clone();
-        let outcome = if log.problems.is_empty() {
-            Outcome::RestoredPreRollbackState {
-                step,
-                cause: cause.clone(),
-            }
-        } else {
-            Outcome::Halted {
-                step,
-                cause: format!("{cause}; then recovery failed: {}", log.problems.join("; ")),
-                statement: self.state_statement(Some(&log)),
-            }
-        };
-        let report = self.finish(outcome).await;
-        Err(RollbackError::StepFailed {
-            step,
-            error,
-            report: Box::new(report),
-        })
-    }
-
-    /// Exactly what is live and where the backups are, for a human taking over: built from
-    /// the journal (which steps began and ended) and, after a recovery, from what each undo
-    /// did.
-    fn state_statement(&self, recovery: Option<&RecoveryLog>) -> String {
-        let j = &self.journal;
-        let a = &j.artifacts;
-        let mut parts = Vec::new();
-        let graceful = a.graceful_reload;
-        let app_state = match recovery.and_then(|r| r.start.as_ref()) {
-            Some(Ok(())) if graceful => "the app kept serving and runs the pre-rollback state again",
-            Some(Err(_)) if graceful => {
-                "the app was never stopped, but reloading it onto the pre-rollback state failed: some of its processes may run the target revision or config"
-            }
-            None if graceful && recovery.is_some() => {
-                "the app was never stopped and was not reloaded: its processes still run what they ran before the failure"
-            }
-            Some(Ok(())) => "the app was started again on the pre-rollback state",
-            Some(Err(_)) => "the app is STOPPED (starting it again failed)",
-            None if j.stopped_at.is_none() => "the app was not stopped",
-            None if recovery.and_then(|r| r.stop.as_ref()).is_some_and(Result::is_ok) => {
-                "the app is STOPPED (recovery stopped it and did not start it again)"
-            }
-            None if j.is_done(Step::Start) && recovery.is_none() => {
-                "the app was started on the rolled-back state"
-            }
-            None => "the app is STOPPED",
-        };
-        parts.push(app_state.to_owned());
-        if let Some(p) = &a.preserved_database {
-            match recovery.and_then(|r| r.database.as_ref()) {
-                Some(Ok(())) => parts.push(format!(
-                    "the pre-rollback database is live again (put back from {}){}",
-                    p.location,
-                    if recovery.and_then(|r| r.start.as_ref()).is_none() {
-                        ", possibly still closed to clients: DatabaseSnapshot::open() opens it"
-                    } else {
-                        ""
-                    }
-                )),
-                Some(Err(e)) => parts.push(format!(
-                    "the pre-rollback database could NOT be put back ({e}): it is at {} ({}); put it back with reinstate()",
-                    p.location, p.method
-                )),
-                None if j.is_done(Step::RestoreDatabase) => parts.push(format!(
-                    "the database is the restored snapshot{}; the pre-rollback database is kept at {}",
-                    if j.is_done(Step::Start) {
-                        ""
-                    } else {
-                        ", possibly still closed to clients (DatabaseSnapshot::open() opens it)"
-                    },
-                    p.location
-                )),
-                None if j.began(Step::RestoreDatabase) => parts.push(format!(
-                    "the switch to the snapshot was interrupted, so the live database may be missing or the snapshot; the pre-rollback database is at {} ({}): finish with resume() or put it back with reinstate()",
-                    p.location, p.method
-                )),
-                None => parts.push(format!(
-                    "the live database was kept aside at {} ({}) and the snapshot was not switched in: put it back with reinstate()",
-                    p.location, p.method
-                )),
-            }
-        }
-        if let Some(p) = &a.preserved_code {
-            match recovery.and_then(|r| r.code.as_ref()) {
-                Some(Ok(())) => parts.push(format!("the code is the pre-rollback release {} again", p.revision)),
-                Some(Err(e)) => parts.push(format!(
-                    "the pre-rollback release {} could NOT be activated again ({e}); it is at {}",
-                    p.revision, p.location
-                )),
-                None if j.is_done(Step::ActivateCode) => parts.push(format!(
-                    "the code is the target revision; the pre-rollback release {} is at {}",
-                    p.revision, p.location
-                )),
-                None if j.began(Step::ActivateCode) => parts.push(format!(
-                    "activating the target revision was interrupted (activation is atomic: either it or the pre-rollback release {} at {} is active)",
-                    p.revision, p.location
-                )),
-                None => parts.push(format!("the code is unchanged (revision {})", p.revision)),
-            }
-        }
-        if let Some(v) = &a.preserved_config {
-            match recovery.and_then(|r| r.config.as_ref()) {
-                Some(Ok(())) => parts.push(format!("the config is the pre-rollback version {} again", v.id)),
-                Some(Err(e)) => parts.push(format!(
-                    "the pre-rollback config {} could NOT be put back ({e}); it is at {}",
-                    v.id, v.location
-                )),
-                None if j.is_done(Step::RestoreConfig) => parts.push(format!(
-                    "the config is the checkpoint's; the pre-rollback config is version {}",
-                    v.id
-                )),
-                None if j.began(Step::RestoreConfig) => parts.push(format!(
-                    "putting the checkpoint's config in place was interrupted (atomic: either it or the pre-rollback version {} is live)",
-                    v.id
-                )),
-                None => parts.push(format!("the config is unchanged (backed up as {})", v.id)),
-            }
-        }
-        for p in &a.put_aside {
-            parts.push(format!("set aside, not deleted: {} ({})", p.location, p.holds));
-        }
-        parts.push(format!("the journal is rollback {}", j.id));
-        parts.join("; ")
     }
 
     // ---- journal, progress, report --------------------------------------------------------
@@ -1338,30 +1115,6 @@ impl<'a> Run<'a> {
                 error: AdapterError::new(ErrorKind::Failed, cause),
                 report: Box::new(report),
             }),
-        }
-    }
-}
-
-/// What a recovery did, undo by undo: `None` where an undo was not needed.
-#[derive(Default)]
-struct RecoveryLog {
-    stop: Option<Result<(), AdapterError>>,
-    database: Option<Result<(), AdapterError>>,
-    code: Option<Result<(), AdapterError>>,
-    config: Option<Result<(), AdapterError>>,
-    start: Option<Result<(), AdapterError>>,
-    items: Vec<ChecklistItem>,
-    problems: Vec<String>,
-}
-
-impl RecoveryLog {
-    fn record<T>(&mut self, what: &str, result: &Result<T, AdapterError>) {
-        match result {
-            Ok(_) => self.items.push(ChecklistItem::done(what)),
-            Err(e) => {
-                self.items.push(ChecklistItem::not_done(format!("{what}: {e}")));
-                self.problems.push(format!("{what}: {e}"));
-            }
         }
     }
 }

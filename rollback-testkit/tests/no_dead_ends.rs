@@ -1,0 +1,191 @@
+//! No dead ends on one host (issue 25), against the fakes: a fault in each undo of the
+//! recovery halts with a statement the test checks against the world (the database opened
+//! whenever it is back, no library names asked of an operator), a new rollback is refused
+//! while one is halted, and `resume()` once the fault is cleared ends consistent and serving.
+
+use rollback_core::{
+    ErrorKind, FailurePolicy, Orchestrator, Outcome, ProcessState, RollbackError, RollbackTarget, Scope,
+};
+use rollback_testkit::{Fault, Method, Rig, When, APP};
+
+fn online(rig: &Rig) -> bool {
+    rig.world
+        .end_state()
+        .apps
+        .iter()
+        .any(|(a, s)| a.as_str() == APP && *s == ProcessState::Online)
+}
+
+/// A rig at v1 with a good checkpoint, then a bad v2 deployed.
+async fn deployed() -> (Rig, Orchestrator) {
+    let rig = Rig::new();
+    let o = rig.orchestrator().build().unwrap();
+    o.checkpoint("before v2").await.unwrap();
+    rig.deploy_bad_release(Scope::ALL);
+    rig.world.clear_calls();
+    (rig, o)
+}
+
+/// Each undo of the recovery, as the call the fakes see: the code's and the config's
+/// put-back are their second `activate` / `restore` (the first is the rollback's own), the
+/// recovery's start the second `start`.
+fn undo_faults() -> Vec<(&'static str, Method, When)> {
+    vec![
+        ("the database's put-back", Method::DbReinstate, When::Nth(1)),
+        ("the code's put-back", Method::CodeActivate, When::Nth(2)),
+        ("the config's put-back", Method::ConfigRestore, When::Nth(2)),
+        ("the start after the put-back", Method::ProcessStart, When::Nth(2)),
+    ]
+}
+
+/// Asks nothing of an operator that is not a `rollback` command.
+fn assert_operator_words(statement: &str, what: &str) {
+    for library in ["()", "reinstate", "DatabaseSnapshot", "Orchestrator"] {
+        assert!(
+            !statement.contains(library),
+            "{what}: the statement names `{library}`: {statement}"
+        );
+    }
+    assert!(
+        statement.contains("`rollback resume`"),
+        "{what}: the statement leads out: {statement}"
+    );
+}
+
+#[tokio::test]
+async fn a_fault_in_each_undo_halts_truthfully_and_resume_ends_consistent_and_serving() {
+    for (what, method, when) in undo_faults() {
+        let (rig, o) = deployed().await;
+        let before = rig.world.end_state();
+        // The target does not come up healthy: the rollback must be undone, and one undo
+        // meets a fault nobody planned for.
+        rig.world.lock().code.broken_trees.insert("tree-v1".into());
+        rig.world
+            .inject(method, when, Fault::Fail(ErrorKind::Unavailable));
+        let err = o
+            .rollback(RollbackTarget::LastGood, "v2 broken", Scope::ALL)
+            .await
+            .unwrap_err();
+        let report = err.report().expect("a report");
+        let Outcome::Halted { statement, .. } = &report.outcome else {
+            panic!("{what}: expected Halted, got {}", report.outcome);
+        };
+        assert_operator_words(statement, what);
+
+        // The statement, part by part, against the world.
+        let (marker, sealed) = {
+            let s = rig.world.lock();
+            (s.db.live.as_ref().map(|l| l.marker.clone()), s.db.sealed)
+        };
+        assert!(!online(&rig), "{what}: an inconsistent app stays stopped");
+        assert!(statement.contains("STOPPED"), "{what}: {statement}");
+        if method == Method::DbReinstate {
+            assert_eq!(marker.as_deref(), Some("v1 data"), "{what}");
+            assert!(
+                statement.contains("could NOT be put back")
+                    && statement.contains("the live database is still the restored snapshot"),
+                "{what}: {statement}"
+            );
+        } else {
+            assert_eq!(marker.as_deref(), Some("v2 data"), "{what}: the database is back");
+            assert!(!sealed, "{what}: the live database was opened to its clients");
+            assert!(
+                statement.contains("pre-rollback database is live again")
+                    && statement.contains("open to clients"),
+                "{what}: {statement}"
+            );
+            assert!(!statement.contains("database could NOT"), "{what}: {statement}");
+        }
+        if method == Method::CodeActivate {
+            assert!(
+                statement.contains("could NOT be activated again"),
+                "{what}: {statement}"
+            );
+        } else if method == Method::ConfigRestore {
+            assert!(
+                statement.contains("config") && statement.contains("could NOT be put back"),
+                "{what}: {statement}"
+            );
+        } else if method == Method::ProcessStart {
+            assert!(
+                statement.contains("starting it again failed"),
+                "{what}: {statement}"
+            );
+        }
+
+        // Halted is a state the tool leads out of: nothing new starts over it...
+        let refused = o
+            .rollback(RollbackTarget::LastGood, "again", Scope::ALL)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, RollbackError::Unfinished { halted: true, .. }),
+            "{what}: {refused}"
+        );
+        assert!(
+            o.unfinished().await.unwrap().is_some_and(|j| j.is_halted()),
+            "{what}"
+        );
+
+        // ... and resume, once the fault is cleared, ends consistent and serving.
+        rig.world.clear_faults();
+        let o = rig.orchestrator().build().unwrap(); // a new process
+        let err = o.resume().await.unwrap_err();
+        let report = err.report().expect("a report");
+        assert!(
+            matches!(report.outcome, Outcome::RestoredPreRollbackState { .. }),
+            "{what}: {}",
+            report.outcome
+        );
+        assert_eq!(rig.world.end_state(), before, "{what}: the pre-rollback state");
+        assert!(online(&rig), "{what}: serving");
+        assert!(!rig.world.lock().db.sealed, "{what}: open to clients");
+        assert!(
+            report.notes.iter().any(|n| n.contains("taken up again")),
+            "{what}: {:?}",
+            report.notes
+        );
+        assert!(
+            matches!(o.resume().await, Err(RollbackError::NothingToResume)),
+            "{what}: resume is a no-op once everything matches"
+        );
+        // And a new rollback may run again.
+        assert!(o.unfinished().await.unwrap().is_none(), "{what}");
+    }
+}
+
+#[tokio::test]
+async fn a_rollback_halted_by_policy_is_put_back_by_resume() {
+    let rig = Rig::new();
+    let mut settings = Rig::settings();
+    settings.failure_policy = FailurePolicy::Halt;
+    let o = rig.orchestrator().settings(settings).build().unwrap();
+    o.checkpoint("before v2").await.unwrap();
+    rig.deploy_bad_release(Scope::ALL);
+    let before = rig.world.end_state();
+    rig.world.inject(
+        Method::ConfigRestore,
+        When::Nth(1),
+        Fault::Fail(ErrorKind::Failed),
+    );
+    let err = o
+        .rollback(RollbackTarget::LastGood, "v2", Scope::ALL)
+        .await
+        .unwrap_err();
+    let Outcome::Halted { statement, .. } = &err.report().unwrap().outcome else {
+        panic!("expected Halted");
+    };
+    assert_operator_words(statement, "halt policy");
+    assert!(!online(&rig));
+    rig.world.clear_faults();
+    let err = rig.orchestrator().build().unwrap().resume().await.unwrap_err();
+    assert!(
+        matches!(
+            err.report().unwrap().outcome,
+            Outcome::RestoredPreRollbackState { .. }
+        ),
+        "{err}"
+    );
+    assert_eq!(rig.world.end_state(), before);
+    assert!(online(&rig));
+}
