@@ -888,17 +888,22 @@ async fn wait_healthy(h: &FleetHost, app: &AppName, timeout: Duration) -> Result
     let mut pause = Duration::from_millis(20);
     loop {
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let detail = match tokio::time::timeout(remaining, host_health(h, app)).await {
+        // A probe that does not answer may be a host that is gone (`Timeout`); one that
+        // answers unhealthy is a host that is there (`Failed`).
+        let (kind, detail) = match tokio::time::timeout(remaining, host_health(h, app)).await {
             Ok(r) if r.healthy => return Ok(()),
-            Ok(r) => r.detail,
-            Err(_) => format!(
-                "its health probe did not answer within the {}s left",
-                remaining.as_secs_f64()
+            Ok(r) => (ErrorKind::Failed, r.detail),
+            Err(_) => (
+                ErrorKind::Timeout,
+                format!(
+                    "its health probe did not answer within the {}s left",
+                    remaining.as_secs_f64()
+                ),
             ),
         };
         if tokio::time::Instant::now() >= deadline {
             return Err(AdapterError::new(
-                ErrorKind::Timeout,
+                kind,
                 format!(
                     "not healthy within {}s after its reload ({detail})",
                     timeout.as_secs_f64(),

@@ -282,12 +282,11 @@ impl Run<'_> {
         };
         if let Some(process) = &serving {
             if graceful {
-                // The app never stopped: reload it onto the pre-rollback state, when anything
-                // under it changed (a reload that began may have replaced processes already).
-                if self.journal.began(Step::ActivateCode)
-                    || self.journal.began(Step::RestoreConfig)
-                    || self.journal.began(Step::Start)
-                {
+                // The app never stopped: reload it onto the pre-rollback state when the
+                // start step began (its reload may have replaced processes already). Before
+                // that, the processes still run the pre-rollback state: the code and config
+                // put back under them are what they run.
+                if self.journal.began(Step::Start) {
                     let r = o
                         .timed(Step::Start, "reloading the app", process.reload(&o.app))
                         .await;
@@ -446,7 +445,7 @@ impl Run<'_> {
         if let Some(r) = recovery {
             for (part, why) in &r.left_out {
                 parts.push(format!(
-                    "{part} was left alone ({why}): what it runs is unknown, and it was not started"
+                    "{part} was left alone ({why}): what it runs is unknown, and this recovery did not start or reload it"
                 ));
             }
         }
