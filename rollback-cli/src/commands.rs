@@ -82,8 +82,27 @@ struct Failed(u8);
 type Done = Result<u8, Failed>;
 
 fn library(printer: &Printer, error: &RollbackError) -> Failed {
-    printer.warn(format!("rollback: {error}"));
+    // The library's words for embedders (resume(), clear_stale_lock()) become the
+    // operator's commands.
     match error {
+        RollbackError::Unfinished { id, step, halted: true, .. } => printer.warn(format!(
+            "rollback: rollback {id} halted at step `{step}`; `rollback status` says what is live"
+        )),
+        RollbackError::Unfinished { id, step, holder, .. } => printer.warn(format!(
+            "rollback: rollback {id} did not finish (its process stopped at step `{step}`; {})",
+            holder
+                .as_ref()
+                .map_or_else(|| "no lock is held".to_owned(), |h| format!("the lock is still held by {h}"))
+        )),
+        RollbackError::Locked { holder } => {
+            printer.warn(format!("rollback: another rollback is running: lock held by {holder}"))
+        }
+        _ => printer.warn(format!("rollback: {error}")),
+    }
+    match error {
+        RollbackError::Unfinished { halted: true, .. } => printer.warn(
+            "once the fault is cleared, run `rollback resume`: it takes the halted rollback up and ends with every part consistent and serving",
+        ),
         RollbackError::Unfinished { .. } => printer.warn("run `rollback resume` to finish it first"),
         RollbackError::Locked { .. } => printer.warn(
             "wait for it, or if its holder is gone, `rollback unlock` clears a lock whose process is dead \
@@ -110,10 +129,35 @@ async fn wired(
     progress: Option<progress::ProgressSink>,
     printer: &Printer,
 ) -> Result<wire::Wired, Failed> {
-    wire::wire(config, progress).await.map_err(|e| {
-        printer.warn(format!("rollback: {e}"));
+    let wired = wire::wire(config, progress).await;
+    wired.map_err(|e| wire_failed(printer, &e))
+}
+
+/// [`wired`] for commands that can do their work with the hosts that answer (the state
+/// lives on this box): an unreachable host is named, never the end of the command.
+async fn wired_tolerant(
+    config: &Config,
+    progress: Option<progress::ProgressSink>,
+    printer: &Printer,
+) -> Result<wire::Wired, Failed> {
+    let wired = wire::wire_tolerant(config, progress).await;
+    let w = wired.map_err(|e| wire_failed(printer, &e))?;
+    for (host, why) in &w.unreachable {
+        printer.warn(format!("rollback: host {host} could not be reached ({why}): it was not asked"));
+    }
+    Ok(w)
+}
+
+/// An unreachable host is a refusal (nothing was changed, the config may well be right);
+/// anything else is the config's.
+fn wire_failed(printer: &Printer, e: &wire::WireError) -> Failed {
+    printer.warn(format!("rollback: {e}"));
+    if e.is_unreachable_host() {
+        printer.warn("nothing was stopped or changed; once the host answers `ssh`, run the command again");
+        Failed(exit::REFUSED)
+    } else {
         Failed(exit::CONFIG)
-    })
+    }
 }
 
 fn code_of(result: Done) -> u8 {
@@ -280,7 +324,7 @@ fn size(bytes: Option<u64>) -> String {
 async fn list(config: &Config, printer: &mut Printer) -> u8 {
     code_of(
         async {
-            let w = wired(config, None, printer).await?;
+            let w = wired_tolerant(config, None, printer).await?;
             let o = &w.orchestrator;
             let checkpoints = o.checkpoints().await.map_err(|e| library(printer, &e))?;
             let snapshots = o.snapshots().await.unwrap_or_default();
@@ -570,7 +614,7 @@ async fn resume(config: &Config, printer: &mut Printer) -> u8 {
     code_of(
         async {
             let (sink, mut events) = progress::channel();
-            let w = wired(config, Some(sink), printer).await?;
+            let w = wired_tolerant(config, Some(sink), printer).await?;
             let result = with_progress(w.orchestrator.resume(), &mut events, printer, |_| {}).await;
             match result {
                 Ok(report) => {
@@ -592,7 +636,7 @@ async fn resume(config: &Config, printer: &mut Printer) -> u8 {
 
 async fn status(config: &Config, printer: &mut Printer) -> u8 {
     code_of(async {
-        let w = wired(config, None, printer).await?;
+        let w = wired_tolerant(config, None, printer).await?;
         let o = &w.orchestrator;
         let live = o.live_revision().await;
         let holder = o.lock_holder().await.map_err(|e| library(printer, &e))?;
@@ -610,12 +654,26 @@ async fn status(config: &Config, printer: &mut Printer) -> u8 {
             Some(h) => text.push_str(&format!("\nlock: held by {h}")),
             None => text.push_str("\nlock: free"),
         }
-        if let Some(j) = unfinished {
-            text.push_str(&format!(
+        match unfinished {
+            Some(j) if j.is_halted() => {
+                text.push_str(&format!(
+                    "\nHALTED: rollback {} halted at `{}`: once the fault is cleared, run `rollback resume`",
+                    j.id,
+                    j.stopped_at_step()
+                ));
+                if let rollback_core::JournalStatus::Finished(Outcome::Halted { statement, .. }) = &j.status {
+                    text.push_str(&format!("\nwhat is live: {statement}"));
+                }
+            }
+            Some(j) => text.push_str(&format!(
                 "\nUNFINISHED: rollback {} stopped at `{}`: run `rollback resume`",
                 j.id,
                 j.last_step()
-            ));
+            )),
+            None => {}
+        }
+        for (host, why) in &w.unreachable {
+            text.push_str(&format!("\nhost {host}: could not be reached ({why}); not asked"));
         }
         match last {
             Some(j) => {
@@ -636,11 +694,19 @@ async fn status(config: &Config, printer: &mut Printer) -> u8 {
             "live_revision": live.as_ref().ok().and_then(|r| r.as_ref().map(|r| &r.id)),
             "lock": holder,
             "unfinished": unfinished.map(|j| &j.id),
+            "halted": unfinished.is_some_and(|j| j.is_halted()),
+            "unreachable_hosts": w.unreachable.iter().map(|(h, why)| json!({ "host": h, "why": why })).collect::<Vec<_>>(),
             "last_rollback": last.map(|j| json!({ "id": j.id, "status": j.status, "reason": j.request.reason, "started_at": j.started_at })),
             "last_good_checkpoint": last_good.as_ref().map(|c| &c.id),
         });
         printer.result("status", &value, text);
-        Ok(if unfinished.is_some() { exit::LOCKED } else { exit::OK })
+        Ok(if unfinished.is_some() {
+            exit::LOCKED
+        } else if !w.unreachable.is_empty() {
+            exit::REFUSED
+        } else {
+            exit::OK
+        })
     }
     .await)
 }
@@ -648,7 +714,7 @@ async fn status(config: &Config, printer: &mut Printer) -> u8 {
 async fn unlock(config: &Config, force: bool, yes: bool, printer: &mut Printer) -> u8 {
     code_of(
         async {
-            let w = wired(config, None, printer).await?;
+            let w = wired_tolerant(config, None, printer).await?;
             if force {
                 return force_unlock(&w, yes, printer).await;
             }
@@ -913,7 +979,7 @@ async fn report(
 ) -> u8 {
     code_of(
         async {
-            let w = wired(config, None, printer).await?;
+            let w = wired_tolerant(config, None, printer).await?;
             let o = &w.orchestrator;
             let id = match id {
                 Some(id) => rollback_core::RollbackId::new(id),

@@ -66,6 +66,9 @@ pub struct Wired {
     /// The agents of `[[hosts]]`, connected, in the file's order (empty for one local
     /// host). The orchestrator's code, config, process and health are theirs, as a fleet.
     pub hosts: Vec<Arc<AgentConnection>>,
+    /// The `[[hosts]]` that could not be reached, with what ssh or the agent said (only
+    /// from [`wire_tolerant`]: they stand in the fleet as hosts whose every call fails).
+    pub unreachable: Vec<(String, String)>,
 }
 
 impl fmt::Debug for Wired {
@@ -86,6 +89,7 @@ impl fmt::Debug for Wired {
             .field("notifiers", &self.notifiers.len())
             .field("watchdog", &self.watchdog)
             .field("hosts", &self.hosts.iter().map(|h| h.host()).collect::<Vec<_>>())
+            .field("unreachable", &self.unreachable)
             .finish()
     }
 }
@@ -184,6 +188,20 @@ pub enum WireError {
     },
 }
 
+impl WireError {
+    /// True when a `[[hosts]]` entry could not be reached (the config may be right: the
+    /// host is down, or ssh refused): a refusal before anything changed, not a config error.
+    pub fn is_unreachable_host(&self) -> bool {
+        matches!(
+            self,
+            WireError::Host {
+                source: FleetError::Unreachable { .. },
+                ..
+            }
+        )
+    }
+}
+
 /// Builds every adapter `config` names and the orchestrator over them; progress events go
 /// to `progress` when given.
 ///
@@ -196,6 +214,27 @@ pub enum WireError {
 /// rollback is announced (started, finished or failed, halted), naming who is responsible
 /// now and next by `[watchdog.plan]`'s escalation path and emergency contacts.
 pub async fn wire(config: &Config, progress: Option<ProgressSink>) -> Result<Wired, WireError> {
+    wire_with(config, progress, Reach::Every).await
+}
+
+/// [`wire`] for what can be done with the hosts that answer (the status, the journal and
+/// reports live on this box; a resume leaves an unreachable host out and names it): a
+/// `[[hosts]]` entry that cannot be reached stands in the fleet as a host whose every call
+/// fails `Unavailable` naming it, and is listed in [`Wired::unreachable`].
+pub async fn wire_tolerant(config: &Config, progress: Option<ProgressSink>) -> Result<Wired, WireError> {
+    wire_with(config, progress, Reach::Answering).await
+}
+
+/// Which hosts a command needs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Every host: one that cannot be reached is the error.
+    Every,
+    /// Those that answer; the others stand in as unreachable.
+    Answering,
+}
+
+async fn wire_with(config: &Config, progress: Option<ProgressSink>, reach: Reach) -> Result<Wired, WireError> {
     let app = AppName::new(config.process.app.as_str());
 
     let state = state_store(config, &app).await?;
@@ -204,19 +243,31 @@ pub async fn wire(config: &Config, progress: Option<ProgressSink>) -> Result<Wir
         Some(db) => Some(Arc::new(postgres(config, db).await?)),
         None => None,
     };
-    let (code, config_store, process, metrics, probes, hosts) = if config.hosts.is_empty() {
+    let (code, config_store, process, metrics, probes, hosts, unreachable) = if config.hosts.is_empty() {
         let code = code_adapter(config).await?;
         let config_store = config_store(config);
         let (process, metrics) = process_manager(config, &app)?;
         let probes = http_probes(config).await?;
-        (code, config_store, process, metrics, probes, Vec::new())
+        (code, config_store, process, metrics, probes, Vec::new(), Vec::new())
     } else {
-        let hosts = connect_hosts(config).await?;
+        let connected = connect_hosts(config, reach).await?;
+        let mut hosts = Vec::new();
+        let mut unreachable = Vec::new();
+        let mut members = Vec::new();
+        for (name, c) in connected {
+            match c {
+                Ok(conn) => {
+                    members.push(FleetHost::remote(RemoteHost(conn.clone())));
+                    hosts.push(conn);
+                }
+                Err(why) => {
+                    members.push(FleetHost::unreachable(&name, &why));
+                    unreachable.push((name, why));
+                }
+            }
+        }
         let fleet = Fleet::new(
-            hosts
-                .iter()
-                .map(|c| FleetHost::remote(RemoteHost(c.clone())))
-                .collect(),
+            members,
             config.fleet.parallelism,
             config.fleet.health_timeout,
         )
@@ -227,7 +278,7 @@ pub async fn wire(config: &Config, progress: Option<ProgressSink>) -> Result<Wir
         // Every host's own health first, then this file's (the balancer's URL, say).
         let mut probes: Vec<Arc<dyn HealthProbe>> = vec![Arc::new(fleet.health(app.clone()))];
         probes.extend(http_probes(config).await?);
-        (code, store, process, None, probes, hosts)
+        (code, store, process, None, probes, hosts, unreachable)
     };
 
     let mut database_probe: Option<Arc<dyn HealthProbe>> = None;
@@ -307,14 +358,20 @@ pub async fn wire(config: &Config, progress: Option<ProgressSink>) -> Result<Wir
         notifiers,
         watchdog: config.watchdog.clone(),
         hosts,
+        unreachable,
     })
 }
 
 /// Connects to every `[[hosts]]` agent over ssh, all at once, each within
-/// `[fleet] hello_timeout`. The first host (in the file's order) that cannot be reached, or
-/// whose agent serves another app than `[process] app`, is the error, naming it and what
-/// ssh or its agent said; the others' connections are dropped (their agents end).
-async fn connect_hosts(config: &Config) -> Result<Vec<Arc<AgentConnection>>, WireError> {
+/// `[fleet] hello_timeout`; each host in the file's order with its connection, or (with
+/// [`Reach::Answering`]) what ssh or its agent said. With [`Reach::Every`] the first host
+/// that cannot be reached is the error, naming it and what ssh or its agent said; an agent
+/// that serves another app than `[process] app` is always the error. The other
+/// connections are dropped then (their agents end).
+async fn connect_hosts(
+    config: &Config,
+    reach: Reach,
+) -> Result<Vec<(String, Result<Arc<AgentConnection>, String>)>, WireError> {
     let mut ssh_hosts = Vec::with_capacity(config.hosts.len());
     for h in &config.hosts {
         ssh_hosts.push(ssh_host(config, h)?);
@@ -343,7 +400,10 @@ async fn connect_hosts(config: &Config) -> Result<Vec<Arc<AgentConnection>>, Wir
                     file: config.file.clone(),
                 })
             }
-            Ok(conn) => hosts.push(conn),
+            Ok(conn) => hosts.push((h.name.clone(), Ok(conn))),
+            Err(FleetError::Unreachable { why, .. }) if reach == Reach::Answering => {
+                hosts.push((h.name.clone(), Err(why)));
+            }
             Err(source) => {
                 return Err(WireError::Host {
                     host: h.name.clone(),

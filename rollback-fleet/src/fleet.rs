@@ -89,6 +89,21 @@ impl FleetHost {
         self
     }
 
+    /// A host that could not be reached ([`UnreachableHost`](crate::UnreachableHost)): every
+    /// adapter of it fails `Unavailable` naming it and `why`, so that a fleet works with the
+    /// hosts that answer wherever it can, and names this one wherever it cannot.
+    pub fn unreachable(name: impl Into<String>, why: impl Into<String>) -> Self {
+        let name = name.into();
+        let host = Arc::new(crate::UnreachableHost::new(name.clone(), why));
+        Self {
+            name,
+            code: Some(host.clone()),
+            config: Some(host.clone()),
+            process: host.clone(),
+            health: Some(host),
+        }
+    }
+
     /// A host served by its agent: every adapter through the one connection.
     pub fn remote(host: crate::RemoteHost) -> Self {
         let has = |what: &str| host.0.hello().has.iter().any(|h| h == what);

@@ -24,11 +24,13 @@ mod fleet;
 pub mod protocol;
 mod remote;
 pub mod ssh;
+mod unreachable;
 
 pub use agent::{serve, HostAdapters};
 pub use fleet::{Fleet, FleetCode, FleetConfig, FleetHealth, FleetHost, FleetProcess};
 pub use remote::{AgentConnection, RemoteHost, DEFAULT_PROBE_TIMEOUT};
 pub use ssh::{HostKeyPolicy, SshHost, SshHostBuilder};
+pub use unreachable::UnreachableHost;
 
 /// What went wrong between the orchestrator and an agent.
 #[derive(Debug, thiserror::Error)]
