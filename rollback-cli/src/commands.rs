@@ -85,18 +85,24 @@ fn library(printer: &Printer, error: &RollbackError) -> Failed {
     // The library's words for embedders (resume(), clear_stale_lock()) become the
     // operator's commands.
     match error {
-        RollbackError::Unfinished { id, step, halted: true, .. } => printer.warn(format!(
+        RollbackError::Unfinished {
+            id,
+            step,
+            halted: true,
+            ..
+        } => printer.warn(format!(
             "rollback: rollback {id} halted at step `{step}`; `rollback status` says what is live"
         )),
         RollbackError::Unfinished { id, step, holder, .. } => printer.warn(format!(
             "rollback: rollback {id} did not finish (its process stopped at step `{step}`; {})",
-            holder
-                .as_ref()
-                .map_or_else(|| "no lock is held".to_owned(), |h| format!("the lock is still held by {h}"))
+            holder.as_ref().map_or_else(
+                || "no lock is held".to_owned(),
+                |h| format!("the lock is still held by {h}")
+            )
         )),
-        RollbackError::Locked { holder } => {
-            printer.warn(format!("rollback: another rollback is running: lock held by {holder}"))
-        }
+        RollbackError::Locked { holder } => printer.warn(format!(
+            "rollback: another rollback is running: lock held by {holder}"
+        )),
         _ => printer.warn(format!("rollback: {error}")),
     }
     match error {
@@ -143,7 +149,9 @@ async fn wired_tolerant(
     let wired = wire::wire_tolerant(config, progress).await;
     let w = wired.map_err(|e| wire_failed(printer, &e))?;
     for (host, why) in &w.unreachable {
-        printer.warn(format!("rollback: host {host} could not be reached ({why}): it was not asked"));
+        printer.warn(format!(
+            "rollback: host {host} could not be reached ({why}): it was not asked"
+        ));
     }
     Ok(w)
 }
@@ -548,7 +556,7 @@ async fn interrupt() {
 async fn run(config: &Config, target: &Target, reason: &str, yes: bool, printer: &mut Printer) -> u8 {
     code_of(async {
         let (sink, mut events) = progress::channel();
-        let w = wired(config, Some(sink), printer).await?;
+        let w = wired_tolerant(config, Some(sink), printer).await?;
         let o = w.orchestrator.clone();
         let request = request_of(target, reason);
         if request.scenario == Some(Scenario::PerformanceDegradation) {
@@ -648,6 +656,10 @@ async fn status(config: &Config, printer: &mut Printer) -> u8 {
         match &live {
             Ok(Some(r)) => text.push_str(&format!("\nlive revision: {} {}", r.short, r.subject)),
             Ok(None) => {}
+            Err(RollbackError::Preflight { failures }) => text.push_str(&format!(
+                "\nlive revision: unreadable ({})",
+                failures.iter().map(|f| f.error.to_string()).collect::<Vec<_>>().join("; ")
+            )),
             Err(e) => text.push_str(&format!("\nlive revision: unreadable ({e})")),
         }
         match &holder {

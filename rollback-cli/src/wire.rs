@@ -136,9 +136,9 @@ pub enum WireError {
         section: String,
         /// The config file.
         file: PathBuf,
-        /// The adapter's error.
+        /// The adapter's error (boxed: it is large, and every wiring result carries it).
         #[source]
-        source: AdapterError,
+        source: Box<AdapterError>,
     },
     /// The orchestrator refused its parts or settings.
     #[error("the orchestrator: {source}; check [settings] in {}", file.display())]
@@ -234,7 +234,11 @@ enum Reach {
     Answering,
 }
 
-async fn wire_with(config: &Config, progress: Option<ProgressSink>, reach: Reach) -> Result<Wired, WireError> {
+async fn wire_with(
+    config: &Config,
+    progress: Option<ProgressSink>,
+    reach: Reach,
+) -> Result<Wired, WireError> {
     let app = AppName::new(config.process.app.as_str());
 
     let state = state_store(config, &app).await?;
@@ -248,7 +252,15 @@ async fn wire_with(config: &Config, progress: Option<ProgressSink>, reach: Reach
         let config_store = config_store(config);
         let (process, metrics) = process_manager(config, &app)?;
         let probes = http_probes(config).await?;
-        (code, config_store, process, metrics, probes, Vec::new(), Vec::new())
+        (
+            code,
+            config_store,
+            process,
+            metrics,
+            probes,
+            Vec::new(),
+            Vec::new(),
+        )
     } else {
         let connected = connect_hosts(config, reach).await?;
         let mut hosts = Vec::new();
@@ -266,12 +278,8 @@ async fn wire_with(config: &Config, progress: Option<ProgressSink>, reach: Reach
                 }
             }
         }
-        let fleet = Fleet::new(
-            members,
-            config.fleet.parallelism,
-            config.fleet.health_timeout,
-        )
-        .map_err(adapter_error(config, "the fleet", "[[hosts]]"))?;
+        let fleet = Fleet::new(members, config.fleet.parallelism, config.fleet.health_timeout)
+            .map_err(adapter_error(config, "the fleet", "[[hosts]]"))?;
         let code = fleet.code().map(|c| Arc::new(c) as Arc<dyn CodeVersion>);
         let store = fleet.config().map(|c| Arc::new(c) as Arc<dyn ConfigStore>);
         let process: Arc<dyn ProcessManager> = Arc::new(fleet.process());
@@ -482,7 +490,7 @@ fn adapter_error(config: &Config, part: &str, section: &str) -> impl FnOnce(Adap
         part,
         section,
         file,
-        source,
+        source: Box::new(source),
     }
 }
 
@@ -793,7 +801,7 @@ async fn postgres(config: &Config, db: &DatabaseConfig) -> Result<PostgresSnapsh
         part: "the database adapter (PostgreSQL)".into(),
         section: "[database]".into(),
         file: config.file.clone(),
-        source,
+        source: Box::new(source),
     };
     let pg = match &db.connection {
         Connection::UrlEnv { var } => {

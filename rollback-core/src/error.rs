@@ -105,8 +105,13 @@ pub struct AdapterError {
     message: String,
     #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
-    parts: Vec<PartOutcome>,
+    // Boxed: most errors have none, and the error stays small in every `Result`.
+    parts: Option<Box<Parts>>,
 }
+
+/// How each part came out, when there are several.
+#[derive(Debug)]
+struct Parts(Vec<PartOutcome>);
 
 /// How one part of an adapter that acts on several (a fleet's hosts) came out of a call that
 /// failed as a whole: see [`AdapterError::parts`].
@@ -182,7 +187,7 @@ impl AdapterError {
             kind,
             message: message.into(),
             source: None,
-            parts: Vec::new(),
+            parts: None,
         }
     }
 
@@ -201,22 +206,23 @@ impl AdapterError {
     /// assert_eq!(e.failed_parts(), Some(vec!["web-2".to_string()]));
     /// ```
     pub fn with_parts(mut self, parts: Vec<PartOutcome>) -> Self {
-        self.parts = parts;
+        self.parts = (!parts.is_empty()).then(|| Box::new(Parts(parts)));
         self
     }
 
     /// How each part came out, when the adapter acts on several (empty otherwise: the
     /// failure is the whole adapter's).
     pub fn parts(&self) -> &[PartOutcome] {
-        &self.parts
+        self.parts.as_deref().map_or(&[], |p| p.0.as_slice())
     }
 
     /// The parts the call did not do its work on (failed or not reached), when the adapter
     /// said how each part came out; `None` when it did not (the failure is the whole
     /// adapter's).
     pub fn failed_parts(&self) -> Option<Vec<String>> {
-        (!self.parts.is_empty()).then(|| {
-            self.parts
+        self.parts.as_ref().map(|parts| {
+            parts
+                .0
                 .iter()
                 .filter(|p| !p.is_done())
                 .map(|p| p.part.clone())

@@ -76,7 +76,11 @@ impl ProcessManager for UnreachableHost {
         Err(self.error())
     }
 
-    async fn logs_since(&self, _app: &AppName, _since: DateTime<Utc>) -> Result<Option<AppLogs>, AdapterError> {
+    async fn logs_since(
+        &self,
+        _app: &AppName,
+        _since: DateTime<Utc>,
+    ) -> Result<Option<AppLogs>, AdapterError> {
         Err(self.error())
     }
 }
@@ -182,9 +186,14 @@ mod tests {
     #[tokio::test]
     async fn every_call_is_unavailable_naming_the_host_and_why() {
         let h = UnreachableHost::new("web-3", "Connection refused");
-        let e = ProcessManager::status(&h, &AppName::new("web")).await.unwrap_err();
+        let e = ProcessManager::status(&h, &AppName::new("web"))
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable);
-        assert!(e.message().contains("web-3") && e.message().contains("Connection refused"), "{e}");
+        assert!(
+            e.message().contains("web-3") && e.message().contains("Connection refused"),
+            "{e}"
+        );
         let e = CodeVersion::current(&h).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         let p = h.probe().await;

@@ -30,13 +30,13 @@ pub(super) async fn wait_healthy_within(
     wait_healthy_of(o, &o.process, &o.probes, timeout).await
 }
 
+/// The process manager and the probes of the parts a recovery serves with.
+pub(super) type Serving = (Arc<dyn ProcessManager>, Vec<Arc<dyn HealthProbe>>);
+
 /// The parts to judge health by when `except` are left out: the process manager without
 /// them (`None` when it cannot leave parts out), and every probe without them (a probe
 /// that does not look at parts, as it is).
-pub(super) fn without_parts(
-    o: &Orchestrator,
-    except: &[String],
-) -> Option<(Arc<dyn ProcessManager>, Vec<Arc<dyn HealthProbe>>)> {
+pub(super) fn without_parts(o: &Orchestrator, except: &[String]) -> Option<Serving> {
     if except.is_empty() {
         return Some((o.process.clone(), o.probes.clone()));
     }

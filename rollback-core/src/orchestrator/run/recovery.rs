@@ -516,23 +516,23 @@ impl Run<'_> {
         }
         if let Some(v) = &a.preserved_config {
             match recovery.and_then(|r| r.config.as_ref()) {
-                Some(Ok(())) => parts.push(format!("the config is the pre-rollback version {} again", v.id)),
+                Some(Ok(())) => parts.push("the config is the pre-rollback version again".to_owned()),
                 Some(Err(e)) if !e.parts().is_empty() => parts.push(format!(
                     "the config is the pre-rollback version again{but}"
                 )),
                 Some(Err(e)) => parts.push(format!(
-                    "the pre-rollback config {} could NOT be put back ({e}); it is at {}",
-                    v.id, v.location
+                    "the pre-rollback config could NOT be put back ({e}); it is at {}",
+                    v.location
                 )),
                 None if j.is_done(Step::RestoreConfig) => parts.push(format!(
-                    "the config is the checkpoint's; the pre-rollback config is version {}",
-                    v.id
+                    "the config is the checkpoint's; the pre-rollback config is kept at {}",
+                    v.location
                 )),
                 None if j.began(Step::RestoreConfig) => parts.push(format!(
-                    "putting the checkpoint's config in place was interrupted (atomic: either it or the pre-rollback version {} is live)",
-                    v.id
+                    "putting the checkpoint's config in place was interrupted (atomic: either it or the pre-rollback config kept at {} is live)",
+                    v.location
                 )),
-                None => parts.push(format!("the config is unchanged (backed up as {})", v.id)),
+                None => parts.push(format!("the config is unchanged (backed up at {})", v.location)),
             }
         }
         for p in &a.put_aside {
