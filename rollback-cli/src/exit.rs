@@ -1,7 +1,7 @@
 //! Exit codes: what a script calling `rollback` can tell apart (listed in `--help` and the
 //! README).
 
-use rollback_core::{Outcome, RollbackError};
+use rollback_core::{ErrorKind, Outcome, RollbackError};
 
 /// Done: a rollback succeeded, a check passed.
 pub const OK: u8 = 0;
@@ -46,6 +46,19 @@ pub fn of_error(error: &RollbackError) -> u8 {
         | RollbackError::MissingComponent { .. }
         | RollbackError::NothingToResume => REFUSED,
         RollbackError::InvalidSettings { .. } => CONFIG,
+        // A checkpoint refused for what the operator can fix (a privilege, a missing
+        // database, bad input) changed nothing.
+        RollbackError::Checkpoint { error, .. }
+            if matches!(
+                error.kind(),
+                ErrorKind::PermissionDenied
+                    | ErrorKind::InvalidInput
+                    | ErrorKind::NotFound
+                    | ErrorKind::Unavailable
+            ) =>
+        {
+            REFUSED
+        }
         _ => SOFTWARE,
     }
 }

@@ -442,10 +442,19 @@ impl PostgresSnapshot {
         .await?;
         let deadline = Instant::now() + self.options.disconnect_timeout;
         let mut seen: BTreeMap<i32, String> = BTreeMap::new();
+        // Sessions this role may not end (another role's, without pg_signal_backend): waited
+        // for until the deadline, then named with the grant; never an error that reads as
+        // "may not rename" (which would send the caller down a slower path).
+        let mut kept: BTreeMap<i32, String> = BTreeMap::new();
         loop {
             let rows = client
                 .query(
-                    "SELECT pid, usename::text, application_name, client_addr::text, pg_terminate_backend(pid) \
+                    "SELECT pid, usename::text, application_name, client_addr::text, \
+                       CASE WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) \
+                              OR (usesysid IS NOT NULL AND pg_has_role(current_user, usesysid, 'MEMBER')) \
+                              OR (usesysid IS NOT NULL AND pg_has_role(current_user, 'pg_signal_backend', 'MEMBER') \
+                                  AND NOT coalesce((SELECT rolsuper FROM pg_roles WHERE oid = usesysid), false)) \
+                            THEN pg_terminate_backend(pid) ELSE false END \
                      FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
                     &[&from],
                 )
@@ -459,15 +468,26 @@ impl PostgresSnapshot {
                     return Err(PgError::sql(format!("disconnecting the sessions on {from}"), e));
                 }
             };
-            let terminated = !rows.is_empty();
+            let mut terminated = false;
+            kept.clear();
             for r in rows {
                 let pid: i32 = r.get(0);
                 let user: Option<String> = r.get(1);
                 let app: Option<String> = r.get(2);
                 let addr: Option<String> = r.get(3);
-                seen.entry(pid).or_insert_with(|| {
-                    seal::describe_session(pid, from, user.as_deref(), app.as_deref(), addr.as_deref())
-                });
+                let ended: Option<bool> = r.get(4);
+                let described =
+                    seal::describe_session(pid, from, user.as_deref(), app.as_deref(), addr.as_deref());
+                if ended == Some(true) {
+                    terminated = true;
+                    seen.entry(pid).or_insert(described);
+                } else {
+                    let described = described
+                        .strip_prefix("disconnected ")
+                        .unwrap_or(&described)
+                        .to_owned();
+                    kept.insert(pid, described);
+                }
             }
             if terminated {
                 // Wait for the terminated sessions (autovacuum workers too) to be gone before
@@ -490,6 +510,20 @@ impl PostgresSnapshot {
                     }
                     if was_open {
                         self.allow_connections(client, from).await;
+                    }
+                    if e.sqlstate() == Some("55006") && !kept.is_empty() {
+                        return Err(PgError::new(
+                            ErrorKind::Conflict,
+                            format!(
+                                "{from} could not be renamed to {to}: {} session(s) of other roles stayed on it for {:?} \
+                                 and this role may not end them ({}); `GRANT pg_signal_backend TO {}` lets rollback \
+                                 end them, or end them before rolling back",
+                                kept.len(),
+                                self.options.disconnect_timeout,
+                                kept.values().cloned().collect::<Vec<_>>().join("; "),
+                                quote_ident(&self.config.user),
+                            ),
+                        ));
                     }
                     return Err(e);
                 }
@@ -820,6 +854,28 @@ impl DatabaseSnapshot for PostgresSnapshot {
     /// a root made by hand) is reported with its fix, never chmod-ed.
     async fn access_warnings(&self) -> Result<Vec<String>, AdapterError> {
         Ok(files::audit(&self.root).await?)
+    }
+
+    async fn check_privileges(&self) -> Result<Vec<String>, AdapterError> {
+        let client = self.connect(&self.config.dbname).await?;
+        let audit = crate::privileges::audit(&client).await?;
+        if audit.missing.is_empty() {
+            return Ok(audit.checked);
+        }
+        Err(AdapterError::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "the role rollback connects as to {} lacks what a checkpoint or a rollback will ask of it: {}; \
+                 grant it (as an administrator), or connect as a role that has it (the README's \"Privileges\")",
+                self.config.dbname,
+                audit
+                    .missing
+                    .iter()
+                    .map(|m| format!("to {}: `{}`", m.what, m.grant))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ))
     }
 
     async fn check_integrity(&self, checks: &IntegrityChecks) -> Result<IntegrityReport, AdapterError> {

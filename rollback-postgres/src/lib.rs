@@ -91,6 +91,7 @@ mod files;
 mod ident;
 mod integrity;
 mod manifest;
+mod privileges;
 mod seal;
 mod snapshot;
 mod state;

@@ -455,12 +455,9 @@ impl PostgresSnapshot {
                         seal.disconnected.extend(gone);
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::PermissionDenied => {
-                    put_aside.pop();
-                    return self
-                        .restore_in_place_recorded(prepared, state, source, live_oid, put_aside)
-                        .await;
-                }
+                // With a verified staged copy at hand, a failed rename fails the switch (the
+                // failure policy puts the live database back); it never turns into a slower,
+                // riskier in-place restore after the stop.
                 Err(e) => return Err(e.into()),
             }
         }

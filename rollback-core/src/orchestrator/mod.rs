@@ -283,6 +283,14 @@ impl Orchestrator {
     async fn take_checkpoint(&self, id: CheckpointId, label: &str) -> Result<Checkpoint, RollbackError> {
         let (snapshot, snapshot_taken_at, mut warnings) = match &self.database {
             Some(db) => {
+                // A privilege a later rollback needs is missing now: say so before a
+                // snapshot that could not be put back (or not be taken at all).
+                db.check_privileges()
+                    .await
+                    .map_err(|error| RollbackError::Checkpoint {
+                        what: "the database role's privileges",
+                        error,
+                    })?;
                 let info = db
                     .snapshot(label)
                     .await

@@ -125,6 +125,30 @@ fn database_reachable<'b>(o: &'b Orchestrator, db: &'b dyn crate::traits::Databa
     .boxed()
 }
 
+/// The database role's privileges for a checkpoint and a rollback of this database.
+fn database_privileges<'b>(o: &'b Orchestrator, db: &'b dyn crate::traits::DatabaseSnapshot) -> Check<'b> {
+    async move {
+        let r = o
+            .timed(
+                Step::Preflight,
+                "checking the database role's privileges",
+                db.check_privileges(),
+            )
+            .await;
+        (
+            "the database role may do what a rollback asks of it".to_owned(),
+            r.map(|checked| {
+                if checked.is_empty() {
+                    "nothing to check".to_owned()
+                } else {
+                    checked.join("; ")
+                }
+            }),
+        )
+    }
+    .boxed()
+}
+
 /// The checks that need no rollback target (`rollback check`): the app known to the
 /// process manager, the database reachable, the live revision and the live config
 /// readable, every health probe passing. Changes nothing.
@@ -132,6 +156,7 @@ pub(super) async fn readiness_checks(o: &Orchestrator) -> (Vec<ChecklistItem>, V
     let mut checks: Vec<Check<'_>> = vec![app_known(o)];
     if let Some(db) = &o.database {
         checks.push(database_reachable(o, db.as_ref()));
+        checks.push(database_privileges(o, db.as_ref()));
     }
     if let Some(code) = &o.code {
         checks.push(
@@ -201,6 +226,7 @@ pub(super) async fn preflight_checks(
     checks.push(app_known(o));
     if let (true, Some(db)) = (scope.database, &o.database) {
         checks.push(database_reachable(o, db.as_ref()));
+        checks.push(database_privileges(o, db.as_ref()));
         checks.push(
             async {
                 match &cp.snapshot {

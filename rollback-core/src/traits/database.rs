@@ -19,7 +19,7 @@ use std::time::Duration;
 /// Required: `snapshot`, `verify`, `prepare_restore`, `preserve_current`, `restore`,
 /// `reinstate`, `check_integrity`, `list`, `remove`, `ping`. Provided (override where the
 /// adapter can do better): `check_prepared`, `prove_unchanged`, `open`, `access_warnings`,
-/// `diagnose`. New capabilities are added as provided methods, so adding one never breaks
+/// `diagnose`, `check_privileges`. New capabilities are added as provided methods, so adding one never breaks
 /// an adapter.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
@@ -136,6 +136,20 @@ pub trait DatabaseSnapshot: Send + Sync {
     async fn diagnose(&self) -> Result<Vec<Finding>, AdapterError> {
         Ok(Vec::new())
     }
+
+    /// Whether the role the adapter connects as may do everything a checkpoint and a
+    /// rollback of this database will ask of it (create and rename databases, end other
+    /// roles' sessions, re-apply per-role settings, read every row despite row-level
+    /// security, ...), judged from the database as it is now: one catalog read, changes
+    /// nothing. Run by `check`, before a checkpoint and in pre-flight, so that a missing
+    /// privilege is refused before the stop instead of failing after it. Every missing
+    /// privilege is named in one [`PermissionDenied`](crate::ErrorKind::PermissionDenied)
+    /// error with the statement that grants it; `Ok` names what was checked.
+    ///
+    /// Optional: the provided version checks nothing (`Ok` with no line).
+    async fn check_privileges(&self) -> Result<Vec<String>, AdapterError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Forwards every method, provided ones included, so that an `Arc` of an adapter (or an
@@ -205,5 +219,9 @@ impl<T: DatabaseSnapshot + ?Sized> DatabaseSnapshot for std::sync::Arc<T> {
 
     async fn diagnose(&self) -> Result<Vec<Finding>, AdapterError> {
         (**self).diagnose().await
+    }
+
+    async fn check_privileges(&self) -> Result<Vec<String>, AdapterError> {
+        (**self).check_privileges().await
     }
 }
