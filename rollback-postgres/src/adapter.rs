@@ -856,6 +856,10 @@ impl DatabaseSnapshot for PostgresSnapshot {
         Ok(files::audit(&self.root).await?)
     }
 
+    async fn preserved(&self, label: &str) -> Result<Option<PreservedDatabase>, AdapterError> {
+        self.preserved_by(label).await
+    }
+
     async fn check_privileges(&self) -> Result<Vec<String>, AdapterError> {
         let client = self.connect(&self.config.dbname).await?;
         let audit = crate::privileges::audit(&client).await?;

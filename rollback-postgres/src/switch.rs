@@ -330,6 +330,37 @@ impl PostgresSnapshot {
         Ok(rec.preserved)
     }
 
+    /// What `preserve_live(label)` set aside, finished or not: its record when it finished;
+    /// when it was interrupted or failed after its rename (its record could not be written),
+    /// the database it was renaming the live one to, if that database now has the live
+    /// one's oid. Reads the state file and the catalog only.
+    pub(crate) async fn preserved_by(&self, label: &str) -> Result<Option<PreservedDatabase>, AdapterError> {
+        let state = State::load(&self.root).await?;
+        let Some(rec) = state.preserved.get(label) else {
+            return Ok(None);
+        };
+        if rec.done {
+            return Ok(Some(rec.preserved.clone()));
+        }
+        let Some(target) = &rec.renamed_to else {
+            return Ok(None);
+        };
+        let client = self.maintenance().await?;
+        let found = Self::db_oid(&client, target).await?;
+        let renamed = match rec.oid {
+            Some(oid) => found == Some(oid),
+            None => found.is_some() && Self::db_oid(&client, &self.config.dbname).await?.is_none(),
+        };
+        Ok(renamed.then(|| {
+            let mut preserved = rec.preserved.clone();
+            preserved.notes.push(format!(
+                "found by looking: the emergency backup renamed {} to {target} but did not finish recording it",
+                self.config.dbname
+            ));
+            preserved
+        }))
+    }
+
     /// The fallback without a staged database: `pg_restore --clean` in place, then the
     /// record of what is live (so a repeated call knows it is done).
     async fn restore_in_place_recorded(

@@ -148,6 +148,10 @@ pub enum Fault {
     /// "The process dies here, after the method's effect": the change is made, then the
     /// crash is signalled and the call never returns.
     CrashAfter,
+    /// "The adapter fails after its change": the change is made, then this error is
+    /// returned (an adapter that changed something and could not record it, say). What it
+    /// changed must still be found out.
+    FailAfter(ErrorKind),
 }
 
 #[derive(Clone, Debug)]
@@ -486,6 +490,7 @@ impl World {
         }
         let mut gate = Gate {
             crash_after: None,
+            fail_after: None,
             world: self.clone(),
         };
         for fault in actions {
@@ -496,6 +501,7 @@ impl World {
                 }
                 Fault::CrashBefore => self.crash(method).await,
                 Fault::CrashAfter => gate.crash_after = Some(method),
+                Fault::FailAfter(kind) => gate.fail_after = Some((method, kind)),
             }
         }
         Ok(gate)
@@ -507,16 +513,25 @@ impl World {
     }
 }
 
-/// Passed by a fake once its change is made: crashes there when a `CrashAfter` fault hit.
+/// Passed by a fake once its change is made: crashes there when a `CrashAfter` fault hit,
+/// fails there when a `FailAfter` one did.
 pub(crate) struct Gate {
     crash_after: Option<Method>,
+    fail_after: Option<(Method, ErrorKind)>,
     world: World,
 }
 
 impl Gate {
-    pub(crate) async fn pass(self) {
+    pub(crate) async fn pass(self) -> Result<(), AdapterError> {
         if let Some(m) = self.crash_after {
             self.world.crash(m).await;
+        }
+        match self.fail_after {
+            Some((m, kind)) => Err(AdapterError::new(
+                kind,
+                format!("injected fault after the change of {m:?}"),
+            )),
+            None => Ok(()),
         }
     }
 }

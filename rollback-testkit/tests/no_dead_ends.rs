@@ -189,3 +189,132 @@ async fn a_rollback_halted_by_policy_is_put_back_by_resume() {
     assert_eq!(rig.world.end_state(), before);
     assert!(online(&rig));
 }
+
+#[tokio::test]
+async fn an_emergency_backup_that_fails_after_moving_the_database_is_found_and_put_back() {
+    let (rig, o) = deployed().await;
+    let before = rig.world.end_state();
+    // The adapter renames the live database aside, then cannot record it (its state
+    // directory turned read-only, say) and fails.
+    rig.world.inject(
+        Method::DbPreserveCurrent,
+        When::Nth(1),
+        Fault::FailAfter(ErrorKind::PermissionDenied),
+    );
+    let err = o
+        .rollback(RollbackTarget::LastGood, "v2 broken", Scope::ALL)
+        .await
+        .unwrap_err();
+    let report = err.report().expect("a report");
+    assert!(
+        matches!(report.outcome, Outcome::RestoredPreRollbackState { .. }),
+        "{}",
+        report.outcome
+    );
+    assert_eq!(rig.world.end_state(), before, "the database moved aside is back");
+    assert!(online(&rig));
+    assert!(
+        report.recovery.iter().any(|i| i.checked
+            && i.text
+                .contains("found what the interrupted emergency backup set aside")),
+        "{:?}",
+        report.recovery
+    );
+}
+
+/// The fake database, except that it cannot say what an emergency backup set aside (the
+/// trait's provided `preserved`): the recovery must still never start the app without a live
+/// database, and must say so.
+struct Forgetful(rollback_testkit::FakeDatabase);
+
+#[async_trait::async_trait]
+impl rollback_core::DatabaseSnapshot for Forgetful {
+    async fn snapshot(
+        &self,
+        label: &str,
+    ) -> Result<rollback_core::SnapshotInfo, rollback_core::AdapterError> {
+        self.0.snapshot(label).await
+    }
+    async fn verify(&self, id: &rollback_core::SnapshotId) -> Result<(), rollback_core::AdapterError> {
+        self.0.verify(id).await
+    }
+    async fn prepare_restore(
+        &self,
+        id: &rollback_core::SnapshotId,
+    ) -> Result<rollback_core::PreparedRestore, rollback_core::AdapterError> {
+        self.0.prepare_restore(id).await
+    }
+    async fn preserve_current(
+        &self,
+        label: &str,
+    ) -> Result<rollback_core::PreservedDatabase, rollback_core::AdapterError> {
+        self.0.preserve_current(label).await
+    }
+    async fn restore(
+        &self,
+        prepared: &rollback_core::PreparedRestore,
+    ) -> Result<Vec<rollback_core::PutAside>, rollback_core::AdapterError> {
+        self.0.restore(prepared).await
+    }
+    async fn reinstate(
+        &self,
+        preserved: &rollback_core::PreservedDatabase,
+    ) -> Result<Vec<rollback_core::PutAside>, rollback_core::AdapterError> {
+        self.0.reinstate(preserved).await
+    }
+    async fn check_integrity(
+        &self,
+        checks: &rollback_core::IntegrityChecks,
+    ) -> Result<rollback_core::IntegrityReport, rollback_core::AdapterError> {
+        self.0.check_integrity(checks).await
+    }
+    async fn list(&self) -> Result<Vec<rollback_core::SnapshotInfo>, rollback_core::AdapterError> {
+        self.0.list().await
+    }
+    async fn remove(&self, id: &rollback_core::SnapshotId) -> Result<(), rollback_core::AdapterError> {
+        self.0.remove(id).await
+    }
+    async fn ping(&self) -> Result<std::time::Duration, rollback_core::AdapterError> {
+        self.0.ping().await
+    }
+}
+
+#[tokio::test]
+async fn without_a_live_database_the_recovery_never_starts_the_app_and_says_so() {
+    let rig = Rig::new();
+    let o = rig
+        .orchestrator()
+        .database(Forgetful(rig.db.clone()))
+        .build()
+        .unwrap();
+    o.checkpoint("before v2").await.unwrap();
+    rig.deploy_bad_release(Scope::ALL);
+    rig.world.inject(
+        Method::DbPreserveCurrent,
+        When::Nth(1),
+        Fault::FailAfter(ErrorKind::PermissionDenied),
+    );
+    let err = o
+        .rollback(RollbackTarget::LastGood, "v2 broken", Scope::ALL)
+        .await
+        .unwrap_err();
+    let report = err.report().expect("a report");
+    let Outcome::Halted { statement, .. } = &report.outcome else {
+        panic!("never a false 'put back and started': {}", report.outcome);
+    };
+    assert!(rig.world.lock().db.live.is_none(), "the test's premise");
+    assert!(!online(&rig), "the app is not started without its database");
+    assert!(statement.contains("STOPPED"), "{statement}");
+    assert!(
+        statement.contains("the live database does not answer"),
+        "{statement}"
+    );
+    assert!(
+        report
+            .recovery
+            .iter()
+            .any(|i| !i.checked && i.text.contains("the live database answers")),
+        "{:?}",
+        report.recovery
+    );
+}

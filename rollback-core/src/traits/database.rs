@@ -19,7 +19,7 @@ use std::time::Duration;
 /// Required: `snapshot`, `verify`, `prepare_restore`, `preserve_current`, `restore`,
 /// `reinstate`, `check_integrity`, `list`, `remove`, `ping`. Provided (override where the
 /// adapter can do better): `check_prepared`, `prove_unchanged`, `open`, `access_warnings`,
-/// `diagnose`, `check_privileges`. New capabilities are added as provided methods, so adding one never breaks
+/// `diagnose`, `check_privileges`, `preserved`. New capabilities are added as provided methods, so adding one never breaks
 /// an adapter.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
@@ -150,6 +150,20 @@ pub trait DatabaseSnapshot: Send + Sync {
     async fn check_privileges(&self) -> Result<Vec<String>, AdapterError> {
         Ok(Vec::new())
     }
+
+    /// What a [`preserve_current`](Self::preserve_current) call with `label` set aside,
+    /// whether that call returned it, failed after its change (it could not record it, say)
+    /// or was interrupted: the database that was live before, found by looking. `None` when
+    /// no such call set anything aside. Changes nothing. The failure policy asks it when the
+    /// emergency backup began but returned nothing, so that a database moved aside is never
+    /// left unnamed and never missed by the put-back.
+    ///
+    /// Optional: the provided version says `None` (an adapter whose `preserve_current`
+    /// changes nothing unless it returns).
+    async fn preserved(&self, label: &str) -> Result<Option<PreservedDatabase>, AdapterError> {
+        let _ = label;
+        Ok(None)
+    }
 }
 
 /// Forwards every method, provided ones included, so that an `Arc` of an adapter (or an
@@ -223,5 +237,9 @@ impl<T: DatabaseSnapshot + ?Sized> DatabaseSnapshot for std::sync::Arc<T> {
 
     async fn check_privileges(&self) -> Result<Vec<String>, AdapterError> {
         (**self).check_privileges().await
+    }
+
+    async fn preserved(&self, label: &str) -> Result<Option<PreservedDatabase>, AdapterError> {
+        (**self).preserved(label).await
     }
 }

@@ -61,7 +61,7 @@ impl CodeVersion for FakeCode {
             .active_commit()
             .map(|c| c.revision.clone())
             .ok_or_else(|| AdapterError::not_found("no revision is active"))?;
-        gate.pass().await;
+        gate.pass().await?;
         Ok(rev)
     }
 
@@ -104,7 +104,7 @@ impl CodeVersion for FakeCode {
                 ))
             }
         };
-        gate.pass().await;
+        gate.pass().await?;
         Ok(rev)
     }
 
@@ -120,7 +120,7 @@ impl CodeVersion for FakeCode {
             .take(n)
             .map(|c| c.revision.clone())
             .collect();
-        gate.pass().await;
+        gate.pass().await?;
         Ok(out)
     }
 
@@ -141,7 +141,7 @@ impl CodeVersion for FakeCode {
             }
             s.code.prepared.insert(revision.clone());
         }
-        gate.pass().await;
+        gate.pass().await?;
         Ok(PreparedRevision {
             revision: revision.clone(),
             location: location(revision),
@@ -161,7 +161,7 @@ impl CodeVersion for FakeCode {
             s.code.prepared.insert(rev.clone());
             rev
         };
-        gate.pass().await;
+        gate.pass().await?;
         Ok(PreparedRevision {
             location: location(&rev),
             revision: rev,
@@ -181,7 +181,7 @@ impl CodeVersion for FakeCode {
             .enter(Method::CodeCheckActivate, revision.as_str())
             .await?;
         refuse_dirty(&self.world.lock(), revision)?;
-        gate.pass().await;
+        gate.pass().await?;
         Ok(())
     }
 
@@ -204,7 +204,7 @@ impl CodeVersion for FakeCode {
             }
             s.code.active = Some(prepared.revision.clone());
         }
-        gate.pass().await;
+        gate.pass().await?;
         Ok(())
     }
 
@@ -244,7 +244,7 @@ impl CodeVersion for FakeCode {
             .find(|c| c.revision.id == id)
             .map(|c| c.revision.clone())
             .ok_or_else(|| AdapterError::new(ErrorKind::Failed, "revert commit vanished"))?;
-        gate.pass().await;
+        gate.pass().await?;
         Ok(rev)
     }
 }

@@ -52,7 +52,7 @@ impl FakeConfig {
 impl ConfigStore for FakeConfig {
     async fn current(&self) -> Result<ConfigVersion, AdapterError> {
         let gate = self.world.enter(Method::ConfigCurrent, "").await?;
-        gate.pass().await;
+        gate.pass().await?;
         Ok(ConfigVersion {
             id: ConfigVersionId::new(LIVE),
             label: String::new(),
@@ -80,7 +80,7 @@ impl ConfigStore for FakeConfig {
             s.config.versions.insert(version.id.clone(), stored);
             version
         };
-        gate.pass().await;
+        gate.pass().await?;
         Ok(version)
     }
 
@@ -95,7 +95,7 @@ impl ConfigStore for FakeConfig {
             .map(|c| c.version.clone())
             .collect();
         all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        gate.pass().await;
+        gate.pass().await?;
         Ok(all)
     }
 
@@ -116,7 +116,7 @@ impl ConfigStore for FakeConfig {
                 format!("config version `{version}` lacks required keys {missing:?}"),
             ));
         }
-        gate.pass().await;
+        gate.pass().await?;
         Ok(ConfigCheck {
             keys: content.keys().cloned().collect(),
             warnings: Vec::new(),
@@ -131,7 +131,7 @@ impl ConfigStore for FakeConfig {
             s.config.live = content;
             s.config.live_malformed_line = bad;
         }
-        gate.pass().await;
+        gate.pass().await?;
         Ok(())
     }
 
@@ -151,14 +151,14 @@ impl ConfigStore for FakeConfig {
                 .map(|(k, _)| k.clone())
                 .collect(),
         };
-        gate.pass().await;
+        gate.pass().await?;
         Ok(diff)
     }
 
     async fn remove(&self, version: &ConfigVersionId) -> Result<(), AdapterError> {
         let gate = self.world.enter(Method::ConfigRemove, version.as_str()).await?;
         self.world.lock().config.versions.remove(version);
-        gate.pass().await;
+        gate.pass().await?;
         Ok(())
     }
 }

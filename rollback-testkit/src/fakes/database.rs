@@ -82,7 +82,7 @@ impl DatabaseSnapshot for FakeDatabase {
                 .insert(info.id.clone(), (info.clone(), live, false));
             info
         };
-        gate.pass().await;
+        gate.pass().await?;
         Ok(info)
     }
 
@@ -98,7 +98,7 @@ impl DatabaseSnapshot for FakeDatabase {
             }
             Some(_) => {}
         }
-        gate.pass().await;
+        gate.pass().await?;
         Ok(())
     }
 
@@ -111,7 +111,7 @@ impl DatabaseSnapshot for FakeDatabase {
             content.orphans += s.db.staging_adds_orphans;
             s.db.staged.insert(id.clone(), content);
         }
-        gate.pass().await;
+        gate.pass().await?;
         Ok(PreparedRestore {
             snapshot: id.clone(),
             staged_at: Some(format!("memory://staging/{id}")),
@@ -134,13 +134,29 @@ impl DatabaseSnapshot for FakeDatabase {
                 s.db.preserved.insert(label.to_owned(), live);
             }
         }
-        gate.pass().await;
+        gate.pass().await?;
         Ok(PreservedDatabase {
             label: label.to_owned(),
             location: format!("memory://preserved/{label}"),
             method: "set aside (fake rename)".into(),
             notes: Vec::new(),
         })
+    }
+
+    async fn preserved(&self, label: &str) -> Result<Option<PreservedDatabase>, AdapterError> {
+        self.reachable()?;
+        Ok(self
+            .world
+            .lock()
+            .db
+            .preserved
+            .contains_key(label)
+            .then(|| PreservedDatabase {
+                label: label.to_owned(),
+                location: format!("memory://preserved/{label}"),
+                method: "set aside (fake rename)".into(),
+                notes: vec!["found by looking: the emergency backup had set it aside".into()],
+            }))
     }
 
     async fn check_prepared(
@@ -170,7 +186,7 @@ impl DatabaseSnapshot for FakeDatabase {
                 .verified_staged
                 .insert(prepared.snapshot.clone());
         }
-        gate.pass().await;
+        gate.pass().await?;
         Ok(report)
     }
 
@@ -201,7 +217,7 @@ impl DatabaseSnapshot for FakeDatabase {
                 s.db.sealed = s.db.verified_staged.remove(id);
             }
         }
-        gate.pass().await;
+        gate.pass().await?;
         Ok(Vec::new())
     }
 
@@ -220,7 +236,7 @@ impl DatabaseSnapshot for FakeDatabase {
                 detail: format!("live is {}, sealed {}", s.db.live_origin, s.db.sealed),
             }
         };
-        gate.pass().await;
+        gate.pass().await?;
         Ok(Some(proof))
     }
 
@@ -228,7 +244,7 @@ impl DatabaseSnapshot for FakeDatabase {
         let gate = self.world.enter(Method::DbOpen, "").await?;
         self.reachable()?;
         let was = std::mem::replace(&mut self.world.lock().db.sealed, false);
-        gate.pass().await;
+        gate.pass().await?;
         Ok(if was {
             vec!["opened the live database to clients (fake)".into()]
         } else {
@@ -262,7 +278,7 @@ impl DatabaseSnapshot for FakeDatabase {
                 s.db.sealed = true;
             }
         }
-        gate.pass().await;
+        gate.pass().await?;
         Ok(aside)
     }
 
@@ -279,7 +295,7 @@ impl DatabaseSnapshot for FakeDatabase {
             }
             integrity_of(&s, s.db.live.as_ref(), s.db.fk_orphans, checks)
         };
-        gate.pass().await;
+        gate.pass().await?;
         Ok(report)
     }
 
@@ -294,7 +310,7 @@ impl DatabaseSnapshot for FakeDatabase {
             .map(|(i, _, _)| i.clone())
             .collect();
         all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        gate.pass().await;
+        gate.pass().await?;
         Ok(all)
     }
 
@@ -306,14 +322,20 @@ impl DatabaseSnapshot for FakeDatabase {
             .snapshots
             .remove(id)
             .ok_or_else(|| unknown(id))?;
-        gate.pass().await;
+        gate.pass().await?;
         Ok(())
     }
 
     async fn ping(&self) -> Result<Duration, AdapterError> {
         let gate = self.world.enter(Method::DbPing, "").await?;
         self.reachable()?;
-        gate.pass().await;
+        if self.world.lock().db.live.is_none() {
+            // As a server answers for a database renamed away.
+            return Err(AdapterError::not_found(
+                "the live database does not exist (it is set aside)",
+            ));
+        }
+        gate.pass().await?;
         Ok(Duration::from_millis(1))
     }
 
@@ -322,7 +344,7 @@ impl DatabaseSnapshot for FakeDatabase {
         let gate = self.world.enter(Method::DbDiagnose, "").await?;
         self.reachable()?;
         let found = self.world.lock().db.diagnosis.clone();
-        gate.pass().await;
+        gate.pass().await?;
         Ok(found)
     }
 }

@@ -34,7 +34,7 @@ impl HealthProbe for FakeHealthProbe {
         let entered = self.world.enter(Method::HealthProbe, self.app.as_str()).await;
         let healthy = entered.is_ok() && self.world.lock().healthy(&self.app);
         if let Ok(gate) = entered {
-            gate.pass().await;
+            let _ = gate.pass().await;
         }
         ProbeResult {
             probe: self.name(),
@@ -63,7 +63,7 @@ impl MetricsSource for FakeMetrics {
     async fn sample(&self, app: &AppName) -> Result<MetricsSample, AdapterError> {
         let gate = self.world.enter(Method::MetricsSample, app.as_str()).await?;
         let sample = self.world.lock().metrics.clone();
-        gate.pass().await;
+        let _ = gate.pass().await;
         Ok(sample)
     }
 }

@@ -106,7 +106,7 @@ impl ProcessManager for FakeProcessManager {
                 uptime: None,
             }
         };
-        gate.pass().await;
+        gate.pass().await?;
         Ok(status)
     }
 
@@ -114,7 +114,7 @@ impl ProcessManager for FakeProcessManager {
         one_app(app)?;
         let gate = self.world.enter(Method::ProcessStop, app.as_str()).await?;
         self.set(app, false)?;
-        gate.pass().await;
+        gate.pass().await?;
         Ok(())
     }
 
@@ -122,7 +122,7 @@ impl ProcessManager for FakeProcessManager {
         one_app(app)?;
         let gate = self.world.enter(Method::ProcessStart, app.as_str()).await?;
         self.set(app, true)?;
-        gate.pass().await;
+        gate.pass().await?;
         Ok(())
     }
 
@@ -134,7 +134,7 @@ impl ProcessManager for FakeProcessManager {
         if let Some(a) = self.world.lock().apps.get_mut(app) {
             a.restarts += 1;
         }
-        gate.pass().await;
+        gate.pass().await?;
         Ok(())
     }
 
@@ -146,7 +146,7 @@ impl ProcessManager for FakeProcessManager {
             let a = s.apps.get(app).ok_or_else(|| unknown(app))?;
             a.cluster && a.state == ProcessState::Online
         };
-        gate.pass().await;
+        gate.pass().await?;
         Ok(can)
     }
 
@@ -169,7 +169,7 @@ impl ProcessManager for FakeProcessManager {
             a.restarts += 1;
             s.log_start(app);
         }
-        gate.pass().await;
+        gate.pass().await?;
         Ok(())
     }
 
@@ -199,7 +199,7 @@ impl ProcessManager for FakeProcessManager {
                 notes: Vec::new(),
             })
         };
-        gate.pass().await;
+        gate.pass().await?;
         Ok(logs)
     }
 }

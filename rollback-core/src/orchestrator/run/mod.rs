@@ -570,7 +570,7 @@ impl<'a> Run<'a> {
     async fn emergency_backup(&mut self) -> Result<(), Failure> {
         let o = self.o;
         let scope = self.journal.request.scope;
-        let label = format!("pre-rollback-{}", self.journal.id);
+        let label = emergency_label(&self.journal);
         if let (Some(db), true, None) = (
             &o.database,
             scope.database,
@@ -1117,6 +1117,12 @@ impl<'a> Run<'a> {
             }),
         }
     }
+}
+
+/// The label of a rollback's emergency backups (the same in every call, so that a repeated
+/// or resumed call finds what an earlier one did).
+fn emergency_label(journal: &Journal) -> String {
+    format!("pre-rollback-{}", journal.id)
 }
 
 fn elapsed_since(start: chrono::DateTime<Utc>) -> std::time::Duration {

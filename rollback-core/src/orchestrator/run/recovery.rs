@@ -45,6 +45,8 @@ pub(super) struct RecoveryLog {
     stop: Option<Result<(), AdapterError>>,
     database: Option<Result<(), AdapterError>>,
     opened: Option<Result<(), AdapterError>>,
+    /// The live database's answer before the start.
+    answers: Option<Result<(), AdapterError>>,
     code: Option<Result<(), AdapterError>>,
     config: Option<Result<(), AdapterError>>,
     start: Option<Result<(), AdapterError>>,
@@ -191,8 +193,41 @@ impl Run<'_> {
             log.stop = Some(r.map(drop));
         }
         // The database: preserve_current may already have moved the live database aside,
-        // so it is put back whenever it was kept (reinstate is idempotent).
-        if let (Some(db), Some(p)) = (&o.database, &artifacts.preserved_database) {
+        // so it is put back whenever it was kept (reinstate is idempotent). An emergency
+        // backup that began but returned nothing may have moved it all the same (it failed
+        // after its change): the adapter is asked what it set aside.
+        let preserved_database = match (&o.database, &artifacts.preserved_database) {
+            (Some(db), None)
+                if self.journal.request.scope.database && self.journal.began(Step::EmergencyBackup) =>
+            {
+                let label = super::emergency_label(&self.journal);
+                let r = o
+                    .timed(
+                        Step::EmergencyBackup,
+                        "finding what the emergency backup set aside",
+                        db.preserved(&label),
+                    )
+                    .await;
+                match r {
+                    Ok(Some(p)) => {
+                        log.items.push(ChecklistItem::done(format!(
+                            "found what the interrupted emergency backup set aside: {} at {}",
+                            p.method, p.location
+                        )));
+                        self.journal.artifacts.preserved_database = Some(p.clone());
+                        Some(p)
+                    }
+                    Ok(None) => None,
+                    Err(e) => {
+                        log.record("find out what the emergency backup set aside", &Err::<(), _>(e));
+                        None
+                    }
+                }
+            }
+            (_, p) => p.clone(),
+        };
+        let artifacts = self.journal.artifacts.clone();
+        if let (Some(db), Some(p)) = (&o.database, &preserved_database) {
             let r = o
                 .timed(
                     Step::RestoreDatabase,
@@ -259,6 +294,21 @@ impl Run<'_> {
                 self.journal.notes.extend(notes.iter().cloned());
             }
             log.opened = Some(r.map(drop));
+        }
+        // Before the app starts on it: the live database answers (an undo that reported
+        // success is checked against what is there).
+        if let (Some(db), true, true) = (
+            &o.database,
+            self.journal.request.scope.database,
+            log.problems.is_empty(),
+        ) {
+            if self.journal.began(Step::EmergencyBackup) {
+                let r = o
+                    .timed(Step::Start, "checking the live database answers", db.ping())
+                    .await;
+                log.record("the live database answers", &r);
+                log.answers = Some(r.map(drop));
+            }
         }
         // The app: on every part whose undo succeeded, never on one left out.
         let serving: Option<Arc<dyn ProcessManager>> = if !log.problems.is_empty() {
@@ -491,6 +541,16 @@ impl Run<'_> {
                     p.location, p.method
                 )),
             }
+        }
+        if let Some(Err(e)) = recovery.and_then(|r| r.answers.as_ref()) {
+            parts.push(format!(
+                "the live database does not answer ({e}), so the app was not started on it{}",
+                if a.preserved_database.is_none() {
+                    "; the emergency backup may have set it aside without saying where"
+                } else {
+                    ""
+                }
+            ));
         }
         if let Some(p) = &a.preserved_code {
             match recovery.and_then(|r| r.code.as_ref()) {
