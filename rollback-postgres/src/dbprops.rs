@@ -12,7 +12,8 @@ pub(crate) async fn capture(client: &Client) -> Result<DatabaseProps, PgError> {
     let row = client
         .query_one(
             "SELECT pg_get_userbyid(d.datdba)::text, pg_encoding_to_char(d.encoding)::text, \
-               d.datcollate::text, d.datctype::text, d.datacl::text[] \
+               d.datcollate::text, d.datctype::text, d.datacl::text[], \
+               shobj_description(d.oid, 'pg_database') \
              FROM pg_database d WHERE d.datname = current_database()",
             &[],
         )
@@ -34,6 +35,7 @@ pub(crate) async fn capture(client: &Client) -> Result<DatabaseProps, PgError> {
         collate: row.get(2),
         ctype: row.get(3),
         acl: row.get(4),
+        comment: row.get(5),
         settings: settings
             .iter()
             .flat_map(|r| {
@@ -64,11 +66,22 @@ pub(crate) fn create_statement(name: &str, props: &DatabaseProps, with_owner: bo
     sql
 }
 
-/// Re-applies grants and settings to database `name`; what could not be applied is
-/// returned as notes (the restore goes on).
+/// Re-applies grants, settings and the comment to database `name`; what could not be
+/// applied is returned, one line each (the caller decides: before the stop, that refuses).
 pub(crate) async fn apply(client: &Client, name: &str, props: &DatabaseProps) -> Vec<String> {
     let mut notes = Vec::new();
     let db = quote_ident(name);
+    if let Some(comment) = &props.comment {
+        if let Err(e) = client
+            .batch_execute(&format!("COMMENT ON DATABASE {db} IS {}", quote_literal(comment)))
+            .await
+        {
+            notes.push(format!(
+                "could not re-apply the database's comment: {}",
+                PgError::sql("comment", e)
+            ));
+        }
+    }
     if let Some(acl) = &props.acl {
         let mut stmts = vec![format!("REVOKE ALL ON DATABASE {db} FROM PUBLIC")];
         for item in acl {

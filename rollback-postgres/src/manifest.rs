@@ -72,6 +72,9 @@ pub(crate) struct DatabaseProps {
     pub(crate) acl: Option<Vec<String>>,
     /// `ALTER DATABASE .. SET` values: (role, `name=value`); role `""` for all roles.
     pub(crate) settings: Vec<(String, String)>,
+    /// `COMMENT ON DATABASE` (not in a dump restored without `--create`).
+    #[serde(default)]
+    pub(crate) comment: Option<String>,
 }
 
 /// What `manifest.json` holds.

@@ -75,8 +75,47 @@ impl PostgresSnapshot {
         // What is already broken in this data (orphan rows under a NOT VALID key, a sequence
         // behind its column), in the same MVCC snapshot: recorded, not refused.
         let baseline = IntegrityBaseline::measure(&client).await?;
-        let warnings = baseline.warnings();
+        let mut warnings = baseline.warnings();
         let database_props = dbprops::capture(&client).await?;
+        // A dump carries a materialized view's definition, not its rows: the restore
+        // refreshes it from the snapshot's tables.
+        let matviews: Vec<String> = client
+            .query(
+                "SELECT format('%I.%I', schemaname, matviewname) FROM pg_matviews WHERE ispopulated ORDER BY 1",
+                &[],
+            )
+            .await
+            .map_err(|e| PgError::sql("listing the materialized views", e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        // pg_dump records no extension owner: the restoring role becomes it.
+        let foreign_extensions: Vec<String> = client
+            .query(
+                "SELECT e.extname::text || ' (owned by ' || pg_get_userbyid(e.extowner) || ')' FROM pg_extension e \
+                 WHERE e.extowner <> (SELECT oid FROM pg_roles WHERE rolname = current_user) \
+                   AND NOT (SELECT rolsuper FROM pg_roles WHERE oid = e.extowner) ORDER BY 1",
+                &[],
+            )
+            .await
+            .map_err(|e| PgError::sql("listing the extensions' owners", e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if !foreign_extensions.is_empty() {
+            warnings.push(format!(
+                "extension(s) {}: a restore by this role makes it their owner (pg_dump records no extension owner); \
+                 connect as their owner to keep it",
+                foreign_extensions.join(", ")
+            ));
+        }
+        if !matviews.is_empty() {
+            warnings.push(format!(
+                "materialized view(s) {}: a restore rebuilds them from the snapshot's tables (REFRESH), so rows they \
+                 held that were already stale when the snapshot was taken are not kept",
+                matviews.join(", ")
+            ));
+        }
 
         // 0700 when created here; an existing root is left as it is (access_warnings
         // reports it when others can read it).

@@ -83,7 +83,26 @@ impl PostgresSnapshot {
                 .await;
             return Err(e.into());
         }
-        notes.extend(dbprops::apply(&client, &staging, props).await);
+        let unapplied = dbprops::apply(&client, &staging, props).await;
+        if !unapplied.is_empty() {
+            // Known before the stop: a copy without the database's own settings, grants or
+            // comment would be switched in "verified" and quietly change what roles see.
+            let _ = client
+                .batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    quote_ident(&staging)
+                ))
+                .await;
+            return Err(AdapterError::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "the snapshot's database properties could not be given to the staged copy of {} (nothing was \
+                     stopped or changed): {}; `rollback check` names the privilege each needs",
+                    self.config.dbname,
+                    unapplied.join("; ")
+                ),
+            ));
+        }
         let oid = Self::db_oid(&client, &staging).await?.ok_or_else(|| {
             PgError::new(
                 ErrorKind::Conflict,
