@@ -144,6 +144,16 @@ impl Pm2Cli {
         Some((pid.is_some_and(rollback_core::sys::pid_alive), home))
     }
 
+    /// [`daemon_running`](Self::daemon_running) off the runtime's threads: `Some(false)`
+    /// only when the daemon provably is not running.
+    pub(crate) async fn daemon_up(&self) -> Option<bool> {
+        let probe = self.clone();
+        tokio::task::spawn_blocking(move || probe.daemon_running().map(|(up, _)| up))
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// [`Pm2Error::NotInstalled`] when the binary is not there (a path that does not exist,
     /// a name not on `PATH`). Blocking.
     fn check_binary(&self) -> Result<(), Pm2Error> {

@@ -47,6 +47,9 @@ pub struct Pm2ProcessManager {
     warm: WarmSlot,
 }
 
+/// How long the warm client's status call may take before the CLI is used instead.
+const WARM_STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The shared warm client slot (see [`crate::warm`]).
 #[derive(Clone, Default)]
 struct WarmSlot(std::sync::Arc<tokio::sync::Mutex<Option<WarmClient>>>);
@@ -427,17 +430,26 @@ impl Pm2ProcessManager {
 
     async fn start_app(&self, app: &AppName) -> Result<(), Pm2Error> {
         let stopped = self.stopped_by_us().remove(app);
-        let warm = self.warm.0.lock().await.take();
+        let mut warm = self.warm.0.lock().await.take();
+        if warm.is_some() && self.cli.daemon_up().await == Some(false) {
+            // The daemon the warm client talked to is gone (killed, crashed): its calls
+            // would wait out the command timeout. Straight to the CLI, which starts one.
+            tracing::warn!(app = %app, "pm2's daemon is not running: starting through the CLI");
+            warm = None;
+        }
         if let (Some(procs), Some(mut client)) = (stopped, warm) {
             // The fast path of a rollback: restart what this manager stopped, by id,
             // through the warm client, if pm2 still says it is stopped (nobody started or
             // deleted it since). Anything else falls back to looking it up.
             // `wait_online` checks the app by name, so a wrong id can never pass as a start.
             let timeout = self.cfg.command_timeout;
+            // A live daemon answers a status at once: a short limit, so that a daemon that
+            // died since the check above costs seconds, not the command timeout.
+            let status_timeout = timeout.min(WARM_STATUS_TIMEOUT);
             let mut fast = true;
             for p in &procs {
                 fast = fast
-                    && matches!(client.status(p.pm_id, timeout).await, Ok(Some(s)) if s == "stopped")
+                    && matches!(client.status(p.pm_id, status_timeout).await, Ok(Some(s)) if s == "stopped")
                     && client.call("restart", p.pm_id, timeout).await.is_ok();
             }
             drop(client);

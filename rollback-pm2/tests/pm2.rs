@@ -403,3 +403,65 @@ async fn a_cluster_app_reloads_one_instance_at_a_time_without_a_failed_request()
     let refused = pm.reload(&AppName::new("all")).await.unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::InvalidInput);
 }
+
+/// Issue 30: the daemon dies between a rollback's stop and its start (SIGKILL, as a crash or
+/// the OOM killer would). The warm client kept from the stop talks to a daemon that is gone;
+/// the start notices at once and goes through the CLI, which brings pm2 and the app back,
+/// instead of waiting out the command timeout.
+#[tokio::test]
+async fn a_daemon_killed_after_the_stop_costs_the_start_no_timeout() {
+    let _serial = SERIAL.lock().await;
+    let Some(pm2) = TempPm2::new("a_daemon_killed_after_the_stop_costs_the_start_no_timeout") else {
+        return;
+    };
+    let port = free_port();
+    let command_timeout = Duration::from_secs(60);
+    let script = pm2.write_app("web", NodeApp::HealthServer);
+    let pm = Pm2ProcessManager::builder()
+        .binary(pm2.pm2())
+        .home(pm2.home())
+        .stability_window(Duration::from_millis(1000))
+        .state_timeout(Duration::from_secs(20))
+        .command_timeout(command_timeout)
+        .app(
+            "web",
+            AppSpec::Script(
+                ScriptSpec::new(&script)
+                    .cwd(pm2.home())
+                    .env("PORT", port.to_string()),
+            ),
+        )
+        .build()
+        .expect("manager");
+    let web = AppName::new("web");
+    pm.start(&web).await.expect("start");
+    pm.stop(&web)
+        .await
+        .expect("stop (the warm client stays for the start)");
+    let pid: i32 = std::fs::read_to_string(pm2.home().join("pm2.pid"))
+        .expect("pm2.pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    // The pm2 daemon this test started in its own PM2_HOME.
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    for _ in 0..100 {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = std::time::Instant::now();
+    pm.start(&web).await.expect("start brings pm2 and the app back");
+    let took = started.elapsed();
+    println!("FIGURES start after the daemon was killed: {took:?} (command timeout {command_timeout:?})");
+    assert!(
+        took < command_timeout / 3,
+        "the start waited on the dead daemon: {took:?}"
+    );
+    assert_eq!(health(port), Some(200));
+}
