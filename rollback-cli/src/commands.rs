@@ -115,6 +115,9 @@ fn library(printer: &Printer, error: &RollbackError) -> Failed {
              (`rollback unlock --force` one held from another host, once you have checked it is gone)",
         ),
         RollbackError::NothingToResume => printer.warn("`rollback status` shows the last rollback"),
+        RollbackError::State(_) => printer.warn(
+            "nothing was stopped or changed: the state directory (or state store) must be writable, with room to write; fix it and run the command again",
+        ),
         _ => {}
     }
     if let RollbackError::Preflight { failures } = error {

@@ -46,6 +46,10 @@ pub fn of_error(error: &RollbackError) -> u8 {
         | RollbackError::MissingComponent { .. }
         | RollbackError::NothingToResume => REFUSED,
         RollbackError::InvalidSettings { .. } => CONFIG,
+        // The state store (lock, journal, checkpoints) could not be read or written before
+        // anything began (a full or read-only state directory): nothing was stopped or
+        // changed. (Once a rollback runs, its failures are `StepFailed`.)
+        RollbackError::State(_) => REFUSED,
         // A checkpoint refused for what the operator can fix (a privilege, a missing
         // database, bad input) changed nothing.
         RollbackError::Checkpoint { error, .. }
@@ -60,5 +64,37 @@ pub fn of_error(error: &RollbackError) -> u8 {
             REFUSED
         }
         _ => SOFTWARE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rollback_core::AdapterError;
+
+    #[test]
+    fn a_state_directory_that_cannot_be_written_is_a_refusal_not_internal() {
+        let full = AdapterError::io(
+            "writing the journal in /var/lib/web/rollback/journal",
+            std::io::Error::from(std::io::ErrorKind::StorageFull),
+        );
+        assert_eq!(full.kind(), ErrorKind::Unavailable);
+        assert_eq!(of_error(&RollbackError::State(full)), REFUSED);
+        let privilege = AdapterError::new(ErrorKind::PermissionDenied, "BYPASSRLS missing");
+        assert_eq!(
+            of_error(&RollbackError::Checkpoint {
+                what: "the database role's privileges",
+                error: privilege
+            }),
+            REFUSED
+        );
+        let internal = AdapterError::new(ErrorKind::Failed, "pg_dump crashed");
+        assert_eq!(
+            of_error(&RollbackError::Checkpoint {
+                what: "database snapshot",
+                error: internal
+            }),
+            SOFTWARE
+        );
     }
 }

@@ -65,7 +65,11 @@ impl ErrorKind {
             | Io::BrokenPipe
             | Io::HostUnreachable
             | Io::NetworkUnreachable
-            | Io::NetworkDown => ErrorKind::Unavailable,
+            | Io::NetworkDown
+            // A full disk or quota: the place to write cannot take it now.
+            | Io::StorageFull
+            | Io::QuotaExceeded
+            | Io::FileTooLarge => ErrorKind::Unavailable,
             _ => ErrorKind::Failed,
         }
     }
