@@ -45,6 +45,25 @@ async fn a_host_dying_mid_rollback_leaves_the_others_serving_and_resume_ends_all
             panic!("{method:?}: expected Halted, got {}", report.outcome);
         };
         assert_eq!(*at, step, "{method:?}");
+        // The report says host by host how the failed step came out.
+        let record = report
+            .steps
+            .iter()
+            .rev()
+            .find(|r| r.step == step)
+            .expect("the failed step's record");
+        assert!(
+            record
+                .checklist
+                .iter()
+                .any(|i| i.checked && i.text == "web-1: done")
+                && record
+                    .checklist
+                    .iter()
+                    .any(|i| !i.checked && i.text.starts_with("web-3: unavailable")),
+            "{method:?}: {:?}",
+            record.checklist
+        );
 
         // The reachable hosts serve one version, consistent with the open database.
         let (tree, data) = (format!("tree-{end}"), format!("{end} data"));

@@ -301,6 +301,15 @@ impl<'a> Run<'a> {
                 }
                 Err(failure) => {
                     tracing::error!(rollback = %self.journal.id, step = %step, cause = %failure.message(), "rollback step failed");
+                    // A step over several parts (a fleet's hosts) records how each came out.
+                    if let Failure::Step(e) = &failure {
+                        for part in e.parts() {
+                            self.items.push(ChecklistItem {
+                                text: part.to_string(),
+                                checked: part.is_done(),
+                            });
+                        }
+                    }
                     let _ = self.end(StepOutcome::Failed(failure.message())).await;
                     return self.fail(step, failure).await;
                 }
