@@ -103,7 +103,7 @@ fn library(printer: &Printer, error: &RollbackError) -> Failed {
         RollbackError::Locked { holder } => printer.warn(format!(
             "rollback: another rollback is running: lock held by {holder}"
         )),
-        _ => printer.warn(format!("rollback: {error}")),
+        _ => printer.warn(format!("rollback: {}", with_causes(error))),
     }
     match error {
         RollbackError::Unfinished { halted: true, .. } => printer.warn(
@@ -159,10 +159,25 @@ async fn wired_tolerant(
     Ok(w)
 }
 
+/// `error`'s message followed by each cause it does not already say (a full disk reads
+/// "... : No space left on device", not just "cannot write ...").
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !said.is_empty() && !text.contains(&said) {
+            text.push_str(&format!(": {said}"));
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// An unreachable host is a refusal (nothing was changed, the config may well be right);
 /// anything else is the config's.
 fn wire_failed(printer: &Printer, e: &wire::WireError) -> Failed {
-    printer.warn(format!("rollback: {e}"));
+    printer.warn(format!("rollback: {}", with_causes(e)));
     if e.is_unreachable_host() {
         printer.warn("nothing was stopped or changed; once the host answers `ssh`, run the command again");
         Failed(exit::REFUSED)
@@ -1016,7 +1031,7 @@ async fn report(
                     Some(ReportFormat::Html) => report.to_html(),
                     Some(ReportFormat::Md) | None => report.to_markdown(),
                 };
-                println!("{text}");
+                crate::output::out(text);
                 return Ok(exit::OK);
             };
             let format = format.unwrap_or(if json_mode {
@@ -1168,5 +1183,22 @@ async fn refuse_first_request(message: &str) {
     let mut stdout = tokio::io::stdout();
     if stdout.write_all(&bytes).await.is_ok() {
         let _ = stdout.flush().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_causes;
+    use rollback_core::{AdapterError, RollbackError};
+
+    #[test]
+    fn the_cause_chain_is_printed_once() {
+        let full = AdapterError::io(
+            "writing the journal in /srv/state/journal",
+            std::io::Error::other("No space left on device (os error 28)"),
+        );
+        let text = with_causes(&RollbackError::State(full));
+        assert!(text.contains("No space left on device"), "{text}");
+        assert_eq!(text.matches("writing the journal").count(), 1, "{text}");
     }
 }

@@ -86,7 +86,7 @@ impl Printer {
     pub fn say(&self, text: impl AsRef<str>) {
         match self.mode {
             Mode::Json => eprintln!("{}", text.as_ref()),
-            _ => println!("{}", text.as_ref()),
+            _ => out(text.as_ref()),
         }
     }
 
@@ -102,7 +102,7 @@ impl Printer {
             _ => {
                 let text = text.as_ref();
                 if !text.is_empty() {
-                    println!("{text}");
+                    out(text);
                 }
             }
         }
@@ -136,9 +136,9 @@ impl Printer {
             Mode::Plain => match &e.kind {
                 ProgressKind::Started => {
                     self.started.insert(e.number, (Instant::now(), None));
-                    println!("{head} started");
+                    out(format!("{head} started"));
                 }
-                other => println!("{head} {}", ending(other, elapsed)),
+                other => out(format!("{head} {}", ending(other, elapsed))),
             },
             Mode::Terminal { .. } => match &e.kind {
                 ProgressKind::Started => {
@@ -161,7 +161,7 @@ impl Printer {
                             );
                             bar.finish_with_message(text);
                         }
-                        None => println!("{text}"),
+                        None => out(text),
                     }
                 }
             },
@@ -200,7 +200,20 @@ pub fn json_line<T: Serialize>(kind: &str, value: &T) {
         body: value,
     };
     match serde_json::to_string(&line) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => out(text),
         Err(e) => eprintln!("cannot print JSON: {e}"),
+    }
+}
+
+/// Writes one line to stdout. A reader that went away (`rollback report --last | head`)
+/// is not an error of the command: the line is dropped quietly and the command goes on (a
+/// rollback never stops because its output is no longer read).
+pub(crate) fn out(text: impl std::fmt::Display) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            tracing::warn!(error = %e, "cannot write to stdout");
+        }
     }
 }

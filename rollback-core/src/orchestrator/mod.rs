@@ -273,11 +273,20 @@ impl Orchestrator {
     /// Refused while a rollback is unfinished ([`RollbackError::Unfinished`], or
     /// [`RollbackError::Locked`] while it runs): the app may be stopped and the database
     /// switched half way, which is no state to go back to.
+    ///
+    /// Holds the rollback lock while it runs: a rollback started meanwhile is refused
+    /// ([`RollbackError::Locked`], naming the checkpoint), as a checkpoint is while a
+    /// rollback runs.
     pub async fn checkpoint(&self, label: &str) -> Result<Checkpoint, RollbackError> {
         self.refuse_if_unfinished().await?;
         let id = CheckpointId::new(unique_id("cp"));
+        let (lock, _) = lock::acquire(&*self.state, &RollbackId::new(format!("checkpoint {id}"))).await?;
         let span = tracing::info_span!("checkpoint", checkpoint = %id, label);
-        self.take_checkpoint(id, label).instrument(span).await
+        let taken = self.take_checkpoint(id, label).instrument(span).await;
+        if let Err(e) = self.state.unlock(&lock.holder.token).await {
+            tracing::error!(error = %e, "could not release the lock taken for the checkpoint: `rollback unlock` clears it");
+        }
+        taken
     }
 
     async fn take_checkpoint(&self, id: CheckpointId, label: &str) -> Result<Checkpoint, RollbackError> {

@@ -7,13 +7,26 @@ use crate::report::{DowntimeWindow, Outcome, RollbackReport};
 use chrono::Utc;
 
 pub(super) fn build_report(o: &Orchestrator, j: &Journal) -> RollbackReport {
-    let finished_at = Utc::now();
+    // A finished rollback ended when its last step (the report's) did: read again later, its
+    // report says the same (never the time of reading).
+    let finished_at = match &j.status {
+        JournalStatus::Finished(_) => j
+            .steps
+            .last()
+            .and_then(|r| {
+                chrono::Duration::from_std(r.duration)
+                    .ok()
+                    .map(|d| r.started_at + d)
+            })
+            .unwrap_or_else(Utc::now),
+        _ => Utc::now(),
+    };
     let outcome = match &j.status {
         JournalStatus::Finished(outcome) | JournalStatus::Finishing(outcome) => outcome.clone(),
         JournalStatus::Running | JournalStatus::Recovering { .. } => Outcome::Halted {
             step: j.last_step(),
             cause: "the rollback has not finished".into(),
-            statement: "call resume()".into(),
+            statement: "resume the rollback (`rollback resume`) to finish it".into(),
         },
     };
     let mut emergency_backup = Vec::new();

@@ -1,0 +1,58 @@
+//! What an operator's tool relies on (issue 27): a stored rollback's report reads the same
+//! every time (its end is when it ended, not when it is read), and a rollback is refused
+//! while a checkpoint runs, as a checkpoint is while a rollback runs.
+
+use rollback_core::{RollbackError, RollbackTarget, Scope};
+use rollback_testkit::{Fault, Method, Rig, When};
+use std::time::Duration;
+
+#[tokio::test]
+async fn a_report_read_twice_is_the_same() {
+    let rig = Rig::new();
+    let o = rig.orchestrator().build().unwrap();
+    o.checkpoint("before v2").await.unwrap();
+    rig.deploy_bad_release(Scope::ALL);
+    let report = o
+        .rollback(RollbackTarget::LastGood, "v2 broken", Scope::ALL)
+        .await
+        .unwrap();
+    let first = o.report_of(&report.id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let second = o.report_of(&report.id).await.unwrap();
+    assert_eq!(first.to_json(), second.to_json());
+    assert_eq!(first.to_markdown(), second.to_markdown());
+    assert!(
+        (first.finished_at - report.finished_at).num_milliseconds().abs() < 50,
+        "the stored end, not the time of reading: {} vs {}",
+        first.finished_at,
+        report.finished_at
+    );
+}
+
+#[tokio::test]
+async fn a_rollback_is_refused_while_a_checkpoint_runs() {
+    let rig = Rig::new();
+    let o = std::sync::Arc::new(rig.orchestrator().build().unwrap());
+    o.checkpoint("v1").await.unwrap();
+    rig.world.inject(
+        Method::DbSnapshot,
+        When::Nth(1),
+        Fault::Delay(Duration::from_millis(600)),
+    );
+    let taking = {
+        let o = o.clone();
+        tokio::spawn(async move { o.checkpoint("slow").await })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let refused = o
+        .rollback(RollbackTarget::LastGood, "during a checkpoint", Scope::ALL)
+        .await
+        .unwrap_err();
+    let RollbackError::Locked { holder } = &refused else {
+        panic!("refused as locked, got {refused}");
+    };
+    assert!(holder.rollback.as_str().starts_with("checkpoint "), "{holder}");
+    assert_eq!(rig.world.count(Method::ProcessStop), 0, "nothing stopped");
+    taking.await.unwrap().expect("the checkpoint finishes");
+    assert!(o.lock_holder().await.unwrap().is_none(), "and frees the lock");
+}
