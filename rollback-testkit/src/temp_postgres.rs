@@ -354,6 +354,45 @@ impl TempPostgres {
         check(&out, "pg_ctl restart")
     }
 
+    /// Stops the server as a crash would (`pg_ctl stop -m immediate`): every session is cut,
+    /// nothing is checkpointed; [`start_again`](Self::start_again) brings it back (with
+    /// crash recovery).
+    pub fn kill(&self) -> Result<(), String> {
+        let pg_ctl = self.bindir.join("pg_ctl");
+        let out = self.run_server_tool(
+            &pg_ctl,
+            &[
+                "stop".as_ref(),
+                "-m".as_ref(),
+                "immediate".as_ref(),
+                "-w".as_ref(),
+                "-D".as_ref(),
+                self.data_dir.as_os_str(),
+            ],
+        )?;
+        check(&out, "pg_ctl stop -m immediate")
+    }
+
+    /// Starts the server again after [`kill`](Self::kill), on the same port and socket.
+    pub fn start_again(&self) -> Result<(), String> {
+        let pg_ctl = self.bindir.join("pg_ctl");
+        let log = self.root().join("server.log");
+        let out = self.run_server_tool(
+            &pg_ctl,
+            &[
+                "start".as_ref(),
+                "-w".as_ref(),
+                "-t".as_ref(),
+                "60".as_ref(),
+                "-D".as_ref(),
+                self.data_dir.as_os_str(),
+                "-l".as_ref(),
+                log.as_os_str(),
+            ],
+        )?;
+        check(&out, "pg_ctl start")
+    }
+
     /// Writes the CA, the server's certificate and key, and a `hostssl`-only `pg_hba.conf`;
     /// returns the lines for `postgresql.auto.conf`.
     fn set_up_tls(&mut self, setup: TlsSetup) -> Result<String, String> {

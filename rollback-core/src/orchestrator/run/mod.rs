@@ -154,7 +154,12 @@ impl<'a> Run<'a> {
                 run.journal.status = JournalStatus::Running;
                 "going on towards the target"
             } else {
-                // Observe and converge again: every undo is idempotent.
+                // Observe and converge again: every undo is idempotent. The cause is the
+                // step's own failure (what the earlier recovery met is in its report).
+                let cause = cause
+                    .split_once("; then recovery failed: ")
+                    .map_or(cause.as_str(), |(own, _)| own)
+                    .to_owned();
                 run.journal.status = JournalStatus::Recovering {
                     step,
                     cause,
