@@ -103,7 +103,7 @@ fn library(printer: &Printer, error: &RollbackError) -> Failed {
         RollbackError::Locked { holder } => printer.warn(format!(
             "rollback: another rollback is running: lock held by {holder}"
         )),
-        _ => printer.warn(format!("rollback: {}", with_causes(error))),
+        _ => printer.warn(format!("rollback: {}", operator_words(&with_causes(error)))),
     }
     match error {
         RollbackError::Unfinished { halted: true, .. } => printer.warn(
@@ -157,6 +157,21 @@ async fn wired_tolerant(
         ));
     }
     Ok(w)
+}
+
+/// The library's calls named in a message (for embedders) as the commands an operator
+/// types.
+fn operator_words(text: &str) -> String {
+    [
+        ("mark_good() one", "mark one good with `rollback mark-good ID`"),
+        ("checkpoint()", "`rollback checkpoint`"),
+        ("checkpoints()", "`rollback list`"),
+        ("clear_stale_lock()", "`rollback unlock`"),
+        ("journals()", "`rollback status`"),
+        ("resume()", "`rollback resume`"),
+    ]
+    .iter()
+    .fold(text.to_owned(), |t, (call, command)| t.replace(call, command))
 }
 
 /// `error`'s message followed by each cause it does not already say (a full disk reads
@@ -1190,6 +1205,20 @@ async fn refuse_first_request(message: &str) {
 mod tests {
     use super::with_causes;
     use rollback_core::{AdapterError, RollbackError};
+
+    #[test]
+    fn library_calls_are_named_as_commands() {
+        let e = RollbackError::NoCheckpoint(
+            "no checkpoint is marked good: take one with checkpoint() while healthy, or mark_good() one"
+                .into(),
+        );
+        let text = super::operator_words(&e.to_string());
+        assert!(!text.contains("()"), "{text}");
+        assert!(
+            text.contains("`rollback checkpoint`") && text.contains("`rollback mark-good ID`"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn the_cause_chain_is_printed_once() {

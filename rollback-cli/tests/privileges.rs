@@ -40,7 +40,7 @@ fn a_missing_privilege_is_refused_by_check_and_checkpoint_naming_the_grant() {
     pg.psql(
         "postgres",
         &format!(
-            "CREATE ROLE shop_owner LOGIN CREATEDB PASSWORD '{}'",
+            "CREATE ROLE shop_owner LOGIN CREATEDB PASSWORD '{0}'; CREATE ROLE reporting LOGIN PASSWORD '{0}'",
             pg.password().expose()
         ),
     )
@@ -112,4 +112,72 @@ binary = "{pm2}"
     let (code, out, err) = rollback(&config, &url, &["checkpoint", "--label", "v1"]);
     println!("--- rollback checkpoint with BYPASSRLS (exit {code}) ---\n{out}{err}");
     assert_eq!(code, 0, "with the grant:\n{out}\n{err}");
+    let checkpoint = out
+        .split_whitespace()
+        .find(|w| w.starts_with("cp-"))
+        .expect("the checkpoint's id")
+        .to_owned();
+
+    // A reporting session the role may not end: the run is refused in pre-flight, before
+    // anything is stopped or renamed, naming the grant.
+    pg.psql("shop", "GRANT SELECT ON notes TO reporting").unwrap();
+    let mut session = Command::new(pg.bindir().join("psql"))
+        .args(["-X", "-q", "-h"])
+        .arg(pg.socket_dir())
+        .args([
+            "-p",
+            &pg.port().to_string(),
+            "-U",
+            "reporting",
+            "-d",
+            "shop",
+            "-c",
+            "SELECT pg_sleep(120)",
+        ])
+        .env("PGPASSWORD", pg.password().expose())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("a reporting session");
+    let connected = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        pg.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'reporting'",
+        )
+        .is_ok_and(|n| n.trim() == "1")
+    });
+    assert!(connected, "the reporting session is there");
+    let (code, out, err) = rollback(
+        &config,
+        &url,
+        &[
+            "run",
+            "--to",
+            &checkpoint,
+            "--scope",
+            "db",
+            "--yes",
+            "--reason",
+            "v2",
+        ],
+    );
+    println!("--- rollback run with a session it may not end (exit {code}) ---\n{out}{err}");
+    assert_eq!(code, 3, "refused in pre-flight:\n{out}\n{err}");
+    assert!(
+        err.contains(r#"GRANT pg_signal_backend TO "shop_owner";"#),
+        "{err}"
+    );
+    assert!(
+        pg.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'shop%'"
+        )
+        .unwrap()
+        .trim()
+            == "1",
+        "nothing renamed or staged"
+    );
+    let _ = session.kill();
+    let _ = session.wait();
 }
