@@ -278,6 +278,8 @@ pub struct FakeApp {
     /// When true, the app runs several processes that can be replaced one at a time
     /// (pm2's cluster mode): `can_reload` says yes while it is online.
     pub cluster: bool,
+    /// When its process started (`status` reports the uptime from it).
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Everything the fakes share.

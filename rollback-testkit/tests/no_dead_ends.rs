@@ -318,3 +318,46 @@ async fn without_a_live_database_the_recovery_never_starts_the_app_and_says_so()
         report.recovery
     );
 }
+
+#[tokio::test]
+async fn resume_restarts_an_app_someone_started_on_the_release_before_the_switch() {
+    let (rig, o) = deployed().await;
+    // The process dies right after the code was switched; the app is brought back by hand
+    // (`pm2 resurrect`, say) before the rollback is resumed: it runs what it loaded before.
+    rig.world
+        .inject(Method::CodeActivate, When::Nth(1), Fault::CrashAfter);
+    let crashed = rollback_testkit::run_until_crash(
+        &rig.world,
+        o.rollback(RollbackTarget::LastGood, "v2 broken", Scope::ALL),
+    )
+    .await;
+    assert!(crashed.is_none(), "crashed");
+    drop(o);
+    rig.world.clear_faults();
+    rollback_core::ProcessManager::start(&rig.process, &rollback_core::AppName::new(APP))
+        .await
+        .unwrap();
+    assert!(online(&rig), "the premise: online before the resume");
+    let restarts = rig.world.count(Method::ProcessRestart);
+    let report = rig.orchestrator().build().unwrap().resume().await.unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert_eq!(
+        rig.world.count(Method::ProcessRestart),
+        restarts + 1,
+        "restarted onto the activated release, not left running the old one"
+    );
+    let start = report
+        .steps
+        .iter()
+        .rev()
+        .find(|s| s.step == rollback_core::Step::Start)
+        .unwrap();
+    assert!(
+        start
+            .checklist
+            .iter()
+            .any(|i| i.text.contains("restarted onto the activated release")),
+        "{:?}",
+        start.checklist
+    );
+}

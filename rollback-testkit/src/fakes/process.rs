@@ -33,6 +33,7 @@ impl FakeProcessManager {
                 restarts: 0,
                 crashes_on_start: false,
                 cluster: false,
+                started_at: Some(chrono::Utc::now()),
             },
         );
     }
@@ -52,6 +53,7 @@ impl FakeProcessManager {
         if !online {
             a.state = ProcessState::Stopped;
             a.pid = None;
+            a.started_at = None;
             return Ok(());
         }
         if a.state == ProcessState::Online {
@@ -68,6 +70,7 @@ impl FakeProcessManager {
         }
         a.state = ProcessState::Online;
         a.pid = Some(pid);
+        a.started_at = Some(chrono::Utc::now());
         s.log_start(app);
         Ok(())
     }
@@ -103,7 +106,10 @@ impl ProcessManager for FakeProcessManager {
                 state: a.state,
                 pid: a.pid,
                 restarts: Some(a.restarts),
-                uptime: None,
+                uptime: a
+                    .started_at
+                    .filter(|_| a.state == ProcessState::Online)
+                    .and_then(|t| (chrono::Utc::now() - t).to_std().ok()),
             }
         };
         gate.pass().await?;
@@ -167,6 +173,7 @@ impl ProcessManager for FakeProcessManager {
             a.state = ProcessState::Online;
             a.pid = Some(pid);
             a.restarts += 1;
+            a.started_at = Some(chrono::Utc::now());
             s.log_start(app);
         }
         gate.pass().await?;

@@ -67,6 +67,9 @@ pub(super) struct Run<'a> {
     items: Vec<ChecklistItem>,
     /// Calls the rollback off while its steps can still be abandoned (before the stop).
     cancel: Cancel,
+    /// True when this process took the rollback up from its journal (`resume()`): the app
+    /// may have been started since by someone else.
+    resumed: bool,
 }
 
 impl<'a> Run<'a> {
@@ -121,6 +124,7 @@ impl<'a> Run<'a> {
             lock,
             items: Vec::new(),
             cancel,
+            resumed: false,
         };
         run.emit(Step::Lock, ProgressKind::Finished);
         if let Err(e) = run.begin(Step::Journal).await {
@@ -147,6 +151,7 @@ impl<'a> Run<'a> {
             lock,
             items: Vec::new(),
             cancel: Cancel::new(),
+            resumed: true,
         };
         if let JournalStatus::Finished(Outcome::Halted { step, cause, .. }) = run.journal.status.clone() {
             let towards = if run.journal.artifacts.resume_towards_target {
@@ -786,11 +791,27 @@ impl<'a> Run<'a> {
             )));
             return Ok(());
         }
-        let (started, first_answer, _) = while_probing(
-            o,
-            o.timed(Step::Start, "starting the app", o.process.start(&o.app)),
-        )
-        .await;
+        // Start means running the activated release: an app already online (started by an
+        // earlier recovery, a human, the manager's resurrect) whose process is older than
+        // the switch of its code or config runs what was there before, and is restarted.
+        let restart = self.started_before_the_switch().await;
+        let (started, first_answer, _) = if restart {
+            self.items.push(ChecklistItem::done(format!(
+                "`{}` was online from before the code or config was switched under it: restarted onto the activated release",
+                o.app
+            )));
+            while_probing(
+                o,
+                o.timed(Step::Start, "restarting the app", o.process.restart(&o.app)),
+            )
+            .await
+        } else {
+            while_probing(
+                o,
+                o.timed(Step::Start, "starting the app", o.process.start(&o.app)),
+            )
+            .await
+        };
         started?;
         if first_answer.is_some() {
             self.journal.first_answer_at = first_answer;
@@ -798,6 +819,43 @@ impl<'a> Run<'a> {
         self.items
             .push(ChecklistItem::done(format!("`{}` started", o.app)));
         Ok(())
+    }
+
+    /// True when the app is online with a process that started before this rollback
+    /// switched its code or config (the manager reports the uptime; a manager of several
+    /// hosts does not, and is started as it is).
+    /// Asked only of a resumed rollback: in one run the app is stopped by the stop step and
+    /// started here, and a status call of a manager costs downtime.
+    async fn started_before_the_switch(&self) -> bool {
+        if !self.resumed {
+            return false;
+        }
+        let o = self.o;
+        let switched = self
+            .journal
+            .steps
+            .iter()
+            .filter(|r| matches!(r.step, Step::ActivateCode | Step::RestoreConfig) && r.outcome.is_ok())
+            .filter(|r| !matches!(r.outcome, StepOutcome::Skipped(_)))
+            .filter_map(|r| {
+                chrono::Duration::from_std(r.duration)
+                    .ok()
+                    .map(|d| r.started_at + d)
+            })
+            .max();
+        let Some(switched) = switched else {
+            return false;
+        };
+        match o
+            .timed(Step::Start, "reading the app's status", o.process.status(&o.app))
+            .await
+        {
+            Ok(status) if status.state == crate::domain::ProcessState::Online => status
+                .uptime
+                .and_then(|up| chrono::Duration::from_std(up).ok())
+                .is_some_and(|up| Utc::now() - up < switched),
+            _ => false,
+        }
     }
 
     async fn post_verify(&mut self) -> Result<(), Failure> {
