@@ -208,6 +208,11 @@ pub struct Target {
     /// `all` (the default without a scenario).
     #[arg(long, value_parser = parse_scope)]
     pub scope: Option<Scope>,
+    /// Roll the database back even when the live one already is this checkpoint's copy,
+    /// switched in by an earlier rollback: every write made into it since is set aside
+    /// (kept, not deleted). Without it such a run is refused.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `last-good`, `previous`, `previous~N`, or a checkpoint id.

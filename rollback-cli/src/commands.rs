@@ -122,7 +122,12 @@ fn library(printer: &Printer, error: &RollbackError) -> Failed {
     }
     if let RollbackError::Preflight { failures } = error {
         for f in failures {
-            printer.warn(format!("  {} {}: {}", printer.mark(false), f.check, f.error));
+            printer.warn(format!(
+                "  {} {}: {}",
+                printer.mark(false),
+                f.check,
+                operator_words(&f.error.to_string())
+            ));
         }
     }
     if let Some(report) = error.report() {
@@ -169,6 +174,10 @@ fn operator_words(text: &str) -> String {
         ("clear_stale_lock()", "`rollback unlock`"),
         ("journals()", "`rollback status`"),
         ("resume()", "`rollback resume`"),
+        (
+            "leave the database out of the scope, or force it",
+            "leave the database out (`--scope code,config`), or pass `--force`",
+        ),
     ]
     .iter()
     .fold(text.to_owned(), |t, (call, command)| t.replace(call, command))
@@ -464,7 +473,9 @@ fn request_of(target: &Target, reason: &str) -> RollbackRequest {
     if let Some(scope) = target.scope {
         request.scope = scope;
     }
-    request.with_trigger(format!("operator {} (rollback CLI)", operator()))
+    request
+        .with_force(target.force)
+        .with_trigger(format!("operator {} (rollback CLI)", operator()))
 }
 
 fn operator() -> String {

@@ -168,7 +168,17 @@ fn a_host_dying_mid_rollback_leaves_the_others_serving_and_resume_leads_out() {
         let (code, out, err) = run(rollback(
             &config,
             &db_url,
-            &["run", "--scope", "all", "--yes", "--reason", "v2 broke users"],
+            // --force: the test's bad deploy migrates the database an earlier scenario
+            // switched in from this same checkpoint, which is refused without it.
+            &[
+                "run",
+                "--scope",
+                "all",
+                "--force",
+                "--yes",
+                "--reason",
+                "v2 broke users",
+            ],
         ));
         println!("--- rollback run, web-2 dies at {call} (exit {code}) ---\n{out}{err}");
         assert_eq!(code, 2, "{call}: halted expected:\n{out}\n{err}");

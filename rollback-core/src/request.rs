@@ -65,6 +65,11 @@ pub struct RollbackRequest {
     pub code_strategy: CodeStrategy,
     /// What triggered it (an operator's name, a watchdog rule).
     pub trigger: Option<String>,
+    /// Roll the database back even when the live one already is the checkpoint's copy,
+    /// switched in by an earlier rollback: every write made into it since is set aside
+    /// (kept, not deleted). Off by default: such a run is refused in pre-flight.
+    #[serde(default)]
+    pub force: bool,
 }
 
 impl RollbackRequest {
@@ -77,6 +82,7 @@ impl RollbackRequest {
             scenario: None,
             code_strategy: CodeStrategy::Checkout,
             trigger: None,
+            force: false,
         }
     }
 
@@ -103,6 +109,13 @@ impl RollbackRequest {
     /// Sets the code strategy.
     pub fn with_code_strategy(mut self, strategy: CodeStrategy) -> Self {
         self.code_strategy = strategy;
+        self
+    }
+
+    /// Rolls the database back even when the live one already is the checkpoint's copy
+    /// (see [`force`](Self::force)).
+    pub fn with_force(mut self, force: bool) -> Self {
+        self.force = force;
         self
     }
 }

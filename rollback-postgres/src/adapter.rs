@@ -860,6 +860,10 @@ impl DatabaseSnapshot for PostgresSnapshot {
         self.preserved_by(label).await
     }
 
+    async fn live_source(&self) -> Result<Option<SnapshotId>, AdapterError> {
+        self.live_snapshot().await
+    }
+
     async fn check_privileges(&self) -> Result<Vec<String>, AdapterError> {
         let client = self.connect(&self.config.dbname).await?;
         let audit = crate::privileges::audit(&client).await?;

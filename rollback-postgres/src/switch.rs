@@ -380,6 +380,25 @@ impl PostgresSnapshot {
         }))
     }
 
+    /// The snapshot the live database was switched in from, while it still is that
+    /// database (its oid is the one recorded at the switch). In-place restores (oid 0) are
+    /// not told apart from the database they overwrote: `None` then.
+    pub(crate) async fn live_snapshot(&self) -> Result<Option<SnapshotId>, AdapterError> {
+        let state = State::load(&self.root).await?;
+        let Some(live) = state.live.as_ref() else {
+            return Ok(None);
+        };
+        let Some(id) = live.source.strip_prefix("snapshot:") else {
+            return Ok(None);
+        };
+        if live.oid == 0 {
+            return Ok(None);
+        }
+        let client = self.maintenance().await?;
+        let oid = Self::db_oid(&client, &self.config.dbname).await?;
+        Ok((oid == Some(live.oid)).then(|| SnapshotId::new(id)))
+    }
+
     /// The fallback without a staged database: `pg_restore --clean` in place, then the
     /// record of what is live (so a repeated call knows it is done).
     async fn restore_in_place_recorded(

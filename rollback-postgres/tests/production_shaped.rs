@@ -248,6 +248,11 @@ async fn round_trip(test: &str, as_superuser: bool) {
 
     // The database's path through a rollback.
     db.check_privileges().await.expect("pre-flight");
+    assert_eq!(
+        db.live_source().await.unwrap(),
+        None,
+        "not a switched-in copy yet"
+    );
     let prepared = db.prepare_restore(&snap.id).await.expect("staged");
     let checks = IntegrityChecks::new()
         .expect_snapshot(Some(snap.id.clone()))
@@ -265,6 +270,11 @@ async fn round_trip(test: &str, as_superuser: bool) {
     let proof = db.prove_unchanged(&prepared).await.expect("proof");
     assert!(proof.as_ref().is_none_or(|p| p.passed), "{proof:?}");
     db.open().await.expect("opened");
+    assert_eq!(
+        db.live_source().await.unwrap(),
+        Some(snap.id.clone()),
+        "the live database is known to be the checkpoint's copy: a second rollback to it is refused"
+    );
 
     let after = fingerprint(&pg);
     for ((name, want), (_, got)) in before.iter().zip(&after) {

@@ -56,3 +56,57 @@ async fn a_rollback_is_refused_while_a_checkpoint_runs() {
     taking.await.unwrap().expect("the checkpoint finishes");
     assert!(o.lock_holder().await.unwrap().is_none(), "and frees the lock");
 }
+
+/// Issue 31: a second rollback to the same checkpoint would set aside every write users made
+/// since the first one switched the checkpoint's copy in. Refused in pre-flight (nothing
+/// stopped, nothing set aside) unless forced.
+#[tokio::test]
+async fn a_second_rollback_to_the_same_checkpoint_is_refused_unless_forced() {
+    let rig = Rig::new();
+    let o = rig.orchestrator().build().unwrap();
+    o.checkpoint("v1").await.unwrap();
+    rig.deploy_bad_release(Scope::ALL);
+    o.rollback(RollbackTarget::LastGood, "v2 broken", Scope::ALL)
+        .await
+        .unwrap();
+    // Users write into the live database (the checkpoint's copy) after the rollback.
+    rig.world.lock().db.live.as_mut().unwrap().marker = "v1 data + users' new writes".into();
+    let preserved = rig.world.count(Method::DbPreserveCurrent);
+    let refused = o
+        .rollback(RollbackTarget::LastGood, "again", Scope::ALL)
+        .await
+        .unwrap_err();
+    let RollbackError::Preflight { failures } = &refused else {
+        panic!("refused in pre-flight, got {refused}");
+    };
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.error.to_string().contains("already is snapshot")
+                && f.error.to_string().contains("set those writes aside")),
+        "{refused}"
+    );
+    assert_eq!(
+        rig.world.count(Method::DbPreserveCurrent),
+        preserved,
+        "nothing set aside"
+    );
+    assert_eq!(
+        rig.world.end_state().db_marker.as_deref(),
+        Some("v1 data + users' new writes")
+    );
+    // Forced, it runs, and the writes are kept aside.
+    let forced =
+        rollback_core::RollbackRequest::new(RollbackTarget::LastGood, "again, on purpose", Scope::ALL)
+            .with_force(true);
+    o.rollback_with(forced).await.expect("forced");
+    assert!(
+        rig.world
+            .lock()
+            .db
+            .preserved
+            .values()
+            .any(|c| c.marker == "v1 data + users' new writes"),
+        "the writes made since are kept aside"
+    );
+}

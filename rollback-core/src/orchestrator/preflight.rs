@@ -324,6 +324,39 @@ pub(super) async fn preflight_checks(
             .boxed(),
         );
     }
+    if let (true, false, Some(db), Some(snapshot)) =
+        (scope.database, request.force, &o.database, &cp.snapshot)
+    {
+        checks.push(
+            async move {
+                let r = o
+                    .timed(
+                        Step::Preflight,
+                        "asking where the live database comes from",
+                        db.live_source(),
+                    )
+                    .await;
+                let r = match r {
+                    Ok(Some(live)) if &live == snapshot => Err(AdapterError::new(
+                        ErrorKind::Conflict,
+                        format!(
+                            "the live database already is snapshot {snapshot} of checkpoint {}, switched in by an earlier \
+                             rollback, with every write made into it since: rolling back to it again would set those \
+                             writes aside (kept, not deleted); leave the database out of the scope, or force it",
+                            cp.id
+                        ),
+                    )),
+                    Ok(_) => Ok("not already this checkpoint's copy".to_owned()),
+                    Err(e) => Ok(format!("cannot tell ({e})")),
+                };
+                (
+                    "the live database is not already the target's copy".to_owned(),
+                    r,
+                )
+            }
+            .boxed(),
+        );
+    }
     let (items, failures) = run_checks(checks).await;
     if check_live && failures.is_empty() && !scope.database && request.code_strategy == CodeStrategy::Checkout
     {

@@ -19,7 +19,7 @@ use std::time::Duration;
 /// Required: `snapshot`, `verify`, `prepare_restore`, `preserve_current`, `restore`,
 /// `reinstate`, `check_integrity`, `list`, `remove`, `ping`. Provided (override where the
 /// adapter can do better): `check_prepared`, `prove_unchanged`, `open`, `access_warnings`,
-/// `diagnose`, `check_privileges`, `preserved`. New capabilities are added as provided methods, so adding one never breaks
+/// `diagnose`, `check_privileges`, `preserved`, `live_source`. New capabilities are added as provided methods, so adding one never breaks
 /// an adapter.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
@@ -164,6 +164,17 @@ pub trait DatabaseSnapshot: Send + Sync {
         let _ = label;
         Ok(None)
     }
+
+    /// The snapshot the live database was switched in from by an earlier
+    /// [`restore`](Self::restore), while it still is that database (users' writes since
+    /// included); `None` when it is not one this adapter switched in, or it cannot tell.
+    /// Pre-flight refuses to roll back to that snapshot again unless forced: it would set
+    /// those writes aside. Changes nothing.
+    ///
+    /// Optional: the provided version says `None`.
+    async fn live_source(&self) -> Result<Option<SnapshotId>, AdapterError> {
+        Ok(None)
+    }
 }
 
 /// Forwards every method, provided ones included, so that an `Arc` of an adapter (or an
@@ -241,5 +252,9 @@ impl<T: DatabaseSnapshot + ?Sized> DatabaseSnapshot for std::sync::Arc<T> {
 
     async fn preserved(&self, label: &str) -> Result<Option<PreservedDatabase>, AdapterError> {
         (**self).preserved(label).await
+    }
+
+    async fn live_source(&self) -> Result<Option<SnapshotId>, AdapterError> {
+        (**self).live_source().await
     }
 }

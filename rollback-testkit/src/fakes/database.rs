@@ -159,6 +159,16 @@ impl DatabaseSnapshot for FakeDatabase {
             }))
     }
 
+    async fn live_source(&self) -> Result<Option<SnapshotId>, AdapterError> {
+        self.reachable()?;
+        let s = self.world.lock();
+        Ok(s.db
+            .live
+            .as_ref()
+            .and_then(|_| s.db.live_origin.strip_prefix("snapshot:"))
+            .map(SnapshotId::new))
+    }
+
     async fn check_prepared(
         &self,
         prepared: &PreparedRestore,
