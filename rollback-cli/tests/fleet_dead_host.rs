@@ -109,13 +109,9 @@ fn a_host_dying_mid_rollback_leaves_the_others_serving_and_resume_leads_out() {
     let Some(hosts) = start_hosts(test, root, &["web-1", "web-2"], &repo, &v1) else {
         return;
     };
-    let servers: Vec<(&str, u16)> = hosts.iter().map(|h| (h.name.as_str(), h.port)).collect();
-    let Some(lb) = TempHaproxy::start(test, &servers) else {
+    let Some(lb) = balancer(test, &hosts) else {
         return;
     };
-    wait_until("haproxy answers", Duration::from_secs(10), || {
-        get(lb.port(), "/api/health", Duration::from_secs(2)).is_some()
-    });
 
     // The deploy box: web-2's agent behind the shim.
     let deploy = root.join("deploy");
@@ -296,6 +292,19 @@ fn a_host_dying_mid_rollback_leaves_the_others_serving_and_resume_leads_out() {
     table.push(format!(
         "web-2 dies at its restart in a rolling code rollback: halted with web-1 on v1, web-2 still serving v2; through haproxy {sent} sent, {failed} failed, longest gap {longest:?}; resume rolls web-2: both on v1"
     ));
+    // Nothing unfinished, web-2 down: status still answers from this box, names web-2 and
+    // exits 3 (a host could not be asked).
+    std::fs::write(&down, "").unwrap();
+    let (code, out, err) = run(rollback(&config, &db_url, &["status"]));
+    println!("--- rollback status, nothing unfinished, web-2 down (exit {code}) ---\n{out}{err}");
+    assert_eq!(code, 3, "{out}\n{err}");
+    assert!(
+        out.contains("host web-2: could not be reached")
+            && out.contains("lock: free")
+            && out.contains("last rollback"),
+        "{out}"
+    );
+    std::fs::remove_file(&down).unwrap();
     println!("FIGURES\n{}", table.join("\n"));
     let _ = Path::new(&shim);
 }

@@ -16,7 +16,6 @@
 mod common;
 
 use common::*;
-use rollback_testkit::temp_haproxy::TempHaproxy;
 use rollback_testkit::temp_pm2::free_port;
 use rollback_testkit::temp_sshd::TempSshd;
 use rollback_testkit::TempPostgres;
@@ -148,13 +147,9 @@ fn a_fleet_behind_haproxy_rolls_back_code_without_a_failed_request_and_everythin
         return;
     };
 
-    let servers: Vec<(&str, u16)> = hosts.iter().map(|h| (h.name.as_str(), h.port)).collect();
-    let Some(lb) = TempHaproxy::start(test, &servers) else {
+    let Some(lb) = balancer(test, &hosts) else {
         return;
     };
-    wait_until("haproxy answers", Duration::from_secs(10), || {
-        get(lb.port(), "/api/health", Duration::from_secs(2)).is_some()
-    });
 
     let deploy = root.join("deploy");
     std::fs::create_dir_all(&deploy).unwrap();

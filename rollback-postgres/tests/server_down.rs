@@ -8,21 +8,13 @@
 
 use rollback_core::{Outcome, RollbackError, RollbackTarget, Scope};
 use rollback_postgres::{PgConfig, PgTools, PostgresSnapshot};
-use rollback_testkit::{Fault, Method, Rig, TempPostgres, When, APP};
+use rollback_testkit::{Fault, Method, Rig, TempPostgres, When};
 use std::sync::Arc;
 use std::time::Duration;
 
 fn adapter(pg: &TempPostgres, root: &std::path::Path) -> PostgresSnapshot {
     let config = PgConfig::new(pg.host(), pg.port(), pg.superuser(), "web").password(pg.password().clone());
     PostgresSnapshot::new(config, root, PgTools::in_dir(pg.bindir()))
-}
-
-fn app_online(rig: &Rig) -> bool {
-    rig.world
-        .end_state()
-        .apps
-        .iter()
-        .any(|(a, s)| a.as_str() == APP && *s == rollback_core::ProcessState::Online)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,7 +84,7 @@ async fn a_server_killed_after_the_emergency_backup_halts_and_resume_puts_it_bac
         statement.contains("`rollback resume`") && !statement.contains("()"),
         "{statement}"
     );
-    assert!(!app_online(&rig), "never started without its database");
+    assert!(!rig.app_online(), "never started without its database");
     assert!(statement.contains("STOPPED"), "{statement}");
 
     // Halted leads somewhere: nothing new starts over it.
@@ -134,7 +126,7 @@ async fn a_server_killed_after_the_emergency_backup_halts_and_resume_puts_it_bac
         "t",
         "and open to clients"
     );
-    assert!(app_online(&rig), "the app serves again");
+    assert!(rig.app_online(), "the app serves again");
     println!("--- after resume ---\n{}", report.to_markdown());
     assert!(matches!(o.resume().await, Err(RollbackError::NothingToResume)));
 }

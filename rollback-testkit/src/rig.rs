@@ -60,6 +60,15 @@ impl Default for Rig {
 }
 
 impl Rig {
+    /// Whether [`APP`] is online in the world now.
+    pub fn app_online(&self) -> bool {
+        self.world
+            .end_state()
+            .apps
+            .iter()
+            .any(|(a, s)| a.as_str() == APP && *s == rollback_core::ProcessState::Online)
+    }
+
     /// v1 live and healthy: database `"v1 data"` (100 rows), revision v1 active, config with
     /// a secret, app online.
     pub fn new() -> Self {

@@ -334,63 +334,32 @@ impl TempPostgres {
     /// Restarts the server (`pg_ctl restart -m fast -w`), e.g. after
     /// `ALTER SYSTEM SET shared_preload_libraries = ..`; every session is disconnected.
     pub fn restart(&self) -> Result<(), String> {
-        let pg_ctl = self.bindir.join("pg_ctl");
-        let log = self.root().join("server.log");
-        let out = self.run_server_tool(
-            &pg_ctl,
-            &[
-                "restart".as_ref(),
-                "-m".as_ref(),
-                "fast".as_ref(),
-                "-w".as_ref(),
-                "-t".as_ref(),
-                "60".as_ref(),
-                "-D".as_ref(),
-                self.data_dir.as_os_str(),
-                "-l".as_ref(),
-                log.as_os_str(),
-            ],
-        )?;
-        check(&out, "pg_ctl restart")
+        self.pg_ctl(&["restart", "-m", "fast", "-w", "-t", "60"], true)
     }
 
     /// Stops the server as a crash would (`pg_ctl stop -m immediate`): every session is cut,
     /// nothing is checkpointed; [`start_again`](Self::start_again) brings it back (with
     /// crash recovery).
     pub fn kill(&self) -> Result<(), String> {
-        let pg_ctl = self.bindir.join("pg_ctl");
-        let out = self.run_server_tool(
-            &pg_ctl,
-            &[
-                "stop".as_ref(),
-                "-m".as_ref(),
-                "immediate".as_ref(),
-                "-w".as_ref(),
-                "-D".as_ref(),
-                self.data_dir.as_os_str(),
-            ],
-        )?;
-        check(&out, "pg_ctl stop -m immediate")
+        self.pg_ctl(&["stop", "-m", "immediate", "-w"], false)
     }
 
     /// Starts the server again after [`kill`](Self::kill), on the same port and socket.
     pub fn start_again(&self) -> Result<(), String> {
+        self.pg_ctl(&["start", "-w", "-t", "60"], true)
+    }
+
+    /// `pg_ctl ARGS -D <data dir>` (with `-l <server.log>` when `log`), as the server's user.
+    fn pg_ctl(&self, args: &[&str], log: bool) -> Result<(), String> {
         let pg_ctl = self.bindir.join("pg_ctl");
-        let log = self.root().join("server.log");
-        let out = self.run_server_tool(
-            &pg_ctl,
-            &[
-                "start".as_ref(),
-                "-w".as_ref(),
-                "-t".as_ref(),
-                "60".as_ref(),
-                "-D".as_ref(),
-                self.data_dir.as_os_str(),
-                "-l".as_ref(),
-                log.as_os_str(),
-            ],
-        )?;
-        check(&out, "pg_ctl start")
+        let log_file = self.root().join("server.log");
+        let mut all: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+        all.extend(["-D".as_ref(), self.data_dir.as_os_str()]);
+        if log {
+            all.extend(["-l".as_ref(), log_file.as_os_str()]);
+        }
+        let out = self.run_server_tool(&pg_ctl, &all)?;
+        check(&out, &format!("pg_ctl {}", args.join(" ")))
     }
 
     /// Writes the CA, the server's certificate and key, and a `hostssl`-only `pg_hba.conf`;

@@ -3,18 +3,8 @@
 //! whenever it is back, no library names asked of an operator), a new rollback is refused
 //! while one is halted, and `resume()` once the fault is cleared ends consistent and serving.
 
-use rollback_core::{
-    ErrorKind, FailurePolicy, Orchestrator, Outcome, ProcessState, RollbackError, RollbackTarget, Scope,
-};
+use rollback_core::{ErrorKind, FailurePolicy, Orchestrator, Outcome, RollbackError, RollbackTarget, Scope};
 use rollback_testkit::{Fault, Method, Rig, When, APP};
-
-fn online(rig: &Rig) -> bool {
-    rig.world
-        .end_state()
-        .apps
-        .iter()
-        .any(|(a, s)| a.as_str() == APP && *s == ProcessState::Online)
-}
 
 /// A rig at v1 with a good checkpoint, then a bad v2 deployed.
 async fn deployed() -> (Rig, Orchestrator) {
@@ -77,7 +67,7 @@ async fn a_fault_in_each_undo_halts_truthfully_and_resume_ends_consistent_and_se
             let s = rig.world.lock();
             (s.db.live.as_ref().map(|l| l.marker.clone()), s.db.sealed)
         };
-        assert!(!online(&rig), "{what}: an inconsistent app stays stopped");
+        assert!(!rig.app_online(), "{what}: an inconsistent app stays stopped");
         assert!(statement.contains("STOPPED"), "{what}: {statement}");
         if method == Method::DbReinstate {
             assert_eq!(marker.as_deref(), Some("v1 data"), "{what}");
@@ -138,7 +128,7 @@ async fn a_fault_in_each_undo_halts_truthfully_and_resume_ends_consistent_and_se
             report.outcome
         );
         assert_eq!(rig.world.end_state(), before, "{what}: the pre-rollback state");
-        assert!(online(&rig), "{what}: serving");
+        assert!(rig.app_online(), "{what}: serving");
         assert!(!rig.world.lock().db.sealed, "{what}: open to clients");
         assert!(
             report.notes.iter().any(|n| n.contains("taken up again")),
@@ -176,7 +166,7 @@ async fn a_rollback_halted_by_policy_is_put_back_by_resume() {
         panic!("expected Halted");
     };
     assert_operator_words(statement, "halt policy");
-    assert!(!online(&rig));
+    assert!(!rig.app_online());
     rig.world.clear_faults();
     let err = rig.orchestrator().build().unwrap().resume().await.unwrap_err();
     assert!(
@@ -187,7 +177,7 @@ async fn a_rollback_halted_by_policy_is_put_back_by_resume() {
         "{err}"
     );
     assert_eq!(rig.world.end_state(), before);
-    assert!(online(&rig));
+    assert!(rig.app_online());
 }
 
 #[tokio::test]
@@ -212,7 +202,7 @@ async fn an_emergency_backup_that_fails_after_moving_the_database_is_found_and_p
         report.outcome
     );
     assert_eq!(rig.world.end_state(), before, "the database moved aside is back");
-    assert!(online(&rig));
+    assert!(rig.app_online());
     assert!(
         report.recovery.iter().any(|i| i.checked
             && i.text
@@ -303,7 +293,7 @@ async fn without_a_live_database_the_recovery_never_starts_the_app_and_says_so()
         panic!("never a false 'put back and started': {}", report.outcome);
     };
     assert!(rig.world.lock().db.live.is_none(), "the test's premise");
-    assert!(!online(&rig), "the app is not started without its database");
+    assert!(!rig.app_online(), "the app is not started without its database");
     assert!(statement.contains("STOPPED"), "{statement}");
     assert!(
         statement.contains("the live database does not answer"),
@@ -337,7 +327,7 @@ async fn resume_restarts_an_app_someone_started_on_the_release_before_the_switch
     rollback_core::ProcessManager::start(&rig.process, &rollback_core::AppName::new(APP))
         .await
         .unwrap();
-    assert!(online(&rig), "the premise: online before the resume");
+    assert!(rig.app_online(), "the premise: online before the resume");
     let restarts = rig.world.count(Method::ProcessRestart);
     let report = rig.orchestrator().build().unwrap().resume().await.unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded);

@@ -367,3 +367,14 @@ impl Host {
         );
     }
 }
+
+/// A real haproxy in front of `hosts`, answering. `None` when haproxy is missing (said
+/// loudly by TempHaproxy).
+pub fn balancer(test: &str, hosts: &[Host]) -> Option<TempHaproxy> {
+    let servers: Vec<(&str, u16)> = hosts.iter().map(|h| (h.name.as_str(), h.port)).collect();
+    let lb = TempHaproxy::start(test, &servers)?;
+    wait_until("haproxy answers", Duration::from_secs(10), || {
+        get(lb.port(), "/api/health", Duration::from_secs(2)).is_some()
+    });
+    Some(lb)
+}
