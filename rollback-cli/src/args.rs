@@ -108,9 +108,17 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
-    /// Finish a rollback whose process died, from its journal.
-    #[command(after_help = "Example:\n  rollback resume")]
-    Resume,
+    /// Finish a rollback whose process died, from its journal; take up a halted one once its
+    /// fault is cleared.
+    #[command(
+        after_help = "Examples:\n  rollback resume\n  rollback resume --handled \"renamed the databases back by hand, started web\"   # a halt put right by hand: closed, nothing changed"
+    )]
+    Resume {
+        /// A halted rollback was put right by hand: close it with this note instead of
+        /// resuming it (nothing is changed; the note goes into its journal and report).
+        #[arg(long, value_name = "WHAT_WAS_DONE")]
+        handled: Option<String>,
+    },
     /// The live revision, the lock, an unfinished rollback, the last rollback.
     #[command(after_help = "Example:\n  rollback status")]
     Status,

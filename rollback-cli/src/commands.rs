@@ -43,7 +43,8 @@ pub async fn dispatch(cli: Cli, printer: &mut Printer) -> u8 {
         Command::Prune { keep } => prune(&config, keep, printer).await,
         Command::Plan(target) => plan(&config, &target, printer).await,
         Command::Run { target, reason, yes } => run(&config, &target, &reason, yes, printer).await,
-        Command::Resume => resume(&config, printer).await,
+        Command::Resume { handled: None } => resume(&config, printer).await,
+        Command::Resume { handled: Some(note) } => close_halted(&config, &note, printer).await,
         Command::Status => status(&config, printer).await,
         Command::Unlock { force, yes } => unlock(&config, force, yes, printer).await,
         Command::Investigate { reason } => investigate(&config, &reason, printer).await,
@@ -686,6 +687,29 @@ async fn resume(config: &Config, printer: &mut Printer) -> u8 {
     )
 }
 
+async fn close_halted(config: &Config, note: &str, printer: &mut Printer) -> u8 {
+    code_of(
+        async {
+            let w = wired_tolerant(config, None, printer).await?;
+            let journal = w
+                .orchestrator
+                .close_halted(note)
+                .await
+                .map_err(|e| library(printer, &e))?;
+            printer.result(
+                "closed",
+                &json!({ "id": journal.id, "note": note }),
+                format!(
+                    "rollback {} is closed as handled by hand; nothing was changed (`rollback report {}` keeps its statement and your note)",
+                    journal.id, journal.id
+                ),
+            );
+            Ok(exit::OK)
+        }
+        .await,
+    )
+}
+
 async fn status(config: &Config, printer: &mut Printer) -> u8 {
     code_of(async {
         let w = wired_tolerant(config, None, printer).await?;
@@ -713,7 +737,7 @@ async fn status(config: &Config, printer: &mut Printer) -> u8 {
         match unfinished {
             Some(j) if j.is_halted() => {
                 text.push_str(&format!(
-                    "\nHALTED: rollback {} halted at `{}`: once the fault is cleared, run `rollback resume`",
+                    "\nHALTED: rollback {} halted at `{}`: once the fault is cleared, run `rollback resume` (put right by hand? `rollback resume --handled \"what you did\"` closes it)",
                     j.id,
                     j.stopped_at_step()
                 ));

@@ -82,6 +82,11 @@ pub struct Artifacts {
     /// outcome are sent again).
     #[serde(default)]
     pub resumed_after_halt_at: Option<DateTime<Utc>>,
+    /// True while a halt of this rollback waits for `resume()` (set when it halts, cleared by
+    /// [`Orchestrator::close_halted`](crate::Orchestrator::close_halted) once a human put
+    /// things right by hand). A journal written before halts were resumable has it false.
+    #[serde(default)]
+    pub halt_resumable: bool,
 }
 
 /// The journal of one rollback.
@@ -189,10 +194,11 @@ impl Journal {
         !matches!(self.status, JournalStatus::Finished(_)) || self.is_halted()
     }
 
-    /// True when the rollback ended halted: some part could not be brought to a consistent
-    /// end; the report's statement says what is where, and `resume()` takes it up again.
+    /// True when the rollback ended halted and waits for `resume()`: some part could not be
+    /// brought to a consistent end; the report's statement says what is where.
     pub fn is_halted(&self) -> bool {
         matches!(self.status, JournalStatus::Finished(Outcome::Halted { .. }))
+            && self.artifacts.halt_resumable
     }
 
     /// True when `step` began (in this run or before a resume), whatever its outcome: its

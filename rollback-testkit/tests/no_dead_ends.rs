@@ -351,3 +351,72 @@ async fn resume_restarts_an_app_someone_started_on_the_release_before_the_switch
         start.checklist
     );
 }
+
+#[tokio::test]
+async fn a_halt_put_right_by_hand_is_closed_without_changing_anything() {
+    let (rig, o) = deployed().await;
+    rig.world.lock().code.broken_trees.insert("tree-v1".into());
+    rig.world.inject(
+        Method::DbReinstate,
+        When::Nth(1),
+        Fault::Fail(ErrorKind::Unavailable),
+    );
+    let err = o
+        .rollback(RollbackTarget::LastGood, "v2 broken", Scope::ALL)
+        .await
+        .unwrap_err();
+    let id = err.report().unwrap().id.clone();
+    assert!(o.unfinished().await.unwrap().is_some_and(|j| j.is_halted()));
+    rig.world.clear_faults();
+    let calls = rig.world.calls().len();
+    let closed = o
+        .close_halted("renamed the databases back by hand")
+        .await
+        .unwrap();
+    assert_eq!(closed.id, id);
+    assert_eq!(rig.world.calls().len(), calls, "nothing was asked of any adapter");
+    assert!(o.unfinished().await.unwrap().is_none(), "no longer resumed");
+    assert!(matches!(o.resume().await, Err(RollbackError::NothingToResume)));
+    assert!(
+        o.report_of(&id)
+            .await
+            .unwrap()
+            .notes
+            .iter()
+            .any(|n| n.contains("closed by hand") && n.contains("renamed the databases back by hand")),
+        "the note is in the report"
+    );
+    assert!(matches!(
+        o.close_halted("again").await,
+        Err(RollbackError::NothingToResume)
+    ));
+}
+
+#[tokio::test]
+async fn a_halt_journaled_before_halts_were_resumable_is_not_resumed() {
+    let (rig, o) = deployed().await;
+    rig.world.lock().code.broken_trees.insert("tree-v1".into());
+    rig.world.inject(
+        Method::DbReinstate,
+        When::Nth(1),
+        Fault::Fail(ErrorKind::Unavailable),
+    );
+    o.rollback(RollbackTarget::LastGood, "v2 broken", Scope::ALL)
+        .await
+        .unwrap_err();
+    // As an earlier version wrote it: no `halt_resumable` field.
+    let mut journal = o.unfinished().await.unwrap().expect("halted");
+    journal.artifacts.halt_resumable = false;
+    rollback_core::StateStore::save_journal(&rig.state, &journal)
+        .await
+        .unwrap();
+    assert!(
+        o.unfinished().await.unwrap().is_none(),
+        "an old halt is history, not resumed"
+    );
+    let json = serde_json::to_value(&journal).unwrap();
+    let mut old = json.clone();
+    old["artifacts"].as_object_mut().unwrap().remove("halt_resumable");
+    let read: rollback_core::Journal = serde_json::from_value(old).unwrap();
+    assert!(!read.is_halted(), "an old journal reads as not resumable");
+}

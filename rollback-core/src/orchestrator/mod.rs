@@ -594,6 +594,34 @@ impl Orchestrator {
         run::Run::resume(self, journal).await
     }
 
+    /// Closes a halted rollback that a human put right by hand, so that it is no longer
+    /// resumed (a `resume()` would converge every part again, undoing what the human did).
+    /// Changes nothing but the journal: `note` (what was done) goes into it and its report.
+    /// [`RollbackError::NothingToResume`] when no rollback is halted; a running or
+    /// interrupted one is not closed this way (`resume()` finishes it).
+    pub async fn close_halted(&self, note: &str) -> Result<Journal, RollbackError> {
+        let Some(mut journal) = self.unfinished().await?.filter(Journal::is_halted) else {
+            return Err(RollbackError::NothingToResume);
+        };
+        let (lock, _) = lock::acquire(&*self.state, &journal.id).await?;
+        journal.artifacts.halt_resumable = false;
+        journal.notes.push(format!(
+            "halt closed by hand by {} (nothing changed by the tool): {note}",
+            lock.holder
+        ));
+        let saved = self
+            .state
+            .save_journal(&journal)
+            .await
+            .map_err(RollbackError::State);
+        if let Err(e) = self.state.unlock(&lock.holder.token).await {
+            tracing::error!(error = %e, "could not release the lock taken to close the halt");
+        }
+        saved?;
+        tracing::warn!(rollback = %journal.id, "halted rollback closed by hand");
+        Ok(journal)
+    }
+
     /// The journal of an unfinished (running, interrupted or halted) rollback, if there is
     /// one.
     pub async fn unfinished(&self) -> Result<Option<Journal>, RollbackError> {

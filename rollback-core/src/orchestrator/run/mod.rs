@@ -1114,6 +1114,7 @@ impl<'a> Run<'a> {
         if self.journal.steps.last().map(|r| r.step) != Some(Step::Report) {
             let _ = self.begin(Step::Report).await;
         }
+        self.journal.artifacts.halt_resumable = matches!(outcome, Outcome::Halted { .. });
         self.journal.status = JournalStatus::Finishing(outcome.clone());
         if let Err(e) = self.save().await {
             tracing::error!(error = %e, "could not journal the end of the rollback");
