@@ -37,13 +37,22 @@ async fn a_rollback_is_refused_while_a_checkpoint_runs() {
     rig.world.inject(
         Method::DbSnapshot,
         When::Nth(1),
-        Fault::Delay(Duration::from_millis(600)),
+        Fault::Delay(Duration::from_secs(3)),
     );
     let taking = {
         let o = o.clone();
         tokio::spawn(async move { o.checkpoint("slow").await })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Until the checkpoint holds the lock (it then waits in its snapshot for 3 s).
+    let mut held = false;
+    for _ in 0..2500 {
+        if o.lock_holder().await.unwrap().is_some() {
+            held = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(held, "the checkpoint took the lock");
     let refused = o
         .rollback(RollbackTarget::LastGood, "during a checkpoint", Scope::ALL)
         .await
