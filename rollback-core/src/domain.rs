@@ -251,6 +251,13 @@ pub struct PutAside {
     pub holds: String,
 }
 
+impl std::fmt::Display for PutAside {
+    /// How reports, checklists and statements name it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "set aside, not deleted: {} ({})", self.location, self.holds)
+    }
+}
+
 /// What a database integrity check should look at.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -156,6 +156,17 @@ impl PartOutcome {
         }
     }
 
+    /// `part` failed with `error` (its kind and message, without the source).
+    pub fn failed(part: impl Into<String>, error: &AdapterError) -> Self {
+        Self::new(
+            part,
+            PartState::Failed {
+                kind: error.kind(),
+                message: error.message().to_owned(),
+            },
+        )
+    }
+
     /// True when the call did its work on this part.
     pub fn is_done(&self) -> bool {
         matches!(self.state, PartState::Done)
@@ -174,13 +185,19 @@ impl PartOutcome {
     }
 }
 
+impl fmt::Display for PartState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PartState::Done => f.write_str("done"),
+            PartState::Failed { kind, message } => write!(f, "{kind}: {message}"),
+            PartState::NotReached => f.write_str("not reached"),
+        }
+    }
+}
+
 impl fmt::Display for PartOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.state {
-            PartState::Done => write!(f, "{}: done", self.part),
-            PartState::Failed { kind, message } => write!(f, "{}: {kind}: {message}", self.part),
-            PartState::NotReached => write!(f, "{}: not reached", self.part),
-        }
+        write!(f, "{}: {}", self.part, self.state)
     }
 }
 

@@ -74,6 +74,16 @@ pub struct StepRecord {
     pub checklist: Vec<ChecklistItem>,
 }
 
+impl StepRecord {
+    /// When it ended (it started at `started_at` and took `duration`).
+    pub fn ended_at(&self) -> DateTime<Utc> {
+        chrono::Duration::from_std(self.duration)
+            .ok()
+            .and_then(|d| self.started_at.checked_add_signed(d))
+            .unwrap_or(self.started_at)
+    }
+}
+
 /// How the rollback ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

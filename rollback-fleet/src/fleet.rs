@@ -229,13 +229,7 @@ impl Fleet {
                     parts.push(PartOutcome::new(name, PartState::Done));
                 }
                 Err(e) => {
-                    parts.push(PartOutcome::new(
-                        name,
-                        PartState::Failed {
-                            kind: e.kind(),
-                            message: e.message().to_owned(),
-                        },
-                    ));
+                    parts.push(PartOutcome::failed(name, &e));
                     failed.push((name.to_owned(), e));
                 }
             }
@@ -796,13 +790,7 @@ impl ProcessManager for FleetProcess {
                     parts.push(PartOutcome::new(&h.name, PartState::Done));
                 }
                 Err(e) => {
-                    let outcome = PartOutcome::new(
-                        &h.name,
-                        PartState::Failed {
-                            kind: e.kind(),
-                            message: e.message().to_owned(),
-                        },
-                    );
+                    let outcome = PartOutcome::failed(&h.name, &e);
                     // A host that cannot be reached says nothing about the release: roll
                     // on. One that came back unhealthy ends the roll.
                     ended = !outcome.is_unreachable();

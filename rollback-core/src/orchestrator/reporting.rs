@@ -3,22 +3,14 @@
 use super::Orchestrator;
 use crate::journal::{Journal, JournalStatus};
 use crate::plan::Step;
-use crate::report::{DowntimeWindow, Outcome, RollbackReport};
+use crate::report::{DowntimeWindow, Outcome, RollbackReport, StepRecord};
 use chrono::Utc;
 
 pub(super) fn build_report(o: &Orchestrator, j: &Journal) -> RollbackReport {
     // A finished rollback ended when its last step (the report's) did: read again later, its
     // report says the same (never the time of reading).
     let finished_at = match &j.status {
-        JournalStatus::Finished(_) => j
-            .steps
-            .last()
-            .and_then(|r| {
-                chrono::Duration::from_std(r.duration)
-                    .ok()
-                    .map(|d| r.started_at + d)
-            })
-            .unwrap_or_else(Utc::now),
+        JournalStatus::Finished(_) => j.steps.last().map_or_else(Utc::now, StepRecord::ended_at),
         _ => Utc::now(),
     };
     let outcome = match &j.status {
@@ -40,7 +32,7 @@ pub(super) fn build_report(o: &Orchestrator, j: &Journal) -> RollbackReport {
         emergency_backup.push(format!("config: version {} at {}", v.id, v.location));
     }
     for p in &j.artifacts.put_aside {
-        emergency_backup.push(format!("set aside, not deleted: {} ({})", p.location, p.holds));
+        emergency_backup.push(p.to_string());
     }
     let mut notes = j.notes.clone();
     if let (Some(snapshot), Some(p)) = (&j.checkpoint.snapshot, &j.artifacts.preserved_database) {

@@ -162,7 +162,7 @@ impl<'a> Run<'a> {
                 // Observe and converge again: every undo is idempotent. The cause is the
                 // step's own failure (what the earlier recovery met is in its report).
                 let cause = cause
-                    .split_once("; then recovery failed: ")
+                    .split_once(recovery::THEN_RECOVERY_FAILED)
                     .map_or(cause.as_str(), |(own, _)| own)
                     .to_owned();
                 run.journal.status = JournalStatus::Recovering {
@@ -669,10 +669,7 @@ impl<'a> Run<'a> {
             prepared.snapshot
         )));
         for a in aside {
-            self.items.push(ChecklistItem::done(format!(
-                "set aside, not deleted: {} ({})",
-                a.location, a.holds
-            )));
+            self.items.push(ChecklistItem::done(a.to_string()));
             if !self.journal.artifacts.put_aside.contains(&a) {
                 self.journal.artifacts.put_aside.push(a);
             }
@@ -795,23 +792,22 @@ impl<'a> Run<'a> {
         // earlier recovery, a human, the manager's resurrect) whose process is older than
         // the switch of its code or config runs what was there before, and is restarted.
         let restart = self.started_before_the_switch().await;
-        let (started, first_answer, _) = if restart {
+        if restart {
             self.items.push(ChecklistItem::done(format!(
                 "`{}` was online from before the code or config was switched under it: restarted onto the activated release",
                 o.app
             )));
-            while_probing(
-                o,
-                o.timed(Step::Start, "restarting the app", o.process.restart(&o.app)),
-            )
-            .await
-        } else {
-            while_probing(
-                o,
-                o.timed(Step::Start, "starting the app", o.process.start(&o.app)),
-            )
-            .await
+        }
+        let start = async {
+            if restart {
+                o.timed(Step::Start, "restarting the app", o.process.restart(&o.app))
+                    .await
+            } else {
+                o.timed(Step::Start, "starting the app", o.process.start(&o.app))
+                    .await
+            }
         };
+        let (started, first_answer, _) = while_probing(o, start).await;
         started?;
         if first_answer.is_some() {
             self.journal.first_answer_at = first_answer;
@@ -837,11 +833,7 @@ impl<'a> Run<'a> {
             .iter()
             .filter(|r| matches!(r.step, Step::ActivateCode | Step::RestoreConfig) && r.outcome.is_ok())
             .filter(|r| !matches!(r.outcome, StepOutcome::Skipped(_)))
-            .filter_map(|r| {
-                chrono::Duration::from_std(r.duration)
-                    .ok()
-                    .map(|d| r.started_at + d)
-            })
+            .map(StepRecord::ended_at)
             .max();
         let Some(switched) = switched else {
             return false;

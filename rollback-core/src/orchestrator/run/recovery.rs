@@ -14,6 +14,11 @@ use crate::report::{ChecklistItem, Outcome};
 use crate::traits::ProcessManager;
 use std::sync::Arc;
 
+/// Joins a halted rollback's own failure to what its recovery then met, in the outcome's
+/// cause; a resume of the recovery splits it off again (the step's own failure is its
+/// cause).
+pub(super) const THEN_RECOVERY_FAILED: &str = "; then recovery failed: ";
+
 /// The parts that failed `step`, when that step is the start, at least one part started,
 /// and every part that did not could not be reached (its host or agent gone): the database
 /// and the reachable hosts are on the target then. `None` otherwise.
@@ -27,16 +32,12 @@ pub(super) fn only_unreachable_parts_failed(step: Step, error: &AdapterError) ->
         .then(|| failed.iter().map(|p| p.part.clone()).collect())
 }
 
-/// Why each of `parts` was left out, as the error of the call that left it out said.
+/// Why `part` was left out, as the error of the call that left it out said.
 fn why(error_parts: &[PartOutcome], part: &str) -> String {
-    error_parts.iter().find(|p| p.part == part).map_or_else(
-        || "not reached".to_owned(),
-        |p| match &p.state {
-            PartState::Failed { kind, message } => format!("{kind}: {message}"),
-            PartState::NotReached => "not reached".to_owned(),
-            PartState::Done => "done".to_owned(),
-        },
-    )
+    error_parts
+        .iter()
+        .find(|p| p.part == part)
+        .map_or_else(|| PartState::NotReached.to_string(), |p| p.state.to_string())
 }
 
 /// What a recovery did, undo by undo: `None` where an undo was not needed.
@@ -75,7 +76,7 @@ impl RecoveryLog {
     /// whole.
     fn record_parts<T>(&mut self, what: &str, result: &Result<T, AdapterError>) {
         match result {
-            Err(e) if e.failed_parts().is_some_and(|f| !f.is_empty()) => {
+            Err(e) if e.parts().iter().any(|p| !p.is_done()) => {
                 for p in e.parts() {
                     if p.is_done() {
                         self.items
@@ -182,9 +183,8 @@ impl Run<'_> {
         self.emit(step, ProgressKind::Recovering);
         tracing::warn!(rollback = %self.journal.id, step = %step, "putting the pre-rollback state back");
         let o = self.o;
-        let artifacts = self.journal.artifacts.clone();
         let mut log = RecoveryLog::default();
-        let graceful = artifacts.graceful_reload;
+        let graceful = self.journal.artifacts.graceful_reload;
         if self.journal.began(Step::Start) && !graceful {
             let r = o
                 .timed(Step::Stop, "stopping the app", o.process.stop(&o.app))
@@ -196,38 +196,34 @@ impl Run<'_> {
         // so it is put back whenever it was kept (reinstate is idempotent). An emergency
         // backup that began but returned nothing may have moved it all the same (it failed
         // after its change): the adapter is asked what it set aside.
-        let preserved_database = match (&o.database, &artifacts.preserved_database) {
-            (Some(db), None)
-                if self.journal.request.scope.database && self.journal.began(Step::EmergencyBackup) =>
-            {
-                let label = super::emergency_label(&self.journal);
-                let r = o
-                    .timed(
-                        Step::EmergencyBackup,
-                        "finding what the emergency backup set aside",
-                        db.preserved(&label),
-                    )
-                    .await;
-                match r {
-                    Ok(Some(p)) => {
-                        log.items.push(ChecklistItem::done(format!(
-                            "found what the interrupted emergency backup set aside: {} at {}",
-                            p.method, p.location
-                        )));
-                        self.journal.artifacts.preserved_database = Some(p.clone());
-                        Some(p)
-                    }
-                    Ok(None) => None,
-                    Err(e) => {
-                        log.record("find out what the emergency backup set aside", &Err::<(), _>(e));
-                        None
-                    }
+        if let (Some(db), None, true, true) = (
+            &o.database,
+            &self.journal.artifacts.preserved_database,
+            self.journal.request.scope.database,
+            self.journal.began(Step::EmergencyBackup),
+        ) {
+            let label = super::emergency_label(&self.journal);
+            let r = o
+                .timed(
+                    Step::EmergencyBackup,
+                    "finding what the emergency backup set aside",
+                    db.preserved(&label),
+                )
+                .await;
+            match r {
+                Ok(Some(p)) => {
+                    log.items.push(ChecklistItem::done(format!(
+                        "found what the interrupted emergency backup set aside: {} at {}",
+                        p.method, p.location
+                    )));
+                    self.journal.artifacts.preserved_database = Some(p);
                 }
+                Ok(None) => {}
+                Err(e) => log.record("find out what the emergency backup set aside", &Err::<(), _>(e)),
             }
-            (_, p) => p.clone(),
-        };
+        }
         let artifacts = self.journal.artifacts.clone();
-        if let (Some(db), Some(p)) = (&o.database, &preserved_database) {
+        if let (Some(db), Some(p)) = (&o.database, &artifacts.preserved_database) {
             let r = o
                 .timed(
                     Step::RestoreDatabase,
@@ -297,18 +293,17 @@ impl Run<'_> {
         }
         // Before the app starts on it: the live database answers (an undo that reported
         // success is checked against what is there).
-        if let (Some(db), true, true) = (
+        if let (Some(db), true, true, true) = (
             &o.database,
             self.journal.request.scope.database,
+            self.journal.began(Step::EmergencyBackup),
             log.problems.is_empty(),
         ) {
-            if self.journal.began(Step::EmergencyBackup) {
-                let r = o
-                    .timed(Step::Start, "checking the live database answers", db.ping())
-                    .await;
-                log.record("the live database answers", &r);
-                log.answers = Some(r.map(drop));
-            }
+            let r = o
+                .timed(Step::Start, "checking the live database answers", db.ping())
+                .await;
+            log.record("the live database answers", &r);
+            log.answers = Some(r.map(drop));
         }
         // The app: on every part whose undo succeeded, never on one left out.
         let serving: Option<Arc<dyn ProcessManager>> = if !log.problems.is_empty() {
@@ -372,7 +367,7 @@ impl Run<'_> {
             why.extend(log.left_out.iter().map(|(_, w)| w.clone()));
             Outcome::Halted {
                 step,
-                cause: format!("{cause}; then recovery failed: {}", why.join("; ")),
+                cause: format!("{cause}{THEN_RECOVERY_FAILED}{}", why.join("; ")),
                 statement: self.state_statement(Some(&log)),
             }
         };
@@ -447,7 +442,7 @@ impl Run<'_> {
             ));
         }
         for p in &a.put_aside {
-            out.push(format!("set aside, not deleted: {} ({})", p.location, p.holds));
+            out.push(p.to_string());
         }
         out.push(format!(
             "once {} can be reached, resume the rollback (`rollback resume`): it brings {} to the target and verifies every part",
@@ -596,7 +591,7 @@ impl Run<'_> {
             }
         }
         for p in &a.put_aside {
-            parts.push(format!("set aside, not deleted: {} ({})", p.location, p.holds));
+            parts.push(p.to_string());
         }
         parts.push(if recovery.is_some() {
             "once the fault is cleared, resume the rollback (`rollback resume`): it puts back what is still missing and starts what is still stopped".to_owned()
