@@ -480,12 +480,8 @@ impl PostgresSnapshot {
                     seal::describe_session(pid, from, user.as_deref(), app.as_deref(), addr.as_deref());
                 if ended == Some(true) {
                     terminated = true;
-                    seen.entry(pid).or_insert(described);
+                    seen.entry(pid).or_insert(format!("disconnected {described}"));
                 } else {
-                    let described = described
-                        .strip_prefix("disconnected ")
-                        .unwrap_or(&described)
-                        .to_owned();
                     kept.insert(pid, described);
                 }
             }

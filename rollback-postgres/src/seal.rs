@@ -73,7 +73,7 @@ pub(crate) fn describe_session(
     addr: Option<&str>,
 ) -> String {
     format!(
-        "disconnected session pid {pid} on {db} (user {}, application `{}`, client {})",
+        "session pid {pid} on {db} (user {}, application `{}`, client {})",
         user.unwrap_or("?"),
         app.unwrap_or(""),
         addr.unwrap_or("local socket")
@@ -129,7 +129,10 @@ impl PostgresSnapshot {
                 let (user, app, addr): (Option<String>, Option<String>, Option<String>) =
                     (r.get(1), r.get(2), r.get(3));
                 seen.entry(pid).or_insert_with(|| {
-                    describe_session(pid, db, user.as_deref(), app.as_deref(), addr.as_deref())
+                    format!(
+                        "disconnected {}",
+                        describe_session(pid, db, user.as_deref(), app.as_deref(), addr.as_deref())
+                    )
                 });
             }
             if Instant::now() >= deadline {

@@ -260,13 +260,8 @@ impl PostgresSnapshot {
                 return Ok(rec.preserved);
             }
             if let Some(t) = &rec.renamed_to {
-                // An interrupted call: did its rename go through? (A rename keeps the oid.)
-                let t_oid = Self::db_oid(&client, t).await?;
-                let renamed = match rec.oid {
-                    Some(oid) => t_oid == Some(oid),
-                    None => t_oid.is_some() && Self::db_oid(&client, &live).await?.is_none(),
-                };
-                if renamed {
+                // An interrupted call: did its rename go through?
+                if Self::renamed_aside(&client, &rec, t, &live).await? {
                     // Finish what rename_database does after the rename.
                     self.ensure_connectable(&client, t).await?;
                     let mut rec = rec.clone();
@@ -349,6 +344,22 @@ impl PostgresSnapshot {
         Ok(rec.preserved)
     }
 
+    /// Whether the rename `rec` began (of `live` to `target`) went through: `target` has the
+    /// live database's recorded oid (a rename keeps it), or, with no oid recorded, `target`
+    /// exists and `live` does not. Reads the catalog only.
+    async fn renamed_aside(
+        client: &Client,
+        rec: &PreservedRecord,
+        target: &str,
+        live: &str,
+    ) -> Result<bool, PgError> {
+        let found = Self::db_oid(client, target).await?;
+        Ok(match rec.oid {
+            Some(oid) => found == Some(oid),
+            None => found.is_some() && Self::db_oid(client, live).await?.is_none(),
+        })
+    }
+
     /// What `preserve_live(label)` set aside, finished or not: its record when it finished;
     /// when it was interrupted or failed after its rename (its record could not be written),
     /// the database it was renaming the live one to, if that database now has the live
@@ -365,11 +376,7 @@ impl PostgresSnapshot {
             return Ok(None);
         };
         let client = self.maintenance().await?;
-        let found = Self::db_oid(&client, target).await?;
-        let renamed = match rec.oid {
-            Some(oid) => found == Some(oid),
-            None => found.is_some() && Self::db_oid(&client, &self.config.dbname).await?.is_none(),
-        };
+        let renamed = Self::renamed_aside(&client, rec, target, &self.config.dbname).await?;
         Ok(renamed.then(|| {
             let mut preserved = rec.preserved.clone();
             preserved.notes.push(format!(
