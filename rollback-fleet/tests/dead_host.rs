@@ -150,15 +150,14 @@ async fn a_host_dying_mid_rollback_leaves_the_others_serving_and_resume_ends_all
     }
 }
 
-#[tokio::test]
-async fn a_host_dying_in_a_rolling_code_rollback_is_passed_over_and_resume_rolls_it() {
+/// A code-only rollback (rolling: the database is not in scope) during which host
+/// `host` dies at its first call of `method`: the rig and the halt statement.
+async fn rolling_rollback_halted(host: usize, method: Method) -> (Rig, String) {
     let rig = Rig::new(3).await;
     let o = rig.orchestrator().await;
     let cp = o.checkpoint("before v2").await.unwrap();
     rig.deploy_v2();
-    // web-2 dies as the roll reaches it (it restarts: the fake's manager has no graceful
-    // reload, and every host has a probe).
-    rig.hosts[1].dies_at(Method::ProcessRestart);
+    rig.hosts[host].dies_at(method);
     let err = o
         .rollback(
             RollbackTarget::Checkpoint(cp.id.clone()),
@@ -171,6 +170,14 @@ async fn a_host_dying_in_a_rolling_code_rollback_is_passed_over_and_resume_rolls
     let Outcome::Halted { statement, .. } = &report.outcome else {
         panic!("expected Halted, got {}", report.outcome);
     };
+    (rig, statement.clone())
+}
+
+#[tokio::test]
+async fn a_host_dying_in_a_rolling_code_rollback_is_passed_over_and_resume_rolls_it() {
+    // web-2 dies as the roll reaches it (it restarts: the fake's manager has no graceful
+    // reload, and every host has a probe).
+    let (rig, statement) = rolling_rollback_halted(1, Method::ProcessRestart).await;
     // web-1 and web-3 were rolled onto v1 and serve it; nobody was stopped.
     for i in [0, 2] {
         let h = &rig.hosts[i];
@@ -195,23 +202,7 @@ async fn a_host_dying_in_a_rolling_code_rollback_is_passed_over_and_resume_rolls
 
 #[tokio::test]
 async fn a_host_dying_at_the_switch_of_a_rolling_code_rollback_is_left_out_and_the_others_put_back() {
-    let rig = Rig::new(3).await;
-    let o = rig.orchestrator().await;
-    let cp = o.checkpoint("before v2").await.unwrap();
-    rig.deploy_v2();
-    rig.hosts[2].dies_at(Method::CodeActivate);
-    let err = o
-        .rollback(
-            RollbackTarget::Checkpoint(cp.id.clone()),
-            "v2 broken",
-            Scope::CODE,
-        )
-        .await
-        .unwrap_err();
-    let report = err.report().expect("a report");
-    let Outcome::Halted { statement, .. } = &report.outcome else {
-        panic!("expected Halted, got {}", report.outcome);
-    };
+    let (rig, statement) = rolling_rollback_halted(2, Method::CodeActivate).await;
     assert!(
         statement.contains("web-3 was left alone") && statement.contains("on every host but web-3"),
         "{statement}"

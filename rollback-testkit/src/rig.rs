@@ -60,6 +60,19 @@ impl Default for Rig {
 }
 
 impl Rig {
+    /// A rig at v1 with a good checkpoint ("before v2"), then a bad v2 deployed with the
+    /// parts in `broken` broken (see [`deploy_bad_release`](Self::deploy_bad_release)), the
+    /// calls recorded so far forgotten; with an orchestrator over it.
+    pub async fn deployed(broken: Scope) -> (Rig, Orchestrator) {
+        let rig = Rig::new();
+        let o = rig.orchestrator().build().expect("the rig's orchestrator");
+        let cp = o.checkpoint("before v2").await.expect("a checkpoint");
+        assert!(cp.good, "a checkpoint taken while healthy is good");
+        rig.deploy_bad_release(broken);
+        rig.world.clear_calls();
+        (rig, o)
+    }
+
     /// Whether [`APP`] is online in the world now.
     pub fn app_online(&self) -> bool {
         self.world

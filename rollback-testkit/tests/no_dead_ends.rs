@@ -3,18 +3,8 @@
 //! whenever it is back, no library names asked of an operator), a new rollback is refused
 //! while one is halted, and `resume()` once the fault is cleared ends consistent and serving.
 
-use rollback_core::{ErrorKind, FailurePolicy, Orchestrator, Outcome, RollbackError, RollbackTarget, Scope};
+use rollback_core::{ErrorKind, FailurePolicy, Outcome, RollbackError, RollbackTarget, Scope};
 use rollback_testkit::{Fault, Method, Rig, When, APP};
-
-/// A rig at v1 with a good checkpoint, then a bad v2 deployed.
-async fn deployed() -> (Rig, Orchestrator) {
-    let rig = Rig::new();
-    let o = rig.orchestrator().build().unwrap();
-    o.checkpoint("before v2").await.unwrap();
-    rig.deploy_bad_release(Scope::ALL);
-    rig.world.clear_calls();
-    (rig, o)
-}
 
 /// Each undo of the recovery, as the call the fakes see: the code's and the config's
 /// put-back are their second `activate` / `restore` (the first is the rollback's own), the
@@ -42,20 +32,34 @@ fn assert_operator_words(statement: &str, what: &str) {
     );
 }
 
+/// A rollback whose target does not come up healthy, so that it must be undone, and whose
+/// undo `method` (its `when`-th call) meets a fault nobody planned for: the rig, its
+/// orchestrator, the world before the rollback, and the rollback's error.
+async fn halted_in_undo(
+    method: Method,
+    when: When,
+) -> (
+    Rig,
+    rollback_core::Orchestrator,
+    rollback_testkit::EndState,
+    RollbackError,
+) {
+    let (rig, o) = Rig::deployed(Scope::ALL).await;
+    let before = rig.world.end_state();
+    rig.world.lock().code.broken_trees.insert("tree-v1".into());
+    rig.world
+        .inject(method, when, Fault::Fail(ErrorKind::Unavailable));
+    let err = o
+        .rollback(RollbackTarget::LastGood, "v2 broken", Scope::ALL)
+        .await
+        .unwrap_err();
+    (rig, o, before, err)
+}
+
 #[tokio::test]
 async fn a_fault_in_each_undo_halts_truthfully_and_resume_ends_consistent_and_serving() {
     for (what, method, when) in undo_faults() {
-        let (rig, o) = deployed().await;
-        let before = rig.world.end_state();
-        // The target does not come up healthy: the rollback must be undone, and one undo
-        // meets a fault nobody planned for.
-        rig.world.lock().code.broken_trees.insert("tree-v1".into());
-        rig.world
-            .inject(method, when, Fault::Fail(ErrorKind::Unavailable));
-        let err = o
-            .rollback(RollbackTarget::LastGood, "v2 broken", Scope::ALL)
-            .await
-            .unwrap_err();
+        let (rig, o, before, err) = halted_in_undo(method, when).await;
         let report = err.report().expect("a report");
         let Outcome::Halted { statement, .. } = &report.outcome else {
             panic!("{what}: expected Halted, got {}", report.outcome);
@@ -182,7 +186,7 @@ async fn a_rollback_halted_by_policy_is_put_back_by_resume() {
 
 #[tokio::test]
 async fn an_emergency_backup_that_fails_after_moving_the_database_is_found_and_put_back() {
-    let (rig, o) = deployed().await;
+    let (rig, o) = Rig::deployed(Scope::ALL).await;
     let before = rig.world.end_state();
     // The adapter renames the live database aside, then cannot record it (its state
     // directory turned read-only, say) and fails.
@@ -311,7 +315,7 @@ async fn without_a_live_database_the_recovery_never_starts_the_app_and_says_so()
 
 #[tokio::test]
 async fn resume_restarts_an_app_someone_started_on_the_release_before_the_switch() {
-    let (rig, o) = deployed().await;
+    let (rig, o) = Rig::deployed(Scope::ALL).await;
     // The process dies right after the code was switched; the app is brought back by hand
     // (`pm2 resurrect`, say) before the rollback is resumed: it runs what it loaded before.
     rig.world
@@ -354,17 +358,7 @@ async fn resume_restarts_an_app_someone_started_on_the_release_before_the_switch
 
 #[tokio::test]
 async fn a_halt_put_right_by_hand_is_closed_without_changing_anything() {
-    let (rig, o) = deployed().await;
-    rig.world.lock().code.broken_trees.insert("tree-v1".into());
-    rig.world.inject(
-        Method::DbReinstate,
-        When::Nth(1),
-        Fault::Fail(ErrorKind::Unavailable),
-    );
-    let err = o
-        .rollback(RollbackTarget::LastGood, "v2 broken", Scope::ALL)
-        .await
-        .unwrap_err();
+    let (rig, o, _, err) = halted_in_undo(Method::DbReinstate, When::Nth(1)).await;
     let id = err.report().unwrap().id.clone();
     assert!(o.unfinished().await.unwrap().is_some_and(|j| j.is_halted()));
     rig.world.clear_faults();
@@ -394,16 +388,7 @@ async fn a_halt_put_right_by_hand_is_closed_without_changing_anything() {
 
 #[tokio::test]
 async fn a_halt_journaled_before_halts_were_resumable_is_not_resumed() {
-    let (rig, o) = deployed().await;
-    rig.world.lock().code.broken_trees.insert("tree-v1".into());
-    rig.world.inject(
-        Method::DbReinstate,
-        When::Nth(1),
-        Fault::Fail(ErrorKind::Unavailable),
-    );
-    o.rollback(RollbackTarget::LastGood, "v2 broken", Scope::ALL)
-        .await
-        .unwrap_err();
+    let (rig, o, _, _) = halted_in_undo(Method::DbReinstate, When::Nth(1)).await;
     // As an earlier version wrote it: no `halt_resumable` field.
     let mut journal = o.unfinished().await.unwrap().expect("halted");
     journal.artifacts.halt_resumable = false;

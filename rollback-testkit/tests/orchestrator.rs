@@ -1,30 +1,11 @@
 //! The orchestrator against the fakes: end states, not just calls.
 
 use rollback_core::{
-    CodeStrategy, ErrorKind, FailurePolicy, Orchestrator, Outcome, ProcessState, RollbackError,
-    RollbackRequest, RollbackTarget, Scenario, Scope, Step, StepOutcome,
+    CodeStrategy, ErrorKind, FailurePolicy, Orchestrator, Outcome, RollbackError, RollbackRequest,
+    RollbackTarget, Scenario, Scope, Step, StepOutcome,
 };
 use rollback_testkit::{EndState, Fault, Method, Rig, When, APP};
 use std::time::Duration;
-
-/// A rig at v1 with a good checkpoint, then a bad v2 deployed that breaks `broken`.
-async fn deployed(broken: Scope) -> (Rig, Orchestrator) {
-    let rig = Rig::new();
-    let o = rig.orchestrator().build().unwrap();
-    let cp = o.checkpoint("before v2").await.unwrap();
-    assert!(cp.good, "a checkpoint taken while healthy is good");
-    rig.deploy_bad_release(broken);
-    rig.world.clear_calls();
-    (rig, o)
-}
-
-fn online(rig: &Rig) -> bool {
-    rig.world
-        .end_state()
-        .apps
-        .iter()
-        .any(|(a, s)| a.as_str() == APP && *s == ProcessState::Online)
-}
 
 fn healthy(rig: &Rig) -> bool {
     rig.world.lock().healthy(&APP.into())
@@ -47,7 +28,7 @@ fn steps_of(report: &rollback_core::RollbackReport) -> Vec<Step> {
 
 #[tokio::test]
 async fn migration_failure_restores_database_and_code_and_keeps_the_v2_data() {
-    let (rig, o) = deployed(Scope::DATABASE_AND_CODE).await;
+    let (rig, o) = Rig::deployed(Scope::DATABASE_AND_CODE).await;
     assert!(!healthy(&rig));
     let report = o
         .handle_scenario(
@@ -66,7 +47,7 @@ async fn migration_failure_restores_database_and_code_and_keeps_the_v2_data() {
         end.config.iter().any(|(k, _)| k == "NEW_IN_V2"),
         "config is out of scope and stays v2's"
     );
-    assert!(online(&rig) && healthy(&rig));
+    assert!(rig.app_online() && healthy(&rig));
     {
         let s = rig.world.lock();
         let kept: Vec<&str> = s.db.preserved.values().map(|c| c.marker.as_str()).collect();
@@ -122,7 +103,7 @@ async fn migration_failure_restores_database_and_code_and_keeps_the_v2_data() {
 
 #[tokio::test]
 async fn critical_bug_switches_code_only() {
-    let (rig, o) = deployed(Scope::CODE).await;
+    let (rig, o) = Rig::deployed(Scope::CODE).await;
     let report = o
         .handle_scenario(
             Scenario::CriticalBug,
@@ -147,7 +128,7 @@ async fn critical_bug_switches_code_only() {
 
 #[tokio::test]
 async fn critical_bug_by_revert_adds_commits_and_runs_the_old_tree() {
-    let (rig, o) = deployed(Scope::CODE).await;
+    let (rig, o) = Rig::deployed(Scope::CODE).await;
     let v2 = rig.world.lock().code.active.clone().unwrap();
     let request = RollbackRequest::for_scenario(Scenario::CriticalBug, RollbackTarget::LastGood, "bug")
         .with_code_strategy(CodeStrategy::Revert(vec![v2.clone()]));
@@ -169,7 +150,7 @@ async fn critical_bug_by_revert_adds_commits_and_runs_the_old_tree() {
 
 #[tokio::test]
 async fn configuration_error_restores_config_only() {
-    let (rig, o) = deployed(Scope::CONFIG).await;
+    let (rig, o) = Rig::deployed(Scope::CONFIG).await;
     let report = o
         .handle_scenario(
             Scenario::ConfigurationError,
@@ -188,7 +169,7 @@ async fn configuration_error_restores_config_only() {
 
 #[tokio::test]
 async fn performance_degradation_investigates_and_changes_nothing() {
-    let (rig, o) = deployed(Scope::CODE).await;
+    let (rig, o) = Rig::deployed(Scope::CODE).await;
     rig.world.lock().metrics.cpu_percent = Some(97.0);
     let before = rig.world.end_state();
     let report = o
@@ -232,7 +213,7 @@ fn step_faults() -> Vec<(Step, Method)> {
 #[tokio::test]
 async fn a_failure_after_the_emergency_backup_puts_the_pre_rollback_state_back() {
     for (step, method) in step_faults() {
-        let (rig, o) = deployed(Scope::ALL).await;
+        let (rig, o) = Rig::deployed(Scope::ALL).await;
         let before = rig.world.end_state();
         rig.world
             .inject(method, When::Nth(1), Fault::Fail(ErrorKind::Failed));
@@ -257,7 +238,7 @@ async fn a_failure_after_the_emergency_backup_puts_the_pre_rollback_state_back()
             before,
             "{method:?}: the world is back where it was"
         );
-        assert!(online(&rig), "{method:?}: the app runs again");
+        assert!(rig.app_online(), "{method:?}: the app runs again");
         assert!(
             report
                 .recovery
@@ -275,7 +256,7 @@ async fn a_failure_after_the_emergency_backup_puts_the_pre_rollback_state_back()
 
 #[tokio::test]
 async fn unhealthy_after_start_puts_the_pre_rollback_state_back() {
-    let (rig, o) = deployed(Scope::ALL).await;
+    let (rig, o) = Rig::deployed(Scope::ALL).await;
     let before = rig.world.end_state();
     // v1's tree is broken too: the rollback target does not come up healthy.
     rig.world.lock().code.broken_trees.insert("tree-v1".into());
@@ -292,7 +273,7 @@ async fn unhealthy_after_start_puts_the_pre_rollback_state_back() {
         }
     ));
     assert_eq!(rig.world.end_state(), before);
-    assert!(online(&rig));
+    assert!(rig.app_online());
 }
 
 #[tokio::test]
@@ -345,7 +326,7 @@ async fn halt_policy_leaves_a_documented_state_and_deletes_nothing() {
 #[tokio::test]
 async fn failures_before_the_emergency_backup_leave_the_app_running_untouched() {
     for method in [Method::DbPrepareRestore, Method::CodePrepare, Method::ProcessStop] {
-        let (rig, o) = deployed(Scope::ALL).await;
+        let (rig, o) = Rig::deployed(Scope::ALL).await;
         let before = rig.world.end_state();
         rig.world
             .inject(method, When::Nth(1), Fault::Fail(ErrorKind::Failed));
@@ -360,7 +341,7 @@ async fn failures_before_the_emergency_backup_leave_the_app_running_untouched() 
             report.outcome
         );
         assert_eq!(rig.world.end_state(), before, "{method:?}");
-        assert!(online(&rig));
+        assert!(rig.app_online());
         assert_eq!(rig.world.count(Method::DbPreserveCurrent), 0);
         assert_eq!(rig.world.count(Method::DbRestore), 0);
     }
@@ -405,7 +386,7 @@ async fn preflight_failures_stop_nothing_and_change_nothing() {
         ),
     ];
     for (name, break_it, expected) in cases {
-        let (rig, o) = deployed(Scope::ALL).await;
+        let (rig, o) = Rig::deployed(Scope::ALL).await;
         break_it(&rig);
         let before = rig.world.end_state();
         let err = o
@@ -498,7 +479,7 @@ const CRASH_POINTS: [(Method, When); 17] = [
 ];
 
 async fn uninterrupted_end_state() -> EndState {
-    let (rig, o) = deployed(Scope::ALL).await;
+    let (rig, o) = Rig::deployed(Scope::ALL).await;
     o.rollback(RollbackTarget::LastGood, "v2", Scope::ALL)
         .await
         .unwrap();
@@ -510,7 +491,7 @@ async fn a_crash_at_any_step_then_resume_ends_like_an_uninterrupted_run() {
     let expected = uninterrupted_end_state().await;
     for (method, when) in CRASH_POINTS {
         for fault in [Fault::CrashBefore, Fault::CrashAfter] {
-            let (rig, o) = deployed(Scope::ALL).await;
+            let (rig, o) = Rig::deployed(Scope::ALL).await;
             rig.world.inject(method, when, fault.clone());
             let finished = rollback_testkit::run_until_crash(
                 &rig.world,
@@ -558,7 +539,7 @@ async fn a_crash_at_any_step_then_resume_ends_like_an_uninterrupted_run() {
 
 #[tokio::test]
 async fn a_crash_during_recovery_is_resumed_as_recovery() {
-    let (rig, o) = deployed(Scope::ALL).await;
+    let (rig, o) = Rig::deployed(Scope::ALL).await;
     let before = rig.world.end_state();
     rig.world
         .inject(Method::CodeActivate, When::Nth(1), Fault::Fail(ErrorKind::Failed));
@@ -619,7 +600,7 @@ async fn the_journal_survives_in_a_state_directory_across_processes() {
 
 #[tokio::test]
 async fn a_second_rollback_at_once_is_refused_naming_the_holder() {
-    let (rig, first) = deployed(Scope::ALL).await;
+    let (rig, first) = Rig::deployed(Scope::ALL).await;
     let second = rig.orchestrator().build().unwrap();
     rig.world.inject(
         Method::DbPrepareRestore,
@@ -700,7 +681,7 @@ async fn a_lock_left_by_a_dead_process_is_taken_over_and_a_foreign_host_needs_fo
 
 #[tokio::test]
 async fn dry_run_returns_the_plan_and_changes_nothing() {
-    let (rig, o) = deployed(Scope::ALL).await;
+    let (rig, o) = Rig::deployed(Scope::ALL).await;
     let before = rig.world.end_state();
     let request =
         RollbackRequest::for_scenario(Scenario::DatabaseMigrationFailure, RollbackTarget::LastGood, "x");

@@ -6,30 +6,12 @@
 use async_trait::async_trait;
 use rollback_core::{
     AdapterError, Checkpoint, ErrorKind, FailurePolicy, Journal, LockHolder, Orchestrator, Outcome,
-    ProcessState, RollbackError, RollbackReport, RollbackRequest, RollbackTarget, Scope, StateStore, Step,
+    RollbackError, RollbackReport, RollbackRequest, RollbackTarget, Scope, StateStore, Step,
 };
 use rollback_testkit::{DbContent, Fault, MemoryStateStore, Method, Rig, When, APP};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-fn online(rig: &Rig) -> bool {
-    rig.world
-        .end_state()
-        .apps
-        .iter()
-        .any(|(a, s)| a.as_str() == APP && *s == ProcessState::Online)
-}
-
-/// A rig at v1 with a good checkpoint, then a bad v2 deployed (every part broken).
-async fn deployed() -> (Rig, Orchestrator) {
-    let rig = Rig::new();
-    let o = rig.orchestrator().build().unwrap();
-    o.checkpoint("before v2").await.unwrap();
-    rig.deploy_bad_release(Scope::ALL);
-    rig.world.clear_calls();
-    (rig, o)
-}
 
 // ---- 1. the snapshot's own baseline ---------------------------------------------------------
 
@@ -59,7 +41,7 @@ async fn orphans_already_there_at_checkpoint_time_warn_and_do_not_fail_the_rollb
 
 #[tokio::test]
 async fn a_staged_copy_worse_than_its_baseline_is_refused_before_the_stop() {
-    let (rig, o) = deployed().await;
+    let (rig, o) = Rig::deployed(Scope::ALL).await;
     let before = rig.world.end_state();
     rig.world.lock().db.staging_adds_orphans = 2;
     let err = o
@@ -93,7 +75,7 @@ async fn a_staged_copy_worse_than_its_baseline_is_refused_before_the_stop() {
 
 #[tokio::test]
 async fn the_staged_copy_is_checked_while_the_app_serves_and_post_start_checks_use_the_baseline() {
-    let (rig, o) = deployed().await;
+    let (rig, o) = Rig::deployed(Scope::ALL).await;
     o.rollback(RollbackTarget::LastGood, "v2 broken", Scope::ALL)
         .await
         .unwrap();
@@ -136,7 +118,7 @@ fn failures_after_the_stop() -> Vec<(Method, When, Scope)> {
 #[tokio::test]
 async fn a_failure_at_every_step_after_the_stop_leaves_the_app_answering_and_undoes_only_what_ran() {
     for (method, when, scope) in failures_after_the_stop() {
-        let (rig, o) = deployed().await;
+        let (rig, o) = Rig::deployed(Scope::ALL).await;
         let before = rig.world.end_state();
         rig.world.inject(method, when, Fault::Fail(ErrorKind::Failed));
         let err = o
@@ -149,7 +131,10 @@ async fn a_failure_at_every_step_after_the_stop_leaves_the_app_answering_and_und
             "{method:?} {when:?} {scope}: {}",
             report.outcome
         );
-        assert!(online(&rig), "{method:?} {when:?} {scope}: the app answers again");
+        assert!(
+            rig.app_online(),
+            "{method:?} {when:?} {scope}: the app answers again"
+        );
         assert_eq!(rig.world.end_state(), before, "{method:?} {when:?} {scope}");
         let failed = match report.outcome {
             Outcome::RestoredPreRollbackState { step, .. } => step,
@@ -175,7 +160,7 @@ async fn a_failure_at_every_step_after_the_stop_leaves_the_app_answering_and_und
 
 #[tokio::test]
 async fn recovery_after_a_database_failure_does_not_reactivate_an_in_place_tree_it_never_touched() {
-    let (rig, o) = deployed().await;
+    let (rig, o) = Rig::deployed(Scope::ALL).await;
     // An in-place tree with uncommitted changes: re-activating "the pre-rollback release"
     // would be refused and leave the app stopped.
     rig.world
@@ -201,14 +186,14 @@ async fn recovery_after_a_database_failure_does_not_reactivate_an_in_place_tree_
         "{}",
         report.outcome
     );
-    assert!(online(&rig));
+    assert!(rig.app_online());
 }
 
 // ---- 3. what activate would refuse is found in pre-flight ---------------------------------
 
 #[tokio::test]
 async fn a_dirty_live_tree_is_refused_in_preflight_and_dry_run_before_the_stop() {
-    let (rig, o) = deployed().await;
+    let (rig, o) = Rig::deployed(Scope::ALL).await;
     rig.world.lock().code.dirty = Some("src/app.js".into());
     let request = RollbackRequest::new(RollbackTarget::LastGood, "v2 broken", Scope::CODE);
     let Err(RollbackError::Preflight { failures }) = o.dry_run(&request).await else {
@@ -228,7 +213,7 @@ async fn a_dirty_live_tree_is_refused_in_preflight_and_dry_run_before_the_stop()
 
 #[tokio::test]
 async fn a_halted_statement_says_what_recovery_actually_did() {
-    let (rig, o) = deployed().await;
+    let (rig, o) = Rig::deployed(Scope::ALL).await;
     // The config cannot be put in place, nor put back: recovery halts, after the database
     // and the code were put back.
     rig.world.inject(
@@ -305,7 +290,7 @@ async fn halt_policy_names_a_set_aside_database_that_was_never_switched() {
 
 #[tokio::test]
 async fn downtime_ends_when_the_first_probe_passes_not_a_polling_interval_later() {
-    let (rig, o) = deployed().await;
+    let (rig, o) = Rig::deployed(Scope::ALL).await;
     let mut settings = Rig::settings();
     settings.health_interval = Duration::from_secs(10);
     settings.health_timeout = Duration::from_secs(30);
@@ -418,7 +403,7 @@ async fn a_crash_while_writing_the_report_is_finished_by_resume() {
 
 #[tokio::test]
 async fn a_refusal_because_of_an_unfinished_rollback_names_the_dead_holder_and_keeps_its_lock() {
-    let (rig, o) = deployed().await;
+    let (rig, o) = Rig::deployed(Scope::ALL).await;
     rig.world
         .inject(Method::CodeActivate, When::Nth(1), Fault::CrashBefore);
     let crashed =
@@ -470,7 +455,7 @@ fn order_of(rig: &Rig) -> Vec<Method> {
 
 #[tokio::test]
 async fn the_switched_in_database_is_opened_only_right_before_the_start() {
-    let (rig, o) = deployed().await;
+    let (rig, o) = Rig::deployed(Scope::ALL).await;
     o.rollback(RollbackTarget::LastGood, "v2", Scope::ALL)
         .await
         .unwrap();
@@ -493,7 +478,7 @@ async fn the_switched_in_database_is_opened_only_right_before_the_start() {
 
 #[tokio::test]
 async fn recovery_opens_the_put_back_database_right_before_the_start() {
-    let (rig, o) = deployed().await;
+    let (rig, o) = Rig::deployed(Scope::ALL).await;
     rig.world
         .inject(Method::ProcessStart, When::Nth(1), Fault::Fail(ErrorKind::Failed));
     let err = o
@@ -518,7 +503,7 @@ async fn recovery_opens_the_put_back_database_right_before_the_start() {
     let start = calls.iter().rposition(|c| *c == Method::ProcessStart).unwrap();
     assert!(reinstate < open && open < start, "{calls:?}");
     assert!(!rig.world.lock().db.sealed);
-    assert!(online(&rig));
+    assert!(rig.app_online());
     assert!(
         report
             .emergency_backup
@@ -533,7 +518,7 @@ async fn recovery_opens_the_put_back_database_right_before_the_start() {
 
 #[tokio::test]
 async fn a_checkpoint_is_refused_while_a_rollback_is_unfinished() {
-    let (rig, o) = deployed().await;
+    let (rig, o) = Rig::deployed(Scope::ALL).await;
     rig.world
         .inject(Method::DbRestore, When::Nth(1), Fault::CrashBefore);
     let crashed =
@@ -647,7 +632,7 @@ async fn a_code_and_config_rollback_of_a_cluster_app_reloads_it_and_never_stops_
         report.notes
     );
     assert_eq!(rig.world.end_state().code_tree.as_deref(), Some("tree-v1"));
-    assert!(online(&rig));
+    assert!(rig.app_online());
 }
 
 #[tokio::test]
